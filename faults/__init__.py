@@ -1,0 +1,1 @@
+"""The fault catalogue: tool, model, stream, approval, crash and input faults."""

@@ -1,0 +1,1 @@
+"""shakeout: the pytest plugin and the engine."""

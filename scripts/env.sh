@@ -1,0 +1,31 @@
+# Sourced by the project's scripts: create or reuse the project-local virtual environment.
+# Reinstalls only when pyproject.toml changed since the last install (a hash stamp in .venv).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+PY=""
+for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+        PY=$candidate
+        break
+    fi
+done
+if [ -z "$PY" ]; then
+    echo "shakeout needs Python >= 3.11 on PATH (tried python3.11, python3, python); install it and rerun." >&2
+    exit 2
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating the project's virtual environment in $VENV" >&2
+    "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.shakeout-installed"
+WANT=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
+    echo "installing shakeout and its dev tools into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
+    echo "$WANT" >"$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"
