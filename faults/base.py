@@ -48,6 +48,12 @@ class FaultDefinitionError(TypeError):
     """A fault class is declared wrongly (missing or duplicate key, bad surface)."""
 
 
+class FaultNotApplicableError(ValueError):
+    """A fault cannot act on the call it was scheduled on (e.g. no tool call to break, a body
+    that is not a JSON object): the scenario aims it at the wrong call, the agent is not to blame.
+    """
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Which calls of the targeted surface a fault fires on (1-based call indices).
@@ -107,6 +113,9 @@ class Fault:
     transient: ClassVar[bool]
     """A transient fault must be recovered by a well-built agent; a permanent one must not be
     retried and ends the run with ``category`` (or a terminal state the scenario declares)."""
+    expected_state: ClassVar[str | None] = None
+    """Terminal state a run must reach when the fault fires (e.g. ``rejected``, ``expired``);
+    None: the state follows from ``category`` and ``transient`` as usual."""
 
     target: str | None = None
     at: Schedule = field(default_factory=Schedule)
@@ -150,6 +159,15 @@ class Fault:
             else:
                 out[f.name] = None
         return out
+
+    def eligible(self, call_index: int) -> bool:
+        """Whether the fault can act on call ``call_index`` (1-based) at all.
+
+        Checked before the schedule: an ineligible call neither fires nor draws from the RNG.
+        Most faults can act on any call; a fault that needs history (a repeated answer) cannot
+        act on the first.
+        """
+        return call_index >= 1
 
     def label(self) -> str:
         """Readable id fragment, e.g. ``tool_status-503@get_order#1``."""

@@ -337,7 +337,7 @@ class CrashMode(StrEnum):
     HARD = "hard"
 
 
-class AgentCrash(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class AgentCrash(BaseException):
     """Raised at a crash point. A ``BaseException`` so ``except Exception`` cannot swallow it."""
 
 

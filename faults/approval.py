@@ -1,0 +1,103 @@
+"""Approval faults: the human reviewer denies, never answers, answers twice, or too late."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from faults.surfaces import ApprovalFault, ReviewAction, ReviewContext
+
+
+@dataclass(frozen=True)
+class ApprovalDeny(ApprovalFault):
+    """The reviewer denies the action: the run must end rejected, with no effect."""
+
+    key = "approval_deny"
+    category = None
+    transient = False
+    expected_state = "rejected"
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """A denial."""
+        return ReviewAction("deny", delay_s=ctx.scripted.delay_s)
+
+
+@dataclass(frozen=True)
+class ApprovalNever(ApprovalFault):
+    """The reviewer never decides: the approval must expire and the run end expired."""
+
+    key = "approval_never"
+    category = None
+    transient = False
+    expected_state = "expired"
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """No decision."""
+        return ReviewAction("never")
+
+
+@dataclass(frozen=True)
+class ApprovalChangedArgs(ApprovalFault):
+    """The approval is bound to changed arguments (amount doubled): the agent must refuse it.
+
+    Refusing leaves the run parked until the approval expires, so it ends expired.
+
+    Attributes:
+        argument: the argument to change; a number is multiplied by ``factor``, anything else
+            (or a missing argument) is replaced by a tampered marker.
+        factor: the multiplier for a numeric argument.
+    """
+
+    key = "approval_changed_args"
+    category = None
+    transient = False
+    expected_state = "expired"
+    argument: str = "amount"
+    factor: float = 2.0
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """An approval bound to arguments that differ from the requested ones."""
+        return ReviewAction(
+            "approve", arguments=self.changed(ctx.arguments), delay_s=ctx.scripted.delay_s
+        )
+
+    def changed(self, arguments: Any) -> dict[str, Any]:
+        """The requested arguments with ``argument`` changed (always different from them)."""
+        args = dict(arguments)
+        value = args.get(self.argument)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
+            args[self.argument] = value * self.factor
+        else:
+            args[self.argument] = f"{value!r} (tampered)"
+        return args
+
+    def label_detail(self) -> str:
+        """The argument and factor, e.g. ``amountx2``."""
+        return f"{self.argument}x{self.factor:g}"
+
+
+@dataclass(frozen=True)
+class ApprovalDuplicate(ApprovalFault):
+    """The reviewer's decision is delivered twice: its effect must happen once."""
+
+    key = "approval_duplicate"
+    category = None
+    transient = True
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """The scripted decision, delivered twice."""
+        return dataclasses.replace(ctx.scripted, times=2)
+
+
+@dataclass(frozen=True)
+class ApprovalAfterRestart(ApprovalFault):
+    """The decision arrives after the agent restarted while parked: a fresh process applies it."""
+
+    key = "approval_after_restart"
+    category = None
+    transient = True
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """The scripted decision, delivered to a restarted agent."""
+        return dataclasses.replace(ctx.scripted, after_restart=True)

@@ -1,0 +1,89 @@
+"""The fault catalogue as data: one row per registered fault, printed by ``shakeout faults``."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from typing import Any
+
+# Imported for their side effect: each module's subclasses register themselves by key.
+from faults import approval, crash, model, stream, tool  # noqa: F401
+from faults.base import Fault, Schedule, registry
+
+COMMON_PARAMETERS = ("target", "at")
+"""Parameters every fault takes (``target``, ``at``); rows list only a fault's own."""
+
+
+def _plain(value: Any) -> Any:
+    # Rows must be JSON-able: enums become their value, schedules their fields.
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Schedule):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _row(cls: type[Fault]) -> dict[str, Any]:
+    params = {
+        name: _plain(default)
+        for name, default in cls.parameters().items()
+        if name not in COMMON_PARAMETERS
+    }
+    return {
+        "key": cls.key,
+        "surface": cls.surface.value,
+        "category": cls.category.value if cls.category is not None else None,
+        "transient": cls.transient,
+        "expected_state": cls.expected_state,
+        "summary": cls.summary(),
+        "parameters": params,
+    }
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every registered fault as a row, ordered by surface then key.
+
+    Each row has ``key``, ``surface``, ``category`` (None: no error expected), ``transient``,
+    ``expected_state`` (a terminal state the fault forces, or None), ``summary`` (the one-line
+    docstring) and ``parameters`` (the fault's own settable fields with their defaults; every
+    fault also takes ``target`` and ``at``).
+    """
+    rows = [_row(cls) for cls in registry().values()]
+    return sorted(rows, key=lambda r: (r["surface"], r["key"]))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    def params(row: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in row["parameters"].items())
+
+    def outcome(row: dict[str, Any]) -> str:
+        if row["expected_state"]:
+            return str(row["expected_state"])
+        kind = "transient" if row["transient"] else "permanent"
+        return f"{kind} {row['category'] or '-'}"
+
+    head = ("key", "surface", "expect", "parameters", "summary")
+    body = [(r["key"], r["surface"], outcome(r), params(r), r["summary"]) for r in rows]
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head) - 1)]
+    lines = []
+    for line in [head, *body]:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        lines.append("  ".join([*cells, line[-1]]).rstrip())
+    footer = f"{len(rows)} faults; each also takes target (a tool or step) and at (a schedule)"
+    return "\n".join([*lines, "", footer])
+
+
+def faults_main(as_json: bool) -> int:
+    """Print the catalogue as a table, or as a JSON list of rows; return the exit code (0).
+
+    Args:
+        as_json: print JSON (for tools) instead of the aligned table (for people).
+    """
+    rows = catalogue()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        sys.stdout.write(_table(rows) + "\n")
+    return 0
