@@ -1,0 +1,339 @@
+"""The reporting plugin object: gathers scenario results from test reports and writes the report.
+
+It reads the ``("shakeout", entry)`` pair each scenario item appends to ``user_properties`` in its
+call phase. Those travel with the test reports, so under xdist the controller sees every entry
+and is the only process that writes files. Items that never produced an entry (collection
+errors, a crashed worker's item, a harness exception) are recorded with verdict ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from harness.gate import PolicyError, evaluate_gate, format_gate, load_policy
+from harness.html import write_html
+from harness.markdown import write_markdown
+from harness.report_model import Report, ReportItem, write_text_atomic
+
+PROPERTY = "shakeout"
+"""The ``user_properties`` name of a scenario item's entry."""
+
+KEY_FIELDS = ("scenario", "variant", "verdict", "category", "terminal_state", "seed", "reproduce")
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+MAX_REASON_LINES = 5
+MAX_REASON_CHARS = 1000
+_CRASH = re.compile(r"^worker '?[\w-]+'? crashed while running")
+
+
+def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None)
+    # For Python tracebacks the crash line names the exception; the traceback's first lines
+    # would only show source context. Custom reprs (scenario files) lead with their message.
+    text = message if isinstance(message, str) and message else report.longreprtext
+    if not text:
+        text = str(longrepr) if longrepr is not None else ""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()][:MAX_REASON_LINES]
+    return "\n".join(lines)[:MAX_REASON_CHARS] or f"{report.outcome} without details"
+
+
+def _parse_nodeid(nodeid: str) -> tuple[str, str]:
+    # Best effort for items without an entry: "path.yaml::name[variant]" -> (name, variant);
+    # a file-level nodeid (collection error) names the file's stem as the scenario.
+    path, _, rest = nodeid.partition("::")
+    name = rest.rsplit("::", 1)[-1] if rest else Path(path).stem
+    match = re.fullmatch(r"(.*?)\[(.*)\]", name)
+    if match:
+        return match.group(1), match.group(2)
+    return name, "base"
+
+
+def _entry_from_properties(props: Sequence[tuple[str, object]]) -> Mapping[str, Any] | None:
+    entry: Mapping[str, Any] | None = None
+    for name, value in props:
+        if name != PROPERTY:
+            continue
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = {"_unparsable": value[:200]}
+            entry = parsed if isinstance(parsed, dict) else {"_unparsable": value[:200]}
+        elif isinstance(value, Mapping):
+            entry = value
+    return entry
+
+
+def junit_properties(props: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
+    """Rewrite ``user_properties`` so JUnit XML shows the entry as JSON plus its key fields.
+
+    junitxml writes ``str(value)``, which for a dict is a Python repr; the entry is replaced by
+    its JSON text and ``shakeout.<field>`` properties are added for the key fields. Idempotent.
+
+    Args:
+        props: the report's ``user_properties``.
+
+    Returns:
+        A new list of properties.
+    """
+    out: list[tuple[str, object]] = []
+    entry: Mapping[str, Any] | None = None
+    for name, value in props:
+        if name == PROPERTY and isinstance(value, Mapping):
+            entry = value
+            value = json.dumps(value, sort_keys=True, default=str)
+        out.append((name, value))
+    if entry is not None and not any(n.startswith(f"{PROPERTY}.") for n, _ in out):
+        for field in KEY_FIELDS:
+            value = entry.get(field)
+            out.append((f"{PROPERTY}.{field}", "" if value is None else value))
+        fired = entry.get("faults_fired") or []
+        keys = [f.get("key", "") for f in fired if isinstance(f, Mapping)]
+        out.append((f"{PROPERTY}.faults_fired", ",".join(dict.fromkeys(keys))))
+    return out
+
+
+class ReportPlugin:
+    """Collects scenario results during the session and writes the JSON, Markdown and HTML files.
+
+    Registered by ``harness.plugin`` on every process; only the xdist controller (or a session
+    without xdist) writes files and prints the terminal summary.
+
+    Args:
+        config: the pytest config.
+        seed: the session seed.
+        json_path: ``--chaos-report`` destination, or None.
+        markdown_path: ``--chaos-markdown`` destination, or None.
+        html_path: ``--chaos-html`` destination, or None.
+        policy_path: ``--chaos-policy`` file, or None for ``[tool.shakeout.gate]`` (if any).
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        seed: int,
+        json_path: str | None,
+        markdown_path: str | None,
+        html_path: str | None,
+        policy_path: str | None,
+    ) -> None:
+        self.config = config
+        self.seed = seed
+        self.json_path = json_path
+        self.markdown_path = markdown_path
+        self.html_path = html_path
+        self.policy_path = policy_path
+        self._entries: dict[str, Mapping[str, Any]] = {}
+        self._problems: dict[str, list[tuple[str, str]]] = {}
+        self._scenario_nodeids: set[str] = set()
+        self._reported: set[str] = set()
+        self._collected: set[str] = set()
+        self._crashed = False
+        self._report: Report | None = None
+        self.written: list[Path] = []
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes the files (the xdist controller or a plain session)."""
+        return not hasattr(self.config, "workerinput")
+
+    def _is_scenario(self, report: pytest.TestReport | pytest.CollectReport) -> bool:
+        nodeid = report.nodeid
+        return (
+            nodeid in self._scenario_nodeids
+            or nodeid.split("::", 1)[0].endswith(SCENARIO_SUFFIXES)
+            or "chaos" in getattr(report, "keywords", {})
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record a phase's report; rewrite its properties for JUnit before junitxml reads them."""
+        report.user_properties = junit_properties(report.user_properties)
+        nodeid = report.nodeid
+        self._reported.add(nodeid)
+        entry = _entry_from_properties(report.user_properties)
+        if entry is not None:
+            self._entries[nodeid] = entry
+            self._scenario_nodeids.add(nodeid)
+        elif self._is_scenario(report):
+            self._scenario_nodeids.add(nodeid)
+        if report.failed and self._is_scenario(report):
+            when = str(report.when)
+            if when == "???" or _CRASH.match(report.longreprtext or ""):
+                self._crashed = True
+                when = "crash"
+            self._problems.setdefault(nodeid, []).append((when, _reason(report)))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Record a scenario file that failed to collect as an error item."""
+        if report.failed and self._is_scenario(report):
+            self._scenario_nodeids.add(report.nodeid)
+            self._problems.setdefault(report.nodeid, []).append(("collect", _reason(report)))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
+        """xdist controller: remember scenario items, to report those a dead worker never ran."""
+        self._collected.update(i for i in ids if i.split("::", 1)[0].endswith(SCENARIO_SUFFIXES))
+
+    def items(self) -> list[ReportItem]:
+        """The items gathered so far, one per scenario nodeid, in nodeid order."""
+        out: list[ReportItem] = []
+        nodeids = set(self._entries) | set(self._problems)
+        if self._crashed:
+            nodeids |= self._collected - self._reported
+        for nodeid in sorted(nodeids):
+            out.append(self._item(nodeid))
+        return out
+
+    def _item(self, nodeid: str) -> ReportItem:
+        problems = self._problems.get(nodeid, [])
+        entry = self._entries.get(nodeid)
+        scenario, variant = _parse_nodeid(nodeid)
+        if entry is None:
+            if problems:
+                text = "\n".join(_describe(when, reason) for when, reason in problems)
+            else:
+                text = "not run: its xdist worker crashed and no worker was left to run it"
+            return ReportItem(
+                nodeid=nodeid,
+                scenario=scenario,
+                variant=variant,
+                verdict="error",
+                seed=self.seed,
+                error=text,
+            )
+        try:
+            item = ReportItem.model_validate({**entry, "nodeid": nodeid})
+        except ValidationError as exc:
+            return ReportItem(
+                nodeid=nodeid,
+                scenario=str(entry.get("scenario") or scenario),
+                variant=str(entry.get("variant") or variant),
+                verdict="error",
+                seed=self.seed,
+                error=(
+                    "the harness produced a result entry that does not match the report "
+                    f"schema (a shakeout bug; please report it): {exc.error_count()} problem(s), "
+                    f"first: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+                ),
+            )
+        if not problems:
+            return item
+        # A failing phase the runner's verdict does not account for: a broken setup/teardown
+        # is the harness's error; a failing call after a passing run (an assertion of the
+        # test on the outcome) is a failure.
+        verdict = item.verdict
+        if verdict == "pass":
+            verdict = "fail" if all(w == "call" for w, _ in problems) else "error"
+        text = "\n".join(_describe(when, reason) for when, reason in problems)
+        return item.model_copy(update={"verdict": verdict, "error": text})
+
+    def build_report(self) -> Report:
+        """The report of everything gathered so far."""
+        return Report.build(self.items(), self.seed)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Write the requested files, on the controller only."""
+        if not self.is_writer:
+            return
+        report = self._report = self.build_report()
+        if self.json_path:
+            self.written.append(write_text_atomic(self.json_path, report.to_json()))
+        if report.items or self.markdown_path:
+            self.written.extend(write_markdown(report, self.markdown_path))
+        if self.html_path:
+            self.written.append(write_html(report, self.html_path))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Print counts per verdict, fault class and category, the files and the gate verdict."""
+        if not self.is_writer:
+            return
+        report = self._report if self._report is not None else self.build_report()
+        if not report.items and not self.written:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "shakeout")
+        for line in summary_lines(report):
+            tr.write_line(line)
+        for path in self.written:
+            tr.write_line(f"written: {path}")
+        gate = self._gate_lines(report)
+        for line in gate:
+            markup = {"red": True} if "FAIL" in line or "ERROR" in line else {}
+            tr.write_line(line, **markup)
+
+    def _gate_lines(self, report: Report) -> list[str]:
+        if self.policy_path is None and not _has_gate_table(self.config.rootpath):
+            return []
+        label = self.json_path or "<this session>"
+        try:
+            policy = load_policy(self.policy_path, cwd=self.config.rootpath)
+            result = evaluate_gate(report, policy)
+        except PolicyError as exc:
+            return [f"shakeout gate: ERROR {exc}"]
+        return format_gate(result, label, len(report.items))
+
+
+def _describe(when: str, reason: str) -> str:
+    prefix = {
+        "collect": "collection failed",
+        "crash": "crashed",
+        "setup": "error in setup",
+        "teardown": "error in teardown",
+        "call": "failed in call without a shakeout result",
+    }.get(when, f"failed in {when}")
+    return f"{prefix}: {reason}"
+
+
+def _has_gate_table(rootpath: Path) -> bool:
+    path = rootpath / "pyproject.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    return "gate" in data.get("tool", {}).get("shakeout", {})
+
+
+def summary_lines(report: Report) -> list[str]:
+    """The terminal summary's lines: verdicts, counts per fault class and per category.
+
+    Args:
+        report: the report.
+
+    Returns:
+        Lines without trailing newlines.
+    """
+    s = report.summary
+    v = s.by_verdict
+    lines = [
+        f"{s.total} items: {v.passed} pass, {v.fail} fail, {v.error} error (seed {report.seed})"
+    ]
+    if s.by_fault:
+        width = max(len(k) for k in s.by_fault)
+        lines.append("by fault class:")
+        for key, c in s.by_fault.items():
+            lines.append(
+                f"  {key:<{width}}  {c.total:>4} items  {c.passed} pass, {c.fail} fail, "
+                f"{c.error} error"
+            )
+    if s.by_category:
+        lines.append("by category: " + ", ".join(f"{k} {n}" for k, n in s.by_category.items()))
+    tr = s.transient_recovery
+    if tr.rate is not None:
+        lines.append(f"transient recovery: {tr.rate:.1%} ({tr.recovered}/{tr.items})")
+    cov = s.coverage
+    if cov.planned_pairs:
+        lines.append(
+            f"coverage: {cov.exercised_pairs}/{cov.planned_pairs} scenario x fault pairs exercised"
+        )
+    return lines

@@ -1,0 +1,410 @@
+"""The versioned fault-injection report: its pydantic schema, summary maths and loading."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION: Literal["1"] = "1"
+NONE_KEY = "none"
+"""Row/column label for "no fault injected" and "no category reported"."""
+
+Verdict = Literal["pass", "fail", "error"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "error")
+
+
+class ReportError(Exception):
+    """A report file cannot be used: missing, truncated, corrupt or of another schema version."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FiredFault(_Strict):
+    """A fault that actually fired during the run."""
+
+    key: str
+    surface: str
+    where: str = ""
+    call_index: int | None = None
+
+
+class InjectedFault(_Strict):
+    """A fault the variant planned to inject (it may not have fired)."""
+
+    key: str
+    surface: str
+    category: str | None = None
+    transient: bool = False
+
+
+class CheckOutcome(_Strict):
+    """One check's verdict on the run; ``passed`` is None when the check did not apply."""
+
+    name: str
+    passed: bool | None
+    reason: str = ""
+
+
+class EffectEntry(_Strict):
+    """A side effect committed by the run, with how many replays the ledger deduplicated."""
+
+    tool: str
+    idempotency_key: str | None = None
+    replays: int = 0
+
+
+class ApprovalEntry(_Strict):
+    """An approval the run asked for and what the reviewer decided."""
+
+    approval_id: str
+    tool: str
+    decision: str | None = None
+
+
+class RequestEntry(_Strict):
+    """One intercepted request of the run, in order, with the faults that touched it."""
+
+    seq: int
+    surface: str
+    tool: str | None = None
+    method: str
+    url: str
+    status: int | None = None
+    error: str | None = None
+    faults: list[str] = Field(default_factory=list)
+
+
+class ReportItem(_Strict):
+    """One scenario variant's outcome, as the runner produced it (or as the reporter inferred it).
+
+    ``error`` holds the harness's own failure text (a collection error, a crashed worker, a
+    runner exception) when there is one; the runner's entries leave it None.
+    """
+
+    nodeid: str
+    scenario: str
+    variant: str = "base"
+    faults_fired: list[FiredFault] = Field(default_factory=list)
+    faults_injected: list[InjectedFault] = Field(default_factory=list)
+    terminal_state: str | None = None
+    category: str | None = None
+    verdict: Verdict
+    checks: list[CheckOutcome] = Field(default_factory=list)
+    effects: list[EffectEntry] = Field(default_factory=list)
+    approvals: list[ApprovalEntry] = Field(default_factory=list)
+    restarts: int = 0
+    reexecuted_steps: int = 0
+    duplicate_effects: int = 0
+    crash: bool = False
+    duration_s: float = 0.0
+    seed: int = 0
+    reproduce: str = ""
+    requests: list[RequestEntry] = Field(default_factory=list)
+    error: str | None = None
+
+    def injected_keys(self) -> list[str]:
+        """Distinct injected fault keys in first-seen order, or ``["none"]`` when none were."""
+        keys = list(dict.fromkeys(f.key for f in self.faults_injected))
+        return keys or [NONE_KEY]
+
+    def fired_keys(self) -> list[str]:
+        """Distinct fired fault keys in first-seen order."""
+        return list(dict.fromkeys(f.key for f in self.faults_fired))
+
+
+class VerdictCounts(_Strict):
+    """Items per verdict."""
+
+    total: int = 0
+    passed: int = Field(0, alias="pass")
+    fail: int = 0
+    error: int = 0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class CheckCounts(_Strict):
+    """How often a check passed, failed or did not apply."""
+
+    passed: int = 0
+    failed: int = 0
+    not_applicable: int = 0
+
+
+class CoverageCell(_Strict):
+    """How many items of a scenario planned a fault key, and in how many it fired."""
+
+    injected: int = 0
+    fired: int = 0
+
+
+class CrashFigures(_Strict):
+    """Crash-and-resume figures over all items."""
+
+    crash_variants: int = 0
+    restarts: int = 0
+    reexecuted_steps: int = 0
+    duplicate_effects: int = 0
+
+
+class TransientRecovery(_Strict):
+    """Items whose fired faults were all transient, and how many of them passed.
+
+    ``rate`` is None when no such item exists (nothing to recover from).
+    """
+
+    items: int = 0
+    recovered: int = 0
+    rate: float | None = None
+
+
+class Coverage(_Strict):
+    """Scenario x fault key grid; a pair is *exercised* when the fault fired at least once."""
+
+    matrix: dict[str, dict[str, CoverageCell]] = Field(default_factory=dict)
+    planned_pairs: int = 0
+    exercised_pairs: int = 0
+    fraction: float | None = None
+
+
+class Summary(_Strict):
+    """Figures computed from the items; always recomputable with ``Report.build``."""
+
+    total: int
+    by_verdict: VerdictCounts
+    by_fault: dict[str, VerdictCounts]
+    by_category: dict[str, int]
+    by_check: dict[str, CheckCounts]
+    confusion: dict[str, dict[str, int]]
+    coverage: Coverage
+    crash: CrashFigures
+    transient_recovery: TransientRecovery
+
+
+class Report(_Strict):
+    """The fault-injection report: one file per session, the same content whatever the workers."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    seed: int
+    summary: Summary
+    items: list[ReportItem]
+
+    @classmethod
+    def build(cls, items: Iterable[ReportItem | Mapping[str, Any]], seed: int) -> Report:
+        """Validate items, sort them by nodeid and compute the summary.
+
+        Args:
+            items: report items, as models or JSON-able dicts in the runner's shape.
+            seed: the session seed.
+
+        Returns:
+            The report.
+
+        Raises:
+            pydantic.ValidationError: an item does not match the item schema.
+        """
+        models = [i if isinstance(i, ReportItem) else ReportItem.model_validate(i) for i in items]
+        models.sort(key=lambda i: i.nodeid)
+        return cls(seed=seed, summary=summarize(models), items=models)
+
+    def to_json(self) -> str:
+        """The report as indented JSON text ending with a newline."""
+        return self.model_dump_json(indent=2, by_alias=True) + "\n"
+
+    def write(self, path: str | Path) -> Path:
+        """Write the report atomically (a reader never sees a half-written file).
+
+        Args:
+            path: destination; parent directories are created.
+
+        Returns:
+            The path written.
+        """
+        return write_text_atomic(path, self.to_json())
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a sibling temporary file and a rename.
+
+    Args:
+        path: destination; parent directories are created.
+        text: the content.
+
+    Returns:
+        The destination path.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(dest)
+    return dest
+
+
+def _count_verdicts(items: Iterable[ReportItem]) -> VerdictCounts:
+    counts = Counter(i.verdict for i in items)
+    return VerdictCounts(
+        total=sum(counts.values()),
+        passed=counts["pass"],
+        fail=counts["fail"],
+        error=counts["error"],
+    )
+
+
+def _sorted_dict(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: d[k] for k in sorted(d)}
+
+
+def summarize(items: list[ReportItem]) -> Summary:
+    """Compute the summary figures of a list of items (order does not matter).
+
+    Args:
+        items: the report items.
+
+    Returns:
+        The summary.
+    """
+    by_fault_items: dict[str, list[ReportItem]] = {}
+    by_category: Counter[str] = Counter()
+    by_check: dict[str, Counter[str]] = {}
+    confusion: dict[str, Counter[str]] = {}
+    cells: dict[str, dict[str, list[int]]] = {}
+    transient_items = transient_recovered = 0
+    for item in items:
+        category = item.category or NONE_KEY
+        by_category[category] += 1
+        for key in item.injected_keys():
+            by_fault_items.setdefault(key, []).append(item)
+            confusion.setdefault(key, Counter())[category] += 1
+        for check in item.checks:
+            state = {True: "passed", False: "failed", None: "not_applicable"}[check.passed]
+            by_check.setdefault(check.name, Counter())[state] += 1
+        row = cells.setdefault(item.scenario, {})
+        fired = set(item.fired_keys())
+        for key in dict.fromkeys([*(f.key for f in item.faults_injected), *fired]):
+            cell = row.setdefault(key, [0, 0])
+            cell[0] += key in {f.key for f in item.faults_injected}
+            cell[1] += key in fired
+        if _is_transient_only(item):
+            transient_items += 1
+            transient_recovered += item.verdict == "pass"
+    matrix = {
+        scenario: {k: CoverageCell(injected=c[0], fired=c[1]) for k, c in _sorted_dict(row).items()}
+        for scenario, row in _sorted_dict(cells).items()
+    }
+    planned = sum(len(row) for row in matrix.values())
+    exercised = sum(1 for row in matrix.values() for c in row.values() if c.fired)
+    return Summary(
+        total=len(items),
+        by_verdict=_count_verdicts(items),
+        by_fault={k: _count_verdicts(v) for k, v in _sorted_dict(by_fault_items).items()},
+        by_category=_sorted_dict(by_category),
+        by_check={
+            name: CheckCounts(
+                passed=c["passed"], failed=c["failed"], not_applicable=c["not_applicable"]
+            )
+            for name, c in _sorted_dict(by_check).items()
+        },
+        confusion={k: _sorted_dict(v) for k, v in _sorted_dict(confusion).items()},
+        coverage=Coverage(
+            matrix=matrix,
+            planned_pairs=planned,
+            exercised_pairs=exercised,
+            fraction=exercised / planned if planned else None,
+        ),
+        crash=CrashFigures(
+            crash_variants=sum(1 for i in items if i.crash),
+            restarts=sum(i.restarts for i in items),
+            reexecuted_steps=sum(i.reexecuted_steps for i in items),
+            duplicate_effects=sum(i.duplicate_effects for i in items),
+        ),
+        transient_recovery=TransientRecovery(
+            items=transient_items,
+            recovered=transient_recovered,
+            rate=transient_recovered / transient_items if transient_items else None,
+        ),
+    )
+
+
+def _is_transient_only(item: ReportItem) -> bool:
+    # A run counts towards transient recovery when at least one fault fired and every fault
+    # the variant injected is transient: mixing in a permanent fault makes failure the
+    # expected outcome. Harness errors are left out, since the agent never had its chance.
+    if item.verdict == "error" or not item.faults_fired or not item.faults_injected:
+        return False
+    return all(f.transient for f in item.faults_injected)
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of the report file (what ``shakeout schema report`` prints)."""
+    schema = Report.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://shakeout.dev/schema/report-v{SCHEMA_VERSION}.json"
+    return schema
+
+
+def load_report(path: str | Path) -> Report:
+    """Read and validate a report file.
+
+    Args:
+        path: the JSON report written by the pytest plugin or by ``shakeout merge``.
+
+    Returns:
+        The report.
+
+    Raises:
+        ReportError: the file is missing, empty, truncated, not JSON, of another
+            ``schema_version``, does not match the schema, or its summary disagrees with its items.
+    """
+    p = Path(path)
+    regenerate = "rerun pytest with --chaos-report=PATH to write it again"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"report {p} does not exist; {regenerate}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"report {p} cannot be read ({exc}); {regenerate}") from None
+    if not text.strip():
+        raise ReportError(f"report {p} is empty; {regenerate}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "truncated" if exc.pos >= len(text.rstrip()) else "not valid JSON"
+        raise ReportError(
+            f"report {p} is {what} ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"{regenerate}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ReportError(
+            f"report {p} holds a JSON {type(data).__name__}, expected an object with "
+            f"schema_version, seed, summary and items; {regenerate}"
+        )
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ReportError(
+            f"report {p} has schema_version {version!r}, this shakeout reads "
+            f"{SCHEMA_VERSION!r}; regenerate it with this version or use the matching shakeout"
+        )
+    try:
+        report = Report.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ReportError(
+            f"report {p} does not match the report schema ({exc.error_count()} problem(s): "
+            f"{problems}); {regenerate}"
+        ) from None
+    if report.summary != summarize(report.items):
+        raise ReportError(
+            f"report {p} has a summary that does not match its items (edited by hand?); "
+            f"{regenerate} or merge it again with `shakeout merge`"
+        )
+    return report
