@@ -1,0 +1,216 @@
+"""The scripted model: serves a scenario's turns in a provider's wire format, faults inserted."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from faults.base import Fault
+from faults.surfaces import (
+    FaultFiring,
+    HttpRequest,
+    HttpResponse,
+    ModelAnswer,
+    ModelFault,
+    ProviderError,
+    StreamFault,
+    StreamPlan,
+    WireFormat,
+)
+from harness.clock import FakeClock
+from harness.intercept import StreamedResponse
+from harness.wire import WireEncoder, encoder_for
+from harness.wire.base import SSE_HEADERS
+
+NO_RETRY = ("x-should-retry", "false")
+"""Added to every provider error: both SDKs obey it, so their built-in retries (real sleeps of
+0.5-8 s) never run and the agent's own retry policy is what a scenario tests. Agents under test
+should still build their SDK clients with ``max_retries=0``: transport errors carry no header."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the scripted model answered one model request with.
+
+    Attributes:
+        response: the response to deliver (a JSON/error response or a stream).
+        call_index: the 1-based index of the request among the run's model requests.
+        stream: whether the answer is streamed.
+        fired: keys of the faults that fired on this request.
+        exhausted: the script had no turn left for this request.
+    """
+
+    response: HttpResponse | StreamedResponse
+    call_index: int
+    stream: bool
+    fired: tuple[str, ...] = ()
+    exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class _ModelCall:
+    """The ``ModelCallContext`` / ``StreamCallContext`` a fault sees."""
+
+    request: HttpRequest
+    call_index: int
+    scripted: ModelAnswer | None
+    previous: ModelAnswer | None
+    wire_format: WireFormat
+    rng: random.Random
+    encoder: WireEncoder
+
+    def error_event(self) -> bytes:
+        return self.encoder.error_event()
+
+
+class ScriptedModel:
+    """Serves scripted turns in order, one per model request, in a provider's wire format.
+
+    A firing ``ModelFault`` is an insertion: its answer is served and the scripted turn stays
+    next in line, so an agent that re-asks gets it. A firing ``StreamFault`` is an insertion
+    too, unless the plan it returns still delivers the scripted answer whole (same events and
+    terminator, no cut - a slow stream, say), in which case the turn counts as served.
+    Requests beyond the script get HTTP 500 with a provider error body naming the problem.
+
+    Not thread-safe on its own: the world serialises calls.
+
+    Args:
+        wire_format: the provider format to speak.
+        turns: the scripted answers, in order.
+        stream: whether to stream when a request body does not say (``"stream"`` in the
+            request body always wins, as it does with real providers).
+        model_name: the model name echoed in answers.
+    """
+
+    def __init__(
+        self,
+        wire_format: WireFormat,
+        turns: Sequence[ModelAnswer],
+        stream: bool = False,
+        model_name: str = "shakeout-model",
+    ) -> None:
+        self.wire_format: WireFormat = wire_format
+        self.encoder = encoder_for(wire_format)
+        self.turns = tuple(turns)
+        self.stream = stream
+        self.model_name = model_name
+        self._next = 0
+        self._calls = 0
+        self._previous: ModelAnswer | None = None
+        self._exhausted: list[int] = []
+
+    @property
+    def path_suffix(self) -> str:
+        """How the provider endpoint's path ends (``/chat/completions``, ...)."""
+        return self.encoder.path_suffix
+
+    @property
+    def turns_served(self) -> int:
+        """How many scripted turns have been consumed."""
+        return self._next
+
+    @property
+    def exhausted(self) -> tuple[int, ...]:
+        """Call indices of model requests that found no turn left."""
+        return tuple(self._exhausted)
+
+    def handle(
+        self,
+        request: HttpRequest,
+        faults: Sequence[Fault],
+        rng: random.Random,
+        clock: FakeClock,
+        record: Callable[[FaultFiring], None],
+    ) -> Served:
+        """Answer one model request.
+
+        Args:
+            request: the intercepted request.
+            faults: the run's faults; model and stream faults among them are considered.
+            rng: the run's seeded RNG (for probability schedules and faults that draw).
+            clock: the fake clock (timestamps; slow streams advance it per event).
+            record: called with each firing, in order.
+        """
+        self._calls += 1
+        index = self._calls
+        scripted = self.turns[self._next] if self._next < len(self.turns) else None
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        stream = self.encoder.wants_stream(body, self.stream)
+        ctx = _ModelCall(
+            request, index, scripted, self._previous, self.wire_format, rng, self.encoder
+        )
+        fired: list[str] = []
+        answer: ModelAnswer | ProviderError | None = None
+        for fault in faults:
+            if isinstance(fault, ModelFault) and fault.at.fires(index, rng):
+                answer = fault.answer(ctx)
+                fired.append(fault.key)
+                record(FaultFiring(fault.key, fault.surface, "model", index))
+                break
+        consumed = False
+        if answer is None:
+            if scripted is None:
+                self._exhausted.append(index)
+                message = (
+                    f"shakeout: scripted model has no turn left for request {index} "
+                    f"(scenario scripts {len(self.turns)} turns)"
+                )
+                error = self.encoder.error(ProviderError("server"), message)
+                return Served(_no_retry(error), index, stream, (), exhausted=True)
+            answer = scripted
+            consumed = True
+        if isinstance(answer, ProviderError):
+            self._previous = None
+            return Served(_no_retry(self.encoder.error(answer)), index, stream, tuple(fired))
+        self._previous = answer
+        created = int(clock.now())
+        if not stream:
+            if consumed:
+                self._next += 1
+            response = self.encoder.response(
+                answer, model=self.model_name, seq=index, created=created
+            )
+            return Served(response, index, False, tuple(fired))
+        original = self.encoder.stream(answer, model=self.model_name, seq=index, created=created)
+        plan = original
+        if consumed:
+            for fault in faults:
+                if isinstance(fault, StreamFault) and fault.at.fires(index, rng):
+                    plan = fault.mutate(plan, ctx)
+                    fired.append(fault.key)
+                    record(FaultFiring(fault.key, fault.surface, "stream", index))
+            if _whole(plan, original):
+                self._next += 1
+        return Served(
+            StreamedResponse(200, SSE_HEADERS, plan, _advancer(clock, plan.delay_per_event)),
+            index,
+            True,
+            tuple(fired),
+        )
+
+
+def _whole(plan: StreamPlan, original: StreamPlan) -> bool:
+    if plan.events != original.events or plan.terminator != original.terminator:
+        return False
+    if plan.cut_after is None:
+        return True
+    # a cut at or beyond the body's end cuts nothing (the interceptor delivers it whole)
+    return plan.cut_after >= sum(map(len, plan.events)) + len(plan.terminator)
+
+
+def _advancer(clock: FakeClock, delay: float) -> Callable[[int], None] | None:
+    if delay <= 0:
+        return None
+
+    def advance(_index: int) -> None:
+        clock.advance(delay)
+
+    return advance
+
+
+def _no_retry(response: HttpResponse) -> HttpResponse:
+    return HttpResponse(response.status, (*response.headers, NO_RETRY), response.body)

@@ -1,0 +1,166 @@
+"""The Anthropic Messages wire format: ``message`` bodies and the typed SSE event stream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
+from harness.wire.base import WireEncoder, named_tools, provider_error_status
+from harness.wire.sse import pieces, rough_tokens, sse_event
+
+_STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+
+_ERRORS: dict[str, tuple[str, str]] = {
+    "rate_limit": (
+        "rate_limit_error",
+        "This request would exceed the rate limit for your organization. Please try again later.",
+    ),
+    "quota": (
+        "billing_error",
+        "Your credit balance is too low to access the Anthropic API.",
+    ),
+    "server": ("api_error", "Internal server error"),
+    "overloaded": ("overloaded_error", "Overloaded"),
+}
+
+
+class AnthropicMessagesEncoder(WireEncoder):
+    """``POST /v1/messages``: a ``message`` body, or ``message_start`` ... ``message_stop``
+    events with ``input_json_delta`` pieces for tool input."""
+
+    wire_format: ClassVar[WireFormat] = "anthropic_messages"
+    path_suffix: ClassVar[str] = "/messages"
+
+    def response(self, answer: ModelAnswer, *, model: str, seq: int, created: int) -> HttpResponse:
+        """See :meth:`WireEncoder.response`.
+
+        Tool input is served as the parsed JSON of ``ToolCallSpec.arguments``; arguments that
+        are not JSON are served as a string, so the body stays parseable and the agent's own
+        input validation has to catch the wrong type.
+        """
+        content = [] if answer.empty else _blocks(answer)
+        body = {**_message(answer, model, seq), "content": content}
+        body["stop_reason"] = _stop_reason(answer)
+        body["usage"] = _usage(answer)
+        return HttpResponse.of_json(200, body)
+
+    def stream(self, answer: ModelAnswer, *, model: str, seq: int, created: int) -> StreamPlan:
+        """See :meth:`WireEncoder.stream`. Tool input arrives as raw ``partial_json`` pieces."""
+        opening = {
+            **_message(answer, model, seq),
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": 16, "output_tokens": 1},
+        }
+        events = [sse_event({"type": "message_start", "message": opening}, "message_start")]
+        blocks = [] if answer.empty else _blocks(answer)
+        for index, block in enumerate(blocks):
+            if block["type"] == "text":
+                start: dict[str, Any] = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": p} for p in pieces(block["text"], 3)]
+            else:
+                start = {**block, "input": {}}
+                raw = answer.tool_calls[index - _text_blocks(answer)].arguments
+                deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(raw, 2)]
+            events.append(
+                sse_event(
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                    "content_block_start",
+                )
+            )
+            if index == 0:
+                events.append(sse_event({"type": "ping"}, "ping"))
+            events.extend(
+                sse_event(
+                    {"type": "content_block_delta", "index": index, "delta": d},
+                    "content_block_delta",
+                )
+                for d in deltas
+            )
+            events.append(
+                sse_event({"type": "content_block_stop", "index": index}, "content_block_stop")
+            )
+        events.append(
+            sse_event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": _stop_reason(answer), "stop_sequence": None},
+                    "usage": {"output_tokens": _usage(answer)["output_tokens"]},
+                },
+                "message_delta",
+            )
+        )
+        events.append(sse_event({"type": "message_stop"}, "message_stop"))
+        return StreamPlan(tuple(events))
+
+    def error(self, error: ProviderError, message: str | None = None) -> HttpResponse:
+        """See :meth:`WireEncoder.error`."""
+        kind, stock = _ERRORS[error.kind]
+        message = stock if message is None else message
+        headers: dict[str, str] = {}
+        retry_after = error.retry_after
+        if retry_after is None and error.kind == "rate_limit":
+            retry_after = "1"
+        if retry_after is not None:
+            headers["retry-after"] = retry_after
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+        return HttpResponse.of_json(provider_error_status(error, self.wire_format), body, headers)
+
+    def error_event(self) -> bytes:
+        """An ``event: error`` with an ``overloaded_error`` body, as the API sends mid-stream."""
+        return sse_event(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            "error",
+        )
+
+    def offered_tools(self, body: Any) -> tuple[str, ...]:
+        """Names under ``tools[].name``."""
+        return named_tools(body.get("tools"), "name") if isinstance(body, dict) else ()
+
+
+def _message(answer: ModelAnswer, model: str, seq: int) -> dict[str, Any]:
+    return {
+        "id": f"msg_shakeout_{seq}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "stop_sequence": None,
+    }
+
+
+def _text_blocks(answer: ModelAnswer) -> int:
+    return 1 if (answer.text is not None or answer.refusal is not None) else 0
+
+
+def _blocks(answer: ModelAnswer) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if _text_blocks(answer):
+        # Anthropic has no separate refusal field: a refusal is text with stop_reason "refusal"
+        text = answer.text if answer.text is not None else answer.refusal
+        blocks.append({"type": "text", "text": text})
+    for call in answer.tool_calls:
+        block: dict[str, Any] = {"type": "tool_use", "name": call.name, "input": _input(call)}
+        if call.id is not None:
+            block = {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call)}
+        blocks.append(block)
+    return blocks
+
+
+def _input(call: Any) -> Any:
+    try:
+        return json.loads(call.arguments)
+    except ValueError:
+        return call.arguments
+
+
+def _stop_reason(answer: ModelAnswer) -> str:
+    if answer.refusal is not None:
+        return "refusal"
+    return _STOP.get(answer.finish_reason(), "refusal")
+
+
+def _usage(answer: ModelAnswer) -> dict[str, int]:
+    out = rough_tokens(answer.text) + rough_tokens(answer.refusal)
+    out += sum(rough_tokens(c.arguments) + 1 for c in answer.tool_calls)
+    return {"input_tokens": 16, "output_tokens": out}

@@ -1,0 +1,88 @@
+"""The interface every wire encoder implements, and what the providers share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
+
+SSE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-type", "text/event-stream; charset=utf-8"),
+    ("cache-control", "no-cache"),
+)
+
+
+class WireEncoder(ABC):
+    """Renders answers and errors in one provider's wire format.
+
+    Attributes:
+        wire_format: the format's name in scenarios.
+        path_suffix: how the endpoint's path ends (the world routes POSTs ending so).
+    """
+
+    wire_format: ClassVar[WireFormat]
+    path_suffix: ClassVar[str]
+
+    @abstractmethod
+    def response(self, answer: ModelAnswer, *, model: str, seq: int, created: int) -> HttpResponse:
+        """The non-streamed JSON response for ``answer``.
+
+        Args:
+            answer: what the model says.
+            model: the model name echoed in the body.
+            seq: the 1-based index of the model request, used to make ids unique per run.
+            created: the Unix timestamp to stamp (from the fake clock).
+        """
+
+    @abstractmethod
+    def stream(self, answer: ModelAnswer, *, model: str, seq: int, created: int) -> StreamPlan:
+        """The streamed form of ``answer`` as SSE events plus the format's terminator."""
+
+    @abstractmethod
+    def error(self, error: ProviderError, message: str | None = None) -> HttpResponse:
+        """The provider's HTTP error response for ``error`` (status, headers, error body).
+
+        Args:
+            error: which error the provider reports.
+            message: replaces the provider's stock message (the world explains itself there).
+        """
+
+    @abstractmethod
+    def error_event(self) -> bytes:
+        """An in-stream error event in the provider's format."""
+
+    @abstractmethod
+    def offered_tools(self, body: Any) -> tuple[str, ...]:
+        """The tool names a request body offers the model (empty when none or unreadable)."""
+
+    def wants_stream(self, body: Any, default: bool) -> bool:
+        """Whether the request asked for a streamed answer (``default`` if the body is silent)."""
+        if isinstance(body, dict) and isinstance(body.get("stream"), bool):
+            return bool(body["stream"])
+        return default
+
+
+def provider_error_status(error: ProviderError, wire_format: WireFormat) -> int:
+    """The HTTP status a provider answers ``error`` with."""
+    anthropic = wire_format == "anthropic_messages"
+    return {
+        "rate_limit": 429,
+        "quota": 402 if anthropic else 429,
+        "server": 500,
+        "overloaded": 529 if anthropic else 503,
+    }[error.kind]
+
+
+def named_tools(entries: Any, *path: str) -> tuple[str, ...]:
+    """Names found at ``path`` inside each entry of a request's ``tools`` list."""
+    if not isinstance(entries, list):
+        return ()
+    out: list[str] = []
+    for entry in entries:
+        node: Any = entry
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str):
+            out.append(node)
+    return tuple(out)
