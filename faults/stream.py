@@ -213,7 +213,8 @@ class StreamPartialToolJson(StreamFault):
             fragment: str = holder[name]
             holder[name] = fragment[:keep]
             keep -= len(holder[name])
-            touched.add(i)
+            if holder[name] != fragment:
+                touched.add(i)  # re-encoded; every other event keeps its exact bytes
         partial = full[: len(full) // 2]
         for i, event in enumerate(events):
             if event.data_line is not None and _replace_arguments(event.data, full, partial):
