@@ -1,0 +1,507 @@
+"""Load scenario files from YAML into Scenarios, turning every problem into a file:line message.
+
+YAML is composed into nodes first (``yaml.compose`` keeps each node's position), so each
+validation error points at the line of the offending field, or of its parent mapping when the
+field is missing. Scenario files are read as YAML 1.2 reads them in editors: dates stay strings
+and only ``true`` / ``false`` are booleans (so ``placed_at: 2025-12-20`` and ``answer: no`` mean
+what they say). Duplicate keys, which YAML itself allows silently, are rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from harness.scenario import RuleProblem, Scenario, explain_error
+
+SCHEMA_LINE = "# yaml-language-server: $schema=schema.json"
+REGENERATE = "shakeout schema scenario > scenarios/schema.json"
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a scenario file: ``path:line: field 'x': message. Fix: hint``."""
+
+    path: str
+    line: int | None
+    message: str
+    hint: str
+    field: str | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" field '{self.field}':" if self.field else ""
+        return f"{where}:{field} {self.message.rstrip('.')}. Fix: {self.hint}"
+
+
+class ScenarioError(Exception):
+    """A scenario file (or a library of them) is invalid; one :class:`Issue` per problem.
+
+    ``path``, ``line``, ``field`` and ``message`` are those of the first issue; ``str()`` lists
+    every issue, one per line.
+    """
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        if not issues:
+            raise ValueError("ScenarioError needs at least one issue")
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+    @property
+    def path(self) -> str:
+        """The file of the first issue."""
+        return self.issues[0].path
+
+    @property
+    def line(self) -> int | None:
+        """The line of the first issue (1-based)."""
+        return self.issues[0].line
+
+    @property
+    def field(self) -> str | None:
+        """The dotted field path of the first issue (``None`` for file-level problems)."""
+        return self.issues[0].field
+
+    @property
+    def message(self) -> str:
+        """The message of the first issue."""
+        return self.issues[0].message
+
+
+# --------------------------------------------------------------------------- YAML reading
+
+
+class _ScenarioYamlLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans and no timestamp conversion."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_ScenarioYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ScenarioYamlLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    data: Any
+    lines: dict[Loc, int]  # 1-based line of each key / item, by its location
+
+
+def _parse(text: str, path: str) -> _Parsed:
+    loader = _ScenarioYamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ScenarioError(
+                [
+                    Issue(
+                        path,
+                        1,
+                        "the file is empty (or holds only comments)",
+                        "write a scenario: at least 'name', 'description', 'input' and "
+                        "'expect' (see scenarios/refund_happy.yaml)",
+                    )
+                ]
+            )
+        if not isinstance(node, yaml.MappingNode):
+            kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
+            raise ScenarioError(
+                [
+                    Issue(
+                        path,
+                        node.start_mark.line + 1,
+                        f"the top level must be a mapping of scenario fields, got {kind}",
+                        "write 'name: ...', 'description: ...' and the other fields at the top "
+                        "level, without a leading '- '",
+                    )
+                ]
+            )
+        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
+        issues: list[Issue] = []
+        _index(node, (), lines, issues, path, set())
+        if issues:
+            raise ScenarioError(issues)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        raise ScenarioError([_yaml_issue(exc, path)]) from None
+    except yaml.YAMLError as exc:  # unmarked reader errors (e.g. a control character)
+        raise ScenarioError(
+            [Issue(path, None, f"YAML error: {exc}", "remove the offending character")]
+        ) from None
+    finally:
+        loader.dispose()
+    return _Parsed(data, lines)
+
+
+def _yaml_issue(exc: yaml.MarkedYAMLError, path: str) -> Issue:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.problem and exc.context_mark is not None:
+        problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
+    hint = "correct the YAML at that position (indentation, quotes, ': ' after each key)"
+    if "\\t" in problem or "\t" in problem:
+        hint = "indent with spaces, not tabs"
+    return Issue(
+        path,
+        None if mark is None else mark.line + 1,
+        f"YAML syntax error: {problem}",
+        hint,
+        column=None if mark is None else mark.column + 1,
+    )
+
+
+def _index(
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    issues: list[Issue],
+    path: str,
+    seen: set[int],
+) -> None:
+    """Record the line of every key and item, and flag duplicate keys."""
+    if id(node) in seen:  # an alias of a node indexed already
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                issues.append(
+                    Issue(
+                        path,
+                        line,
+                        f"duplicate key '{key}' (first at line {first_line[key]})",
+                        "remove or rename one of them; YAML would silently keep only the last",
+                        field=_dotted((*loc, key)),
+                    )
+                )
+                continue
+            first_line[key] = line
+            lines[(*loc, key)] = line
+            _index(value_node, (*loc, key), lines, issues, path, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*loc, i)] = item.start_mark.line + 1
+            _index(item, (*loc, i), lines, issues, path, seen)
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _clean(loc: Sequence[str | int], data: Any, *, keep_last: bool) -> Loc:
+    """The error location as the author wrote it: union tags and wrapper names dropped."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if _has(node, part):
+            node = node[part]
+        elif not (keep_last and i == len(loc) - 1):
+            continue  # a tag pydantic adds for a union member; the author never wrote it
+        out.append(part)
+    return tuple(out)
+
+
+def _line(lines: Mapping[Loc, int], loc: Loc) -> int:
+    for end in range(len(loc), -1, -1):
+        found = lines.get(loc[:end])
+        if found is not None:
+            return found
+    return 1
+
+
+def _issues(exc: ValidationError, parsed: _Parsed, path: str) -> list[Issue]:
+    out: list[Issue] = []
+    seen: set[tuple[Loc, str]] = set()
+    for err in exc.errors():
+        for loc, message, hint in _explain(err, parsed.data):
+            if (loc, message) in seen:
+                continue
+            seen.add((loc, message))
+            out.append(Issue(path, _line(parsed.lines, loc), message, hint, _dotted(loc) or None))
+    return sorted(out, key=lambda issue: issue.line or 0)
+
+
+def _explain(err: ErrorDetails, data: Any) -> Iterator[tuple[Loc, str, str]]:
+    kind = err["type"]
+    if kind == "scenario_rule":
+        base = _clean(err["loc"], data, keep_last=False)
+        problems: Sequence[RuleProblem] = (err.get("ctx") or {}).get("problems") or ()
+        for p in problems:
+            loc = _clean((*base, *p.at), data, keep_last=True)
+            yield loc, p.message, p.hint
+        return
+    if kind == "missing":
+        loc = _clean(err["loc"], data, keep_last=True)
+        name, parent = loc[-1], _dotted(loc[:-1])
+        where = f"under '{parent}'" if parent else "at the top level"
+        yield loc, "required field is missing", f"add '{name}' {where}"
+        return
+    if kind == "extra_forbidden":
+        loc = _clean(err["loc"], data, keep_last=True)
+        name = str(loc[-1])
+        allowed = _allowed_fields(loc[:-1], data)
+        listing = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        close = _close(name, allowed)
+        yield loc, f"unknown field '{name}'", f"{close}remove '{name}'{listing}"
+        return
+    loc = _clean(err["loc"], data, keep_last=False)
+    message, hint = explain_error(err)
+    yield loc, message, hint
+
+
+def _close(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{found[0]}'? " if found else ""
+
+
+def _allowed_fields(loc: Loc, data: Any) -> list[str]:
+    """The field names the model at ``loc`` accepts (empty if it cannot be told)."""
+    tp: Any = Scenario
+    node = data
+    for part in loc:
+        model = _model_of(tp, node)
+        if model is not None:
+            field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return []
+            tp = field.annotation
+        else:
+            tp = _unwrap(tp)
+            args = typing.get_args(tp)
+            if typing.get_origin(tp) in (tuple, list) and args:
+                tp = args[0]
+            elif typing.get_origin(tp) is dict and len(args) == 2:
+                tp = args[1]
+            else:
+                return []
+        node = node[part] if _has(node, part) else None
+    model = _model_of(tp, node)
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(node, Mapping):
+        return part in node
+    return (
+        isinstance(node, list)
+        and isinstance(part, int)
+        and not isinstance(part, bool)
+        and 0 <= part < len(node)
+    )
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _model_of(tp: Any, node: Any) -> type[BaseModel] | None:
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        members = [_unwrap(m) for m in typing.get_args(tp)]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        if not models:
+            return None
+        keys = set(node) if isinstance(node, Mapping) else set()
+
+        def overlap(m: type[BaseModel]) -> int:
+            return len(keys & {f.alias or n for n, f in m.model_fields.items()})
+
+        return max(models, key=overlap)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    return None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _load(path: Path) -> tuple[Scenario, _Parsed]:
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            [Issue(shown, None, f"the file is not UTF-8 text ({exc.reason})", "save it as UTF-8")]
+        ) from None
+    except OSError as exc:
+        raise ScenarioError(
+            [Issue(shown, None, f"cannot read the file: {exc.strerror}", "check the path")]
+        ) from None
+    parsed = _parse(text, shown)
+    try:
+        scenario = Scenario.model_validate(parsed.data)
+    except ValidationError as exc:
+        raise ScenarioError(_issues(exc, parsed, shown)) from None
+    return scenario.with_source(path), parsed
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Load and validate one scenario file.
+
+    Args:
+        path: the YAML file; messages show it as given.
+
+    Returns:
+        The scenario, with ``source`` set to ``path``.
+
+    Raises:
+        ScenarioError: the file cannot be read, is not valid YAML, or is not a valid scenario;
+            one issue per problem, each with its line.
+    """
+    return _load(path)[0]
+
+
+def scenario_files(paths: Iterable[Path]) -> list[Path]:
+    """The scenario files named by ``paths``: files as given, directories walked for
+    ``*.yaml`` / ``*.yml`` (sorted)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix in SCENARIO_SUFFIXES and f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+def load_library(paths: Iterable[Path]) -> tuple[Scenario, ...]:
+    """Load every scenario under ``paths`` (files or directories) and check names are unique.
+
+    Raises:
+        ScenarioError: every issue of every invalid file, and every duplicate name.
+    """
+    scenarios: list[Scenario] = []
+    issues: list[Issue] = []
+    first: dict[str, str] = {}
+    for path in scenario_files(paths):
+        try:
+            scenario, parsed = _load(path)
+        except ScenarioError as exc:
+            issues += exc.issues
+            continue
+        issue = _duplicate(scenario, parsed, str(path), first)
+        if issue is not None:
+            issues.append(issue)
+        scenarios.append(scenario)
+    if issues:
+        raise ScenarioError(issues)
+    return tuple(scenarios)
+
+
+def _duplicate(
+    scenario: Scenario, parsed: _Parsed, shown: str, first: dict[str, str]
+) -> Issue | None:
+    other = first.setdefault(scenario.name, shown)
+    if other == shown:
+        return None
+    return Issue(
+        shown,
+        _line(parsed.lines, ("name",)),
+        f"scenario name '{scenario.name}' is already used by {other}",
+        "rename one of them; names are unique in a library",
+        "name",
+    )
+
+
+def validate_main(paths: Sequence[str], out: TextIO | None = None) -> int:
+    """``shakeout validate PATH...``: check scenario files and print one line per file or issue.
+
+    Args:
+        paths: files or directories (walked for ``*.yaml`` / ``*.yml``).
+        out: where to print (default stdout).
+
+    Returns:
+        0 if every file is valid, 1 if any is invalid (or a directory holds none),
+        2 if a path does not exist.
+    """
+    stream = out if out is not None else sys.stdout
+    missing = [p for p in paths if not Path(p).exists()]
+    for p in missing:
+        print(f"{p}: no such file or directory. Fix: check the path", file=stream)
+    status = 2 if missing else 0
+    first: dict[str, str] = {}
+    for p in paths:
+        if p in missing:
+            continue
+        files = scenario_files([Path(p)])
+        if not files:
+            print(f"{p}: no *.yaml or *.yml files here. Fix: point at scenario files", file=stream)
+            status = max(status, 1)
+        for path in files:
+            try:
+                scenario, parsed = _load(path)
+            except ScenarioError as exc:
+                print(str(exc), file=stream)
+                status = max(status, 1)
+                continue
+            issue = _duplicate(scenario, parsed, str(path), first)
+            if issue is not None:
+                print(str(issue), file=stream)
+                status = max(status, 1)
+                continue
+            print(f"ok  {path} ({scenario.name})", file=stream)
+    return status
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of scenario files (what ``scenarios/schema.json`` holds)."""
+    schema = Scenario.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://shakeout.dev/schemas/scenario.json",
+        **schema,
+        "title": "shakeout scenario",
+        "description": (
+            "One shakeout scenario file. Generated by `" + REGENERATE + "`; do not edit."
+        ),
+    }
+
+
+def schema_text() -> str:
+    """The schema as written to ``scenarios/schema.json`` (the same bytes the CLI prints)."""
+    return json.dumps(scenario_schema(), indent=2) + "\n"
+
+
+def write_schema(path: Path) -> None:
+    """Write the scenario JSON Schema to ``path``."""
+    path.write_text(schema_text(), encoding="utf-8")

@@ -1,0 +1,960 @@
+"""The scenario file format as frozen pydantic models, with the short forms YAML authors write.
+
+A scenario scripts one agent run: the input, the model's turns, the tool services, the reviewer,
+the faults to inject and what must hold at the end. Every model forbids unknown fields, so a typo
+is an error instead of a silently ignored key; ``harness.loader`` maps each error to its YAML line.
+
+Rules that span fields (a fault key must be registered, a fault target must be a service, a failed
+run must name its category, ...) raise one ``scenario_rule`` error whose context lists every
+problem as a :class:`RuleProblem` with its location, so the loader can point at each line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    PrivateAttr,
+    Tag,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from faults.base import Fault, Schedule, Surface, registry
+from faults.surfaces import CrashMode, CrashPoint, HttpResponse, ModelAnswer, ReviewAction
+from faults.surfaces import ToolCallSpec as _ToolCallSpec
+from faults.surfaces import ToolFault as _ToolFault
+
+Loc = tuple[str | int, ...]
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+DEFAULT_MODEL_BASE_URL = "http://model.shakeout.test/v1"
+DEFAULT_TOOLS_BASE_URL = "http://tools.shakeout.test"
+
+TerminalState = Literal["completed", "failed", "rejected", "expired", "escalated", "throttled"]
+CategoryName = Literal["model", "tool", "logic", "input"]
+WireFormat = Literal["openai_chat", "openai_responses", "anthropic_messages"]
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ReviewVerdict = Literal["approve", "deny", "never"]
+FinishReason = Literal["stop", "tool_calls", "length", "content_filter"]
+
+
+# --------------------------------------------------------------------------- rule errors
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """One broken cross-field rule: where (relative to the model that checks it), what, the fix.
+
+    ``error`` carries a nested pydantic error (from a fault's parameters) for the loader to word
+    like any other; ``message`` and ``hint`` are then its plain-text fallback.
+    """
+
+    at: Loc
+    message: str
+    hint: str
+    error: ErrorDetails | None = None
+
+
+def _fail(*problems: RuleProblem) -> PydanticCustomError:
+    text = "; ".join(
+        f"{_dotted(p.at) or 'top level'}: {p.message} (fix: {p.hint})" for p in problems
+    )
+    return PydanticCustomError(
+        "scenario_rule", "{summary}", {"summary": text, "problems": problems}
+    )
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def explain_error(err: ErrorDetails) -> tuple[str, str]:
+    """Word a pydantic error for a scenario author: ``(message, hint)``.
+
+    Structural errors (missing or unknown fields) get their hint from the loader, which knows
+    the surrounding fields; this covers types, enums, bounds and the scenario's own rules.
+    """
+    kind = err["type"]
+    ctx: Mapping[str, Any] = err.get("ctx") or {}
+    got = f", got {_short_repr(err.get('input'))}"
+    base = err["msg"].rstrip(".")
+    if kind == "scenario_rule":
+        problems = ctx.get("problems") or ()
+        if problems:
+            return problems[0].message, problems[0].hint
+        return base, "see scenarios/schema.json for the allowed shape"
+    if kind in _TYPE_HINTS:
+        return base.split(",")[0] + got, _TYPE_HINTS[kind]
+    if kind in ("literal_error", "enum"):
+        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        value = err.get("input")
+        exact = [
+            a for a in allowed.split(", ") if isinstance(value, str) and a.lower() == value.lower()
+        ]
+        if exact:
+            return base + got, f"write '{exact[0]}' (values are case-sensitive)"
+        return base + got, f"use one of: {allowed}"
+    if kind in _BOUND_HINTS:
+        return base + got, _BOUND_HINTS[kind].format(**ctx)
+    if kind == "string_pattern_mismatch":
+        return base + got, f"write a value matching {ctx.get('pattern')}"
+    if kind in ("too_short", "too_long"):
+        return base, "check how many items this field may hold"
+    if "hint" in ctx:
+        return base, str(ctx["hint"])
+    if kind == "value_error":
+        return base.removeprefix("Value error, "), "correct the value as the message says"
+    return base + got, "see scenarios/schema.json for the allowed shape"
+
+
+_TYPE_HINTS = {
+    "int_type": "write a whole number without quotes, e.g. 200",
+    "int_parsing": "write a whole number without quotes, e.g. 200",
+    "int_from_float": "write a whole number without a fractional part",
+    "float_type": "write a number without quotes, e.g. 2.5",
+    "float_parsing": "write a number without quotes, e.g. 2.5",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "string_type": "write text; quote it if YAML reads it as a number, boolean or null",
+    "dict_type": "write a mapping (indented 'key: value' lines or {key: value})",
+    "model_type": "write a mapping (indented 'key: value' lines or {key: value})",
+    "model_attributes_type": "write a mapping (indented 'key: value' lines or {key: value})",
+    "list_type": "write a list ('- item' lines or [a, b])",
+    "tuple_type": "write a list ('- item' lines or [a, b])",
+}
+
+_BOUND_HINTS = {
+    "greater_than": "use a value greater than {gt}",
+    "greater_than_equal": "use a value of at least {ge}",
+    "less_than": "use a value less than {lt}",
+    "less_than_equal": "use a value of at most {le}",
+}
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------- base
+
+
+class _Spec(BaseModel):
+    """Base of every scenario model: unknown fields are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _one_of(model: BaseModel, names: Sequence[str], *, required: bool = True) -> None:
+    chosen = [n for n in names if getattr(model, n) not in (None, False)]
+    listed = " / ".join(names)
+    if len(chosen) > 1:
+        raise _fail(
+            RuleProblem(
+                (chosen[1],),
+                f"'{chosen[0]}' and '{chosen[1]}' are both set; only one of {listed} may be",
+                f"keep one of {listed} and remove the other",
+            )
+        )
+    if required and not chosen:
+        raise _fail(
+            RuleProblem((), f"none of {listed} is set", f"add exactly one of {listed} here")
+        )
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class ResponseSpec(_Spec):
+    """One HTTP response a fake tool service answers with.
+
+    Attributes:
+        status: the HTTP status code.
+        json: the JSON body (served with ``content-type: application/json``).
+        body: a raw text body instead of ``json``.
+        headers: extra response headers (e.g. ``retry-after``).
+    """
+
+    status: int = Field(200, ge=100, le=599)
+    json_body: Any = Field(None, alias="json")
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> ResponseSpec:
+        if "json_body" in self.model_fields_set and self.body is not None:
+            raise _fail(
+                RuleProblem(
+                    ("body",),
+                    "'json' and 'body' are both set",
+                    "keep 'json' for a JSON body or 'body' for raw text, not both",
+                )
+            )
+        return self
+
+    def to_http(self) -> HttpResponse:
+        """The library-neutral response to serve."""
+        if "json_body" in self.model_fields_set:
+            return HttpResponse.of_json(self.status, self.json_body, self.headers)
+        headers = dict(self.headers)
+        if self.body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = "text/plain; charset=utf-8"
+        return HttpResponse(self.status, tuple(headers.items()), (self.body or "").encode())
+
+
+class ToolService(_Spec):
+    """A fake tool service: which requests it answers and how.
+
+    Exactly one of ``path`` / ``path_regex`` says which requests it answers (with ``method``);
+    exactly one of ``respond`` (the same answer every time), ``sequence`` (one answer per call,
+    the last one repeating once used up) or ``ledger`` (a stateful side effect recorded with
+    its idempotency key; a replayed key gets the first answer again and commits nothing).
+    """
+
+    method: HttpMethod = "GET"
+    path: str | None = Field(None, pattern=r"^/")
+    path_regex: str | None = None
+    respond: ResponseSpec | None = None
+    sequence: tuple[ResponseSpec, ...] | None = Field(None, min_length=1)
+    ledger: ResponseSpec | None = None
+
+    @field_validator("path_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise PydanticCustomError(
+                    "bad_regex",
+                    "path_regex {regex!r} is not a valid regular expression: {why}",
+                    {"regex": value, "why": str(exc), "hint": "fix the regular expression"},
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ToolService:
+        _one_of(self, ("path", "path_regex"))
+        _one_of(self, ("respond", "sequence", "ledger"))
+        return self
+
+    @property
+    def kind(self) -> Literal["respond", "sequence", "ledger"]:
+        """How the service answers."""
+        if self.ledger is not None:
+            return "ledger"
+        return "sequence" if self.sequence is not None else "respond"
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this service answers ``method path`` (path without query)."""
+        if method.upper() != self.method:
+            return False
+        if self.path is not None:
+            return path == self.path
+        return re.fullmatch(self.path_regex or "", path) is not None
+
+    def responses(self) -> tuple[HttpResponse, ...]:
+        """The answers in order (one for ``respond`` and ``ledger``)."""
+        specs = self.sequence or (self.ledger or self.respond,)
+        return tuple(s.to_http() for s in specs if s is not None)
+
+
+class ToolsConfig(_Spec):
+    """Where the tools live and the fake services answering them, keyed by tool name."""
+
+    base_url: str = Field(DEFAULT_TOOLS_BASE_URL, pattern=r"^https?://[^/]+")
+    services: dict[str, ToolService] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- model turns
+
+
+def _arguments_form(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        return "mapping"
+    return "raw json text" if isinstance(value, str) else None
+
+
+Arguments = Annotated[
+    Annotated[dict[str, Any], Tag("mapping")] | Annotated[str, Tag("raw json text")],
+    Discriminator(
+        _arguments_form,
+        custom_error_type="arguments_form",
+        custom_error_message="tool call arguments must be a mapping or raw JSON text",
+        custom_error_context={
+            "hint": "write arguments as a mapping, e.g. {order_id: O-1001}, or as a quoted "
+            "string to serve raw (possibly invalid) JSON text"
+        },
+    ),
+]
+
+
+class ToolCall(_Spec):
+    """One tool call in a model turn. ``arguments`` as a string is served verbatim.
+
+    Without ``id`` the call gets ``call_<n>`` (n counts tool calls across the whole script);
+    ``id: null`` serves a call without an id.
+    """
+
+    name: str = Field(min_length=1)
+    arguments: Arguments = Field(default_factory=dict)
+    id: str | None = None
+
+    def to_spec(self, n: int) -> _ToolCallSpec:
+        """The wire-neutral tool call, ``n`` being its 1-based index in the script."""
+        args = self.arguments
+        text = args if isinstance(args, str) else json.dumps(args, separators=(",", ":"))
+        ident = self.id if "id" in self.model_fields_set else f"call_{n}"
+        return _ToolCallSpec(self.name, text, ident)
+
+
+class FullAnswer(_Spec):
+    """The full form of a model answer (every field of ``faults.surfaces.ModelAnswer``)."""
+
+    text: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish: FinishReason | None = None
+    refusal: str | None = None
+    empty: bool = False
+
+
+class ToolCallTurn(_Spec):
+    """Short form: one tool call."""
+
+    tool_call: ToolCall
+
+    def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
+        """The answer to serve."""
+        return ModelAnswer(tool_calls=(self.tool_call.to_spec(next(ids)),))
+
+
+class ToolCallsTurn(_Spec):
+    """Short form: several tool calls in one answer."""
+
+    tool_calls: tuple[ToolCall, ...] = Field(min_length=1)
+
+    def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
+        """The answer to serve."""
+        return ModelAnswer(tool_calls=tuple(c.to_spec(next(ids)) for c in self.tool_calls))
+
+
+class TextTurn(_Spec):
+    """Short form: a plain text answer."""
+
+    text: str
+
+    def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
+        """The answer to serve."""
+        return ModelAnswer(text=self.text)
+
+
+class RefusalTurn(_Spec):
+    """Short form: the provider's refusal form."""
+
+    refusal: str
+
+    def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
+        """The answer to serve."""
+        return ModelAnswer(refusal=self.refusal)
+
+
+class AnswerTurn(_Spec):
+    """Full form: ``answer: {text, tool_calls, finish, refusal, empty}``."""
+
+    answer: FullAnswer
+
+    def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
+        """The answer to serve."""
+        a = self.answer
+        calls = tuple(c.to_spec(next(ids)) for c in a.tool_calls)
+        return ModelAnswer(a.text, calls, a.finish, a.refusal, a.empty)
+
+
+# Adding a turn form: a model with one field, its key here, and a member in ``Turn``.
+_TURN_FORMS = ("tool_call", "tool_calls", "text", "refusal", "answer")
+
+
+def _turn_form(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        for key in _TURN_FORMS:
+            if key in value:
+                return key
+    return None
+
+
+Turn = Annotated[
+    Annotated[ToolCallTurn, Tag("tool_call")]
+    | Annotated[ToolCallsTurn, Tag("tool_calls")]
+    | Annotated[TextTurn, Tag("text")]
+    | Annotated[RefusalTurn, Tag("refusal")]
+    | Annotated[AnswerTurn, Tag("answer")],
+    Discriminator(
+        _turn_form,
+        custom_error_type="turn_form",
+        custom_error_message="a model turn must be a mapping with one of: "
+        + ", ".join(_TURN_FORMS),
+        custom_error_context={
+            "hint": "write e.g. '- tool_call: {name: classify_request, arguments: {...}}' or "
+            "'- text: Hello'"
+        },
+    ),
+]
+
+
+class ModelConfig(_Spec):
+    """The scripted model: wire format, streaming, base URL and one turn per model request."""
+
+    format: WireFormat = "openai_chat"
+    stream: bool = False
+    base_url: str = Field(DEFAULT_MODEL_BASE_URL, pattern=r"^https?://[^/]+")
+    turns: tuple[Turn, ...] = ()
+
+
+# --------------------------------------------------------------------------- reviewer
+
+
+class ReviewStep(_Spec):
+    """Full form of a reviewer entry (the fields of ``faults.surfaces.ReviewAction``)."""
+
+    verdict: ReviewVerdict
+    delay_s: float = Field(1.0, ge=0)
+    arguments: dict[str, Any] | None = None
+    times: PositiveInt = 1
+    after_restart: bool = False
+
+    def to_action(self) -> ReviewAction:
+        """The reviewer action."""
+        return ReviewAction(
+            self.verdict, self.arguments, self.times, self.after_restart, self.delay_s
+        )
+
+
+def _review_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "verdict"
+    return "full form" if isinstance(value, Mapping) else None
+
+
+ReviewEntry = Annotated[
+    Annotated[ReviewVerdict, Tag("verdict")] | Annotated[ReviewStep, Tag("full form")],
+    Discriminator(
+        _review_form,
+        custom_error_type="review_form",
+        custom_error_message="a reviewer entry must be approve, deny, never or a mapping",
+        custom_error_context={
+            "hint": "write e.g. '- approve' or '- {verdict: approve, delay_s: 60}'"
+        },
+    ),
+]
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class ScheduleSpec(_Spec):
+    """Which calls a fault fires on: at most one of nth, first, every, probability."""
+
+    nth: PositiveInt | None = None
+    first: PositiveInt | None = None
+    every: bool = False
+    probability: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _single_form(self) -> ScheduleSpec:
+        _one_of(self, ("nth", "first", "every", "probability"), required=False)
+        return self
+
+    def to_schedule(self) -> Schedule:
+        """The schedule the fault uses."""
+        return Schedule(self.nth, self.first, bool(self.every), self.probability)
+
+
+def _fault_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "key"
+    return "key with parameters" if isinstance(value, Mapping) else None
+
+
+FaultEntry = Annotated[
+    Annotated[str, Tag("key")]
+    | Annotated[
+        dict[str, Annotated[Any, WithJsonSchema({"type": ["object", "null"]})]],
+        Tag("key with parameters"),
+        Field(min_length=1, max_length=1),
+    ],
+    Discriminator(
+        _fault_form,
+        custom_error_type="fault_form",
+        custom_error_message="a fault entry must be a fault key or a one-key mapping",
+        custom_error_context={
+            "hint": "write e.g. '- model_refusal' or '- tool_http_503: {target: get_order}'"
+        },
+    ),
+]
+
+
+def import_catalogue() -> None:
+    """Import ``faults.catalogue`` so its faults are registered, if that module exists yet."""
+    try:
+        __import__("faults.catalogue")
+    except ModuleNotFoundError as exc:
+        if exc.name != "faults.catalogue":
+            raise
+
+
+_PARAM_MODELS: dict[type[Fault], type[BaseModel]] = {}
+
+
+def _params_model(cls: type[Fault]) -> type[BaseModel]:
+    """A pydantic model of the fault's dataclass fields (``at`` as a :class:`ScheduleSpec`)."""
+    cached = _PARAM_MODELS.get(cls)
+    if cached is not None:
+        return cached
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # a class defined where its annotations cannot be resolved
+        hints = {}
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        annotation: Any = ScheduleSpec if f.name == "at" else hints.get(f.name, Any)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        # internal names avoid clashes with BaseModel attributes; the alias is what YAML writes
+        fields[f"p_{f.name}"] = (annotation, Field(... if required else None, alias=f.name))
+    model: type[BaseModel] = create_model(
+        f"{cls.__name__}Parameters",
+        __config__=ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True),
+        **fields,
+    )
+    _PARAM_MODELS[cls] = model
+    return model
+
+
+def _fault_ref(entry: str | Mapping[str, Any]) -> tuple[str, Any]:
+    if isinstance(entry, str):
+        return entry, {}
+    ((key, params),) = entry.items()
+    return key, {} if params is None else params
+
+
+def _unknown_fault(key: str, at: Loc) -> RuleProblem:
+    return RuleProblem(
+        at,
+        f"unknown fault '{key}'",
+        f"{_did_you_mean(key, sorted(registry()))}run `shakeout faults` to list them all",
+    )
+
+
+def build_fault(key: str, params: Any, at: Loc = ()) -> Fault | list[RuleProblem]:
+    """Build a registered fault from its key and parameters, or say what is wrong.
+
+    Args:
+        key: the fault key.
+        params: the parameter mapping (the fault's dataclass fields; ``at`` a schedule).
+        at: where the entry sits, for the problems' locations.
+
+    Returns:
+        The fault instance, or the problems found (unknown key, unknown or ill-typed parameter).
+    """
+    import_catalogue()
+    cls = registry().get(key)
+    if cls is None:
+        return [_unknown_fault(key, at)]
+    if not isinstance(params, Mapping):
+        return [
+            RuleProblem(
+                (*at, key),
+                f"the parameters of fault '{key}' must be a mapping, got {_short_repr(params)}",
+                f"write '- {key}: {{param: value}}', or just '- {key}' for the defaults",
+            )
+        ]
+    model = _params_model(cls)
+    try:
+        validated = model.model_validate(params)
+    except ValidationError as exc:
+        allowed = ", ".join(f.alias or n for n, f in model.model_fields.items())
+        problems = []
+        for err in exc.errors():
+            loc = (*at, key, *err["loc"])
+            if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+                name = str(err["loc"][0])
+                problems.append(
+                    RuleProblem(
+                        loc,
+                        f"unknown parameter '{name}' for fault '{key}'",
+                        f"{_did_you_mean(name, allowed.split(', '))}"
+                        f"remove '{name}' (allowed here: {allowed})",
+                    )
+                )
+            else:
+                message, hint = explain_error(err)
+                problems.append(RuleProblem(loc, message, hint, err))
+        return problems
+    kwargs: dict[str, Any] = {}
+    for name in validated.model_fields_set:
+        value = getattr(validated, name)
+        kwargs[name.removeprefix("p_")] = (
+            value.to_schedule() if isinstance(value, ScheduleSpec) else value
+        )
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- matrices
+
+
+class Budget(_Spec):
+    """Upper bounds on one run: model and tool requests, and real seconds (``wall_s``)."""
+
+    model_calls: NonNegativeInt | None = None
+    tool_calls: NonNegativeInt | None = None
+    wall_s: float | None = Field(None, gt=0)
+
+
+class ExpectOverride(_Spec):
+    """Replaces some expectations for one matrix cell (the fields given replace the base)."""
+
+    state: TerminalState | None = None
+    category: CategoryName | None = None
+    effects: dict[str, NonNegativeInt] | None = None
+    approvals: NonNegativeInt | None = None
+    calls_made: tuple[str, ...] | None = None
+    calls_not_made: tuple[str, ...] | None = None
+    budget: Budget | None = None
+
+
+class Matrix(_Spec):
+    """Expands a scenario into one variant per (fault x eligible call).
+
+    ``faults`` names fault keys, ``surfaces`` takes every registered fault of those surfaces (at
+    least one of the two). Tool faults are aimed at each of ``targets`` (default: every service).
+    ``overrides`` replace expectations per cell label (``key@target``) or per fault key.
+    """
+
+    faults: tuple[str, ...] = ()
+    surfaces: tuple[Surface, ...] = ()
+    targets: tuple[str, ...] | None = None
+    calls: tuple[PositiveInt, ...] = Field((1,), min_length=1)
+    overrides: dict[str, ExpectOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something_to_expand(self) -> Matrix:
+        if not self.faults and not self.surfaces:
+            raise _fail(
+                RuleProblem(
+                    (),
+                    "the matrix names no faults and no surfaces",
+                    "add 'faults: [key, ...]' or 'surfaces: [tool, model]'",
+                )
+            )
+        return self
+
+    def fault_keys(self) -> tuple[str, ...]:
+        """The fault keys to expand: those named, then those of the surfaces, without repeats."""
+        import_catalogue()
+        keys = list(self.faults)
+        for key, cls in sorted(registry().items()):
+            if cls.surface in self.surfaces and key not in keys:
+                keys.append(key)
+        return tuple(keys)
+
+
+class CrashMatrix(_Spec):
+    """Expands a scenario into one variant per crash point (and boundary the agent reports)."""
+
+    points: tuple[CrashPoint, ...] = Field(min_length=1)
+    mode: CrashMode = CrashMode.IN_PROCESS
+
+
+# --------------------------------------------------------------------------- expectations
+
+
+class Expect(_Spec):
+    """What must hold at the end of the run.
+
+    ``effects`` counts committed ledger effects per tool exactly (tools not listed are not
+    checked); ``approvals`` counts approval requests exactly; ``calls_made`` tools must be called
+    at least once, ``calls_not_made`` never; ``budget`` bounds the run.
+    """
+
+    state: TerminalState
+    category: CategoryName | None = None
+    effects: dict[str, NonNegativeInt] | None = None
+    approvals: NonNegativeInt | None = None
+    calls_made: tuple[str, ...] = ()
+    calls_not_made: tuple[str, ...] = ()
+    budget: Budget = Field(default_factory=Budget)
+
+    @model_validator(mode="after")
+    def _category_matches_state(self) -> Expect:
+        problem = _category_problem(self.state, self.category)
+        if problem is not None:
+            raise _fail(problem)
+        return self
+
+    def merged(self, override: ExpectOverride) -> Expect:
+        """This expectation with the override's fields replacing ours.
+
+        Setting ``state`` without ``category`` clears the category unless the state is failed.
+        """
+        changes = {n: getattr(override, n) for n in override.model_fields_set}
+        if "state" in changes and "category" not in changes and changes["state"] != "failed":
+            changes["category"] = None
+        return self.model_copy(update=changes)
+
+
+def _category_problem(state: str, category: str | None) -> RuleProblem | None:
+    if state == "failed" and category is None:
+        return RuleProblem(
+            ("category",),
+            "a failed run must name its category",
+            "add 'category: model', 'tool', 'logic' or 'input' next to 'state: failed'",
+        )
+    if state != "failed" and category is not None:
+        return RuleProblem(
+            ("category",),
+            f"only a failed run has a category, but state is '{state}'",
+            "remove 'category' or set 'state: failed'",
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- the scenario
+
+
+class Scenario(_Spec):
+    """One scenario file.
+
+    Attributes:
+        name: unique in a library, ``^[a-z][a-z0-9_]*$``.
+        description: one line saying what the scenario shows.
+        tags: free labels for selection.
+        agent: the adapter factory ``module:callable``; None uses the ``chaos_agent`` ini key.
+        agent_config: passed to the adapter as ``world.config``.
+        seed: the run's seed; None uses the session seed.
+        input: the payload given to ``adapter.start``.
+        model: the scripted model.
+        tools: the fake tool services.
+        reviewer: one entry per approval request, in order; missing entries never decide.
+        faults: faults injected in every run of this scenario.
+        matrix: expands the scenario over faults and calls.
+        crash_matrix: expands the scenario over crash points.
+        expect: what must hold at the end.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field(min_length=1)
+    tags: tuple[str, ...] = ()
+    agent: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None
+    input: dict[str, Any]
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    reviewer: tuple[ReviewEntry, ...] = ()
+    faults: tuple[FaultEntry, ...] = ()
+    matrix: Matrix | None = None
+    crash_matrix: CrashMatrix | None = None
+    expect: Expect
+
+    _source: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        problems = [*self._fault_problems(), *self._matrix_problems(), *self._expect_problems()]
+        routes: dict[tuple[str, str], str] = {}
+        for name, svc in self.tools.services.items():
+            if svc.path is None:
+                continue
+            other = routes.setdefault((svc.method, svc.path), name)
+            if other != name:
+                problems.append(
+                    RuleProblem(
+                        ("tools", "services", name, "path"),
+                        f"'{svc.method} {svc.path}' is already answered by service '{other}'",
+                        "give each service its own method and path",
+                    )
+                )
+        if problems:
+            raise _fail(*problems)
+        return self
+
+    def _service_problem(self, tool: str, at: Loc, what: str) -> list[RuleProblem]:
+        services = self.tools.services
+        if tool in services:
+            return []
+        return [
+            RuleProblem(
+                at,
+                f"{what} '{tool}' is not a service of this scenario",
+                f"{_did_you_mean(tool, sorted(services))}add it under 'tools.services' or use "
+                f"one of: {', '.join(sorted(services)) or '(no services yet)'}",
+            )
+        ]
+
+    def _fault_problems(self) -> list[RuleProblem]:
+        problems: list[RuleProblem] = []
+        for i, entry in enumerate(self.faults):
+            key, params = _fault_ref(entry)
+            built = build_fault(key, params, ("faults", i))
+            if isinstance(built, list):
+                problems.extend(built)
+            elif isinstance(built, _ToolFault) and built.target is not None:
+                at: Loc = ("faults", i, key, "target")
+                problems += self._service_problem(built.target, at, "fault target")
+        return problems
+
+    def _matrix_problems(self) -> list[RuleProblem]:
+        if self.matrix is None:
+            return []
+        import_catalogue()
+        problems: list[RuleProblem] = []
+        known = registry()
+        for i, key in enumerate(self.matrix.faults):
+            if key not in known:
+                problems.append(_unknown_fault(key, ("matrix", "faults", i)))
+        for i, tool in enumerate(self.matrix.targets or ()):
+            problems += self._service_problem(tool, ("matrix", "targets", i), "matrix target")
+        for label, override in self.matrix.overrides.items():
+            at: Loc = ("matrix", "overrides", label)
+            key, _, target = label.partition("@")
+            if key not in known:
+                problems.append(_unknown_fault(key, at))
+            elif target:
+                problems += self._service_problem(target, at, "override target")
+            merged = self.expect.merged(override)
+            problem = _category_problem(merged.state, merged.category)
+            if problem is not None:
+                problems.append(dataclasses.replace(problem, at=(*at, *problem.at)))
+        return problems
+
+    def _expect_problems(self) -> list[RuleProblem]:
+        problems: list[RuleProblem] = []
+        expect = self.expect
+        services = self.tools.services
+        for tool in expect.effects or {}:
+            at: Loc = ("expect", "effects", tool)
+            found = self._service_problem(tool, at, "effect tool")
+            if not found and services[tool].ledger is None:
+                found = [
+                    RuleProblem(
+                        at,
+                        f"effects are counted on ledger services only, and '{tool}' is a "
+                        f"'{services[tool].kind}' service",
+                        f"answer '{tool}' with 'ledger: {{status: ..., json: ...}}' or drop it "
+                        "from 'expect.effects'",
+                    )
+                ]
+            problems += found
+        for field in ("calls_made", "calls_not_made"):
+            for i, tool in enumerate(getattr(expect, field)):
+                problems += self._service_problem(tool, ("expect", field, i), "tool")
+        for i, tool in enumerate(expect.calls_not_made):
+            if tool in expect.calls_made:
+                problems.append(
+                    RuleProblem(
+                        ("expect", "calls_not_made", i),
+                        f"'{tool}' is in both calls_made and calls_not_made",
+                        "keep it in one of the two lists",
+                    )
+                )
+        return problems
+
+    # ----------------------------------------------------------------------- accessors
+
+    @property
+    def source(self) -> Path | None:
+        """The file this scenario was loaded from, if any."""
+        return self._source
+
+    def with_source(self, path: Path) -> Scenario:
+        """This scenario, remembering the file it came from."""
+        self._source = path
+        return self
+
+    def effective_seed(self, session_seed: int) -> int:
+        """The scenario's own seed, or the session seed when it has none."""
+        return session_seed if self.seed is None else self.seed
+
+    def model_answers(self) -> tuple[ModelAnswer, ...]:
+        """The scripted model answers in order, tool-call ids filled in."""
+        ids = count(1)
+        return tuple(turn.to_answer(ids) for turn in self.model.turns)
+
+    def review_actions(self) -> tuple[ReviewAction, ...]:
+        """The scripted reviewer's action per approval request, in order."""
+        return tuple(
+            ReviewAction(entry) if isinstance(entry, str) else entry.to_action()
+            for entry in self.reviewer
+        )
+
+    def review_action(self, index: int) -> ReviewAction:
+        """The action for approval request ``index`` (0-based); ``never`` past the script."""
+        actions = self.review_actions()
+        return actions[index] if index < len(actions) else ReviewAction("never")
+
+    def fault_keys(self) -> tuple[str, ...]:
+        """The keys of the scenario's faults, in order."""
+        return tuple(_fault_ref(entry)[0] for entry in self.faults)
+
+    def build_faults(self) -> tuple[Fault, ...]:
+        """Fresh instances of the scenario's faults, in order."""
+        out: list[Fault] = []
+        for i, entry in enumerate(self.faults):
+            key, params = _fault_ref(entry)
+            built = build_fault(key, params, ("faults", i))
+            if isinstance(built, list):  # the registry changed since validation
+                raise ValueError(_fail(*built).message())
+            out.append(built)
+        return tuple(out)
+
+    def service(self, tool: str) -> ToolService:
+        """The fake service of ``tool`` (``KeyError`` naming the known ones if absent)."""
+        try:
+            return self.tools.services[tool]
+        except KeyError:
+            known = ", ".join(sorted(self.tools.services)) or "(none)"
+            raise KeyError(
+                f"scenario {self.name!r} has no service {tool!r}; known: {known}"
+            ) from None
+
+    def ledger_tools(self) -> tuple[str, ...]:
+        """Tools answered by a ledger (the side effects the scenario counts)."""
+        return tuple(n for n, s in self.tools.services.items() if s.ledger is not None)
+
+    def expect_for(self, *labels: str) -> Expect:
+        """The expectation of a matrix cell: the first override found among ``labels``
+        (e.g. the cell label, then the fault key) applied to ``expect``."""
+        overrides = self.matrix.overrides if self.matrix is not None else {}
+        for label in labels:
+            if label in overrides:
+                return self.expect.merged(overrides[label])
+        return self.expect
