@@ -81,9 +81,11 @@ def empty_and_whitespace(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
 def very_long(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
     """A text field far past any sane limit (4 001 to 200 000 characters)."""
 
+    keys = _text_keys(base)
+
     @st.composite
     def build(draw: st.DrawFn) -> Payload:
-        key = draw(st.sampled_from(_text_keys(base)))
+        key = draw(st.sampled_from(keys))
         seed = base[key] or "x"
         size = draw(st.sampled_from((4001, 4096, 65_537, 200_000)) | st.integers(4001, 20_000))
         return _with(base, key, (seed * (size // len(seed) + 1))[:size])
@@ -94,9 +96,11 @@ def very_long(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
 def confusables_and_zero_width(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
     """A text field with look-alike characters swapped in or zero-width characters inserted."""
 
+    keys = _text_keys(base)
+
     @st.composite
     def build(draw: st.DrawFn) -> Payload:
-        key = draw(st.sampled_from(_text_keys(base)))
+        key = draw(st.sampled_from(keys))
         text: str = base[key]
         if draw(st.booleans()) and any(c in CONFUSABLES for c in text):
             swappable = [i for i, c in enumerate(text) if c in CONFUSABLES]
@@ -112,9 +116,11 @@ def confusables_and_zero_width(base: Mapping[str, Any]) -> st.SearchStrategy[Pay
 def control_characters(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
     """A text field with control characters (NUL, BEL, ESC, DEL, NEL, CR, ...) inserted."""
 
+    keys = _text_keys(base)
+
     @st.composite
     def build(draw: st.DrawFn) -> Payload:
-        key = draw(st.sampled_from(_text_keys(base)))
+        key = draw(st.sampled_from(keys))
         pieces = st.lists(st.sampled_from(CONTROL), min_size=1, max_size=3).map("".join)
         return _with(base, key, draw(_insert(base[key], pieces)))
 
@@ -124,9 +130,11 @@ def control_characters(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
 def mixed_scripts_rtl(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
     """A text field mixing right-to-left scripts, possibly with bidi override controls."""
 
+    keys = _text_keys(base)
+
     @st.composite
     def build(draw: st.DrawFn) -> Payload:
-        key = draw(st.sampled_from(_text_keys(base)))
+        key = draw(st.sampled_from(keys))
         rtl = draw(st.sampled_from(RTL_TEXT))
         if draw(st.booleans()):
             rtl = draw(st.sampled_from(BIDI_CONTROLS)) + rtl
@@ -177,9 +185,11 @@ def boundary_ids(base: Mapping[str, Any]) -> st.SearchStrategy[Payload]:
     """An id field at or just past its format's boundaries (zero, 12 and 13 digits, no digits,
     lowercase prefix, sign, whitespace, Arabic-Indic digits, empty)."""
 
+    keys = _id_keys(base)
+
     @st.composite
     def build(draw: st.DrawFn) -> Payload:
-        key = draw(st.sampled_from(_id_keys(base)))
+        key = draw(st.sampled_from(keys))
         return _with(base, key, draw(st.sampled_from(_boundary_values(base[key]))))
 
     return build()

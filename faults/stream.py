@@ -13,9 +13,9 @@ from faults.surfaces import StreamCallContext, StreamFault, StreamPlan, WireForm
 
 # The formats whose last event is their end marker (OpenAI chat ends with the separate
 # ``data: [DONE]`` terminator instead).
-END_EVENTS: dict[WireFormat, bytes] = {
-    "anthropic_messages": b"message_stop",
-    "openai_responses": b"response.completed",
+END_EVENTS: dict[WireFormat, tuple[bytes, ...]] = {
+    "anthropic_messages": (b"event: message_stop",),
+    "openai_responses": (b"event: response.completed", b"event: response.incomplete"),
 }
 
 
@@ -51,8 +51,8 @@ class StreamNoTerminator(StreamFault):
     def mutate(self, plan: StreamPlan, ctx: StreamCallContext) -> StreamPlan:
         """Drop the terminator, and the last event when it is the format's end marker."""
         events = plan.events
-        marker = END_EVENTS.get(ctx.wire_format)
-        if marker is not None and events and marker in events[-1]:
+        markers = END_EVENTS.get(ctx.wire_format, ())
+        if events and events[-1].startswith(markers):
             events = events[:-1]
         return dataclasses.replace(plan, events=events, terminator=b"")
 
