@@ -376,7 +376,11 @@ def load_report(path: str | Path) -> Report:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated" if exc.pos >= len(text.rstrip()) else "not valid JSON"
+        # The writer always ends the file with the object's closing brace, so an opening brace
+        # without one means the file was cut short (a killed process, a partial upload).
+        body = text.strip()
+        cut = exc.pos >= len(body) or (body.startswith("{") and not body.endswith("}"))
+        what = "truncated" if cut else "not valid JSON"
         raise ReportError(
             f"report {p} is {what} ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             f"{regenerate}"

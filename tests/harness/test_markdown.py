@@ -1,0 +1,115 @@
+"""Tests of the Markdown summary and its $GITHUB_STEP_SUMMARY append."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.markdown import MAX_FAILURES_LISTED, render_markdown, write_markdown
+from harness.report_model import Report
+
+
+def item(nodeid: str, verdict: str = "pass", **kw: Any) -> dict[str, Any]:
+    return {"nodeid": nodeid, "scenario": kw.pop("scenario", "refund"), "verdict": verdict, **kw}
+
+
+REPORT = Report.build(
+    [
+        item(
+            "scenarios/refund.yaml::refund[tool_http_503@get_order#1]",
+            "fail",
+            category="tool",
+            faults_injected=[{"key": "tool_http_503", "surface": "tool", "transient": True}],
+            faults_fired=[{"key": "tool_http_503", "surface": "tool"}],
+            checks=[{"name": "transient_recovered", "passed": False, "reason": "gave up"}],
+            reproduce="pytest 'scenarios/refund.yaml::refund[tool_http_503@get_order#1]'",
+        ),
+        item(
+            "scenarios/refund.yaml::refund[model_invalid_json@classify#1]",
+            faults_injected=[{"key": "model_invalid_json", "surface": "model"}],
+        ),
+        item("scenarios/bad.yaml", "error", scenario="bad", error="collection failed: a|b\nmore"),
+        item("scenarios/refund.yaml::refund[base]", crash=True, restarts=1),
+    ],
+    seed=42,
+)
+
+
+def test_headline_counts_and_seed() -> None:
+    md = render_markdown(REPORT)
+    assert md.startswith("## ❌ shakeout fault-injection report\n")
+    assert "**4** items: **2** pass, **1** fail, **1** error · seed `42` · schema v1" in md
+
+
+def test_fault_category_and_confusion_tables() -> None:
+    lines = render_markdown(REPORT).splitlines()
+    assert "| fault | items | pass | fail | error |" in lines
+    assert "| tool_http_503 | 1 | 0 | 1 | 0 |" in lines
+    assert "| none | 2 | 1 | 0 | 1 |" in lines
+    assert "| category | items |" in lines
+    assert "| tool | 1 |" in lines
+    assert "| fault \\\\ category | tool | none |" in lines
+    assert "| tool_http_503 | 1 | 0 |" in lines
+
+
+def test_coverage_marks_fired_and_unfired_pairs() -> None:
+    md = render_markdown(REPORT)
+    assert "### Coverage: 1/2 scenario × fault pairs exercised (50.0%)" in md
+    assert "| refund | ✘ not fired | ✔ |" in md.splitlines()
+
+
+def test_recovery_figures() -> None:
+    lines = render_markdown(REPORT).splitlines()
+    assert "| transient recovery rate | 0.0% (0/1) |" in lines
+    assert "| crash variants | 1 |" in lines
+    assert "| restarts | 1 |" in lines
+
+
+def test_failures_table_escapes_pipes_and_shows_the_reproduce_command() -> None:
+    lines = render_markdown(REPORT).splitlines()
+    assert "### Failures and errors (2)" in lines
+    assert "| ERROR | `scenarios/bad.yaml` |  | collection failed: a\\|b |  |" in lines, (
+        "the error's first line, with its pipe escaped"
+    )
+    assert (
+        "| FAIL | `scenarios/refund.yaml::refund[tool_http_503@get_order#1]` | tool "
+        "| transient_recovered "
+        "| `pytest 'scenarios/refund.yaml::refund[tool_http_503@get_order#1]'` |"
+    ) in lines
+
+
+def test_all_green_report() -> None:
+    md = render_markdown(Report.build([item("t::a")], seed=1))
+    assert md.startswith("## ✅ ")
+    assert md.endswith("No failures.\n")
+
+
+def test_failures_list_is_bounded() -> None:
+    many = Report.build([item(f"t::{i:03}", "fail") for i in range(MAX_FAILURES_LISTED + 5)], 1)
+    md = render_markdown(many)
+    assert "`t::024`" in md
+    assert "`t::025`" not in md
+    assert "… and 5 more (see the JSON or HTML report)." in md
+
+
+def test_write_markdown_writes_the_file_and_appends_to_the_step_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    target = tmp_path / "out" / "chaos.md"
+    assert write_markdown(REPORT, target) == [target, summary]
+    write_markdown(REPORT, None)
+    text = render_markdown(REPORT)
+    assert target.read_text() == text
+    assert summary.read_text() == "earlier step\n" + (text + "\n") * 2
+
+
+def test_write_markdown_without_destinations_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert write_markdown(REPORT, None) == []

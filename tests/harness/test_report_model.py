@@ -1,0 +1,305 @@
+"""Tests of the report schema, its summary maths and load_report's refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.report_model import (
+    SCHEMA_VERSION,
+    Report,
+    ReportError,
+    ReportItem,
+    load_report,
+    report_schema,
+    summarize,
+)
+
+
+def item(nodeid: str, verdict: str = "pass", **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "nodeid": nodeid,
+        "scenario": kw.pop("scenario", "s1"),
+        "verdict": verdict,
+    }
+    return {**base, **kw}
+
+
+def fault(key: str, transient: bool = False, category: str = "tool") -> dict[str, Any]:
+    return {"key": key, "surface": "tool", "category": category, "transient": transient}
+
+
+def fired(key: str) -> dict[str, Any]:
+    return {"key": key, "surface": "tool", "where": "get_order", "call_index": 1}
+
+
+def test_build_sorts_items_by_nodeid_and_counts_verdicts() -> None:
+    report = Report.build([item("c", "error"), item("a", "fail"), item("b")], seed=9)
+    assert [i.nodeid for i in report.items] == ["a", "b", "c"]
+    v = report.summary.by_verdict
+    assert (v.total, v.passed, v.fail, v.error) == (3, 1, 1, 1)
+    assert report.seed == 9
+    assert report.schema_version == SCHEMA_VERSION == "1"
+
+
+def test_json_uses_pass_as_the_verdict_count_key() -> None:
+    data = json.loads(Report.build([item("a")], seed=1).to_json())
+    assert data["summary"]["by_verdict"] == {"total": 1, "pass": 1, "fail": 0, "error": 0}
+
+
+def test_by_fault_and_confusion_use_none_for_fault_free_and_uncategorised_items() -> None:
+    report = Report.build(
+        [
+            item("a", faults_injected=[fault("tool_http_503")], category="tool", verdict="fail"),
+            item("b", faults_injected=[fault("tool_http_503")]),
+            item("c"),
+            item("d", faults_injected=[fault("model_invalid_json", category="model")]),
+        ],
+        seed=1,
+    )
+    s = report.summary
+    assert s.by_fault["tool_http_503"].total == 2
+    assert s.by_fault["tool_http_503"].fail == 1
+    assert s.by_fault["none"].total == 1
+    assert s.by_category == {"none": 3, "tool": 1}
+    assert s.confusion == {
+        "model_invalid_json": {"none": 1},
+        "none": {"none": 1},
+        "tool_http_503": {"none": 1, "tool": 1},
+    }
+
+
+def test_an_item_counts_once_per_distinct_fault_key() -> None:
+    report = Report.build(
+        [
+            item(
+                "a", faults_injected=[fault("k"), fault("k")], faults_fired=[fired("k"), fired("k")]
+            )
+        ],
+        seed=1,
+    )
+    assert report.summary.by_fault["k"].total == 1
+    assert report.summary.coverage.matrix["s1"]["k"].fired == 1
+
+
+def test_coverage_counts_pairs_that_fired_against_pairs_planned() -> None:
+    report = Report.build(
+        [
+            item("a", scenario="s1", faults_injected=[fault("k1")], faults_fired=[fired("k1")]),
+            item("b", scenario="s1", faults_injected=[fault("k2")]),
+            item("c", scenario="s2", faults_injected=[fault("k1")]),
+            item("d", scenario="s2", faults_injected=[fault("k1")], faults_fired=[fired("k1")]),
+        ],
+        seed=1,
+    )
+    cov = report.summary.coverage
+    assert cov.matrix["s1"]["k1"].model_dump() == {"injected": 1, "fired": 1}
+    assert cov.matrix["s1"]["k2"].model_dump() == {"injected": 1, "fired": 0}
+    assert cov.matrix["s2"]["k1"].model_dump() == {"injected": 2, "fired": 1}
+    assert (cov.planned_pairs, cov.exercised_pairs, cov.fraction) == (3, 2, 2 / 3)
+
+
+def test_coverage_fraction_is_none_without_faults() -> None:
+    assert Report.build([item("a")], seed=1).summary.coverage.fraction is None
+
+
+def test_crash_figures_add_up_over_items() -> None:
+    report = Report.build(
+        [
+            item("a", crash=True, restarts=2, reexecuted_steps=1, duplicate_effects=0),
+            item("b", crash=True, restarts=1, reexecuted_steps=0, duplicate_effects=3),
+            item("c"),
+        ],
+        seed=1,
+    )
+    c = report.summary.crash
+    assert (c.crash_variants, c.restarts, c.reexecuted_steps, c.duplicate_effects) == (2, 3, 1, 3)
+
+
+def test_transient_recovery_counts_only_fired_transient_only_runs_the_agent_ran() -> None:
+    t = [fault("tool_http_503", transient=True)]
+    report = Report.build(
+        [
+            item("pass", faults_injected=t, faults_fired=[fired("tool_http_503")]),
+            item("fail", "fail", faults_injected=t, faults_fired=[fired("tool_http_503")]),
+            item("not-fired", "fail", faults_injected=t),
+            item("error", "error", faults_injected=t, faults_fired=[fired("tool_http_503")]),
+            item(
+                "mixed",
+                "fail",
+                faults_injected=[*t, fault("tool_http_404")],
+                faults_fired=[fired("tool_http_503")],
+            ),
+        ],
+        seed=1,
+    )
+    tr = report.summary.transient_recovery
+    assert (tr.items, tr.recovered, tr.rate) == (2, 1, 0.5)
+
+
+def test_transient_recovery_rate_is_none_when_nothing_transient_fired() -> None:
+    assert Report.build([item("a")], seed=1).summary.transient_recovery.rate is None
+
+
+def test_check_counts_keep_not_applicable_apart() -> None:
+    checks = [
+        {"name": "terminal_state", "passed": True, "reason": ""},
+        {"name": "duplicate_effects", "passed": None, "reason": "no effects"},
+    ]
+    failing = [{"name": "terminal_state", "passed": False, "reason": "stuck"}]
+    report = Report.build([item("a", checks=checks), item("b", "fail", checks=failing)], seed=1)
+    by_check = report.summary.by_check
+    assert by_check["terminal_state"].model_dump() == {
+        "passed": 1,
+        "failed": 1,
+        "not_applicable": 0,
+    }
+    assert by_check["duplicate_effects"].not_applicable == 1
+
+
+def test_build_rejects_an_item_with_an_unknown_verdict() -> None:
+    with pytest.raises(ValueError, match="verdict"):
+        Report.build([item("a", verdict="maybe")], seed=1)
+
+
+def test_report_schema_describes_the_file() -> None:
+    schema = report_schema()
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert set(schema["required"]) >= {"seed", "summary", "items"}
+    assert schema["properties"]["schema_version"]["const"] == "1"
+    verdict_counts = schema["$defs"]["VerdictCounts"]["properties"]
+    assert "pass" in verdict_counts
+    json.dumps(schema)  # JSON-able, as `shakeout schema report` prints it
+
+
+# --- load_report -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def written(tmp_path: Path) -> Path:
+    report = Report.build([item("a", faults_injected=[fault("k")]), item("b", "fail")], seed=3)
+    return report.write(tmp_path / "sub" / "report.json")
+
+
+def test_load_report_round_trips(written: Path) -> None:
+    loaded = load_report(written)
+    assert loaded == Report.build(loaded.items, seed=3)
+    assert not list(written.parent.glob(".*tmp")), "atomic write left its temporary file behind"
+
+
+def test_load_report_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"missing\.json does not exist; rerun pytest"):
+        load_report(tmp_path / "missing.json")
+
+
+def test_load_report_refuses_an_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text("\n")
+    with pytest.raises(ReportError, match="is empty"):
+        load_report(tmp_path / "r.json")
+
+
+def test_load_report_refuses_a_truncated_file(written: Path) -> None:
+    text = written.read_text()
+    written.write_text(text[: len(text) // 2])
+    with pytest.raises(ReportError, match=r"is truncated \(.* at line \d+ column \d+\)"):
+        load_report(written)
+
+
+def test_load_report_refuses_corrupt_json(written: Path) -> None:
+    written.write_text("{not json at all}")
+    with pytest.raises(ReportError, match="is not valid JSON"):
+        load_report(written)
+
+
+def test_load_report_refuses_a_json_array(written: Path) -> None:
+    written.write_text("[]")
+    with pytest.raises(ReportError, match="holds a JSON list, expected an object"):
+        load_report(written)
+
+
+@pytest.mark.parametrize("version", ["2", None, 1])
+def test_load_report_refuses_another_schema_version(written: Path, version: object) -> None:
+    data = json.loads(written.read_text())
+    data["schema_version"] = version
+    written.write_text(json.dumps(data))
+    with pytest.raises(
+        ReportError, match=f"has schema_version {version!r}, this shakeout reads '1'"
+    ):
+        load_report(written)
+
+
+def test_load_report_refuses_a_schema_mismatch(written: Path) -> None:
+    data = json.loads(written.read_text())
+    data["items"][0]["verdict"] = "maybe"
+    written.write_text(json.dumps(data))
+    with pytest.raises(ReportError, match=r"does not match the report schema .*items\.0\.verdict"):
+        load_report(written)
+
+
+def test_load_report_refuses_a_summary_that_disagrees_with_the_items(written: Path) -> None:
+    data = json.loads(written.read_text())
+    data["summary"]["by_verdict"]["fail"] = 0
+    data["summary"]["by_verdict"]["pass"] = 2
+    written.write_text(json.dumps(data))
+    with pytest.raises(ReportError, match="summary that does not match its items"):
+        load_report(written)
+
+
+# --- properties --------------------------------------------------------------------------------
+
+KEYS = st.sampled_from(
+    ["tool_http_503", "tool_timeout", "model_invalid_json", "crash_after_effect"]
+)
+
+
+@st.composite
+def items(draw: st.DrawFn) -> list[dict[str, Any]]:
+    n = draw(st.integers(0, 12))
+    nodeids = draw(
+        st.lists(st.text("abcdef", min_size=1, max_size=6), min_size=n, max_size=n, unique=True)
+    )
+    out = []
+    for nodeid in nodeids:
+        injected = draw(st.lists(KEYS, max_size=3))
+        out.append(
+            item(
+                nodeid,
+                draw(st.sampled_from(["pass", "fail", "error"])),
+                scenario=draw(st.sampled_from(["s1", "s2", "s3"])),
+                faults_injected=[fault(k, transient=draw(st.booleans())) for k in injected],
+                faults_fired=[fired(k) for k in injected if draw(st.booleans())],
+                category=draw(st.sampled_from([None, "tool", "model", "logic"])),
+                crash=draw(st.booleans()),
+                restarts=draw(st.integers(0, 3)),
+            )
+        )
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(items(), st.randoms(use_true_random=False))
+def test_summary_counts_add_up_and_ignore_order(data: list[dict[str, Any]], rnd: Any) -> None:
+    report = Report.build(data, seed=1)
+    s = report.summary
+    n = len(data)
+    assert s.total == s.by_verdict.total == n
+    assert s.by_verdict.passed + s.by_verdict.fail + s.by_verdict.error == n
+    assert sum(s.by_category.values()) == n
+    per_item_keys = sum(len(ReportItem.model_validate(d).injected_keys()) for d in data)
+    assert sum(c.total for c in s.by_fault.values()) == per_item_keys
+    for key, row in s.confusion.items():
+        assert sum(row.values()) == s.by_fault[key].total
+    for c in s.by_fault.values():
+        assert c.passed + c.fail + c.error == c.total
+    assert 0 <= s.coverage.exercised_pairs <= s.coverage.planned_pairs
+    tr = s.transient_recovery
+    assert 0 <= tr.recovered <= tr.items <= n
+    shuffled = list(data)
+    rnd.shuffle(shuffled)
+    assert Report.build(shuffled, seed=1) == report
+    assert summarize(report.items) == s
