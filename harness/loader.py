@@ -165,6 +165,8 @@ def _yaml_issue(exc: yaml.MarkedYAMLError, path: str) -> Issue:
     hint = "correct the YAML at that position (indentation, quotes, ': ' after each key)"
     if "\\t" in problem or "\t" in problem:
         hint = "indent with spaces, not tabs"
+    elif "another document" in problem:
+        hint = "keep one scenario per file: move what follows '---' into a file of its own"
     return Issue(
         path,
         None if mark is None else mark.line + 1,
@@ -488,7 +490,6 @@ def scenario_schema() -> dict[str, Any]:
     schema = Scenario.model_json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://shakeout.dev/schemas/scenario.json",
         **schema,
         "title": "shakeout scenario",
         "description": (
