@@ -68,9 +68,12 @@ class ScriptedModel:
     """Serves scripted turns in order, one per model request, in a provider's wire format.
 
     A firing ``ModelFault`` is an insertion: its answer is served and the scripted turn stays
-    next in line, so an agent that re-asks gets it. A firing ``StreamFault`` is an insertion
-    too, unless the plan it returns still delivers the scripted answer whole (same events and
-    terminator, no cut - a slow stream, say), in which case the turn counts as served.
+    next in line, so an agent that re-asks gets it. A firing ``StreamFault`` whose plan still
+    delivers the scripted answer whole (same events and terminator, no cut: a slow stream)
+    serves the turn. One that breaks the stream leaves the turn pending, and the next model
+    request decides: the same request body again is a re-ask and gets the turn; a different
+    body means the agent moved on with what it received, so the turn counts as served (an agent
+    that assembles an answer whose end marker went missing is not thrown off its script).
     Requests beyond the script get HTTP 500 with a provider error body naming the problem.
 
     Not thread-safe on its own: the world serialises calls.
@@ -99,6 +102,7 @@ class ScriptedModel:
         self._calls = 0
         self._previous: ModelAnswer | None = None
         self._exhausted: list[int] = []
+        self._pending: bytes | None = None
 
     @property
     def path_suffix(self) -> str:
@@ -134,6 +138,10 @@ class ScriptedModel:
         """
         self._calls += 1
         index = self._calls
+        if self._pending is not None:
+            if request.body != self._pending:
+                self._next += 1  # the agent moved on from the broken stream
+            self._pending = None
         scripted = self.turns[self._next] if self._next < len(self.turns) else None
         try:
             body = request.json()
@@ -185,6 +193,8 @@ class ScriptedModel:
                     record(FaultFiring(fault.key, fault.surface, "stream", index))
             if _whole(plan, original):
                 self._next += 1
+            else:
+                self._pending = request.body
         return Served(
             StreamedResponse(200, SSE_HEADERS, plan, _advancer(clock, plan.delay_per_event)),
             index,

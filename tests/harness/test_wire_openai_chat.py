@@ -1,0 +1,217 @@
+"""Tests for harness.wire.openai_chat: the real openai SDK parses everything served."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import openai
+import pytest
+
+from faults.surfaces import HttpRequest, ModelAnswer, ProviderError, ToolCallSpec
+from harness.intercept import Answer, Interceptor, StreamedResponse
+from harness.model import NO_RETRY
+from harness.wire import OpenAIChatEncoder, encoder_for
+from harness.wire.base import SSE_HEADERS
+
+ENC = OpenAIChatEncoder()
+BASE = "http://model.shakeout.test/v1"
+MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+
+ANSWERS = {
+    "text": ModelAnswer(text="Hello there, how can I help?"),
+    "tool": ModelAnswer(tool_calls=(ToolCallSpec("get_order", '{"order_id": "A-1"}', "c1"),)),
+    "two_tools": ModelAnswer(
+        text="Looking both up.",
+        tool_calls=(
+            ToolCallSpec("get_order", '{"order_id": "A-1"}', "c1"),
+            ToolCallSpec("get_customer", '{"customer_id": 7}', "c2"),
+        ),
+    ),
+    "refusal": ModelAnswer(refusal="I can't help with that."),
+    "length": ModelAnswer(text="This is cut sh", finish="length"),
+    "content_filter": ModelAnswer(text="", finish="content_filter"),
+    "empty": ModelAnswer(empty=True),
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> openai.OpenAI:
+    return openai.OpenAI(base_url=BASE, api_key="sk-test", max_retries=0)
+
+
+def serve(answer: Answer, seen: list[HttpRequest] | None = None) -> Interceptor:
+    def handler(request: HttpRequest) -> Answer:
+        if seen is not None:
+            seen.append(request)
+        return answer
+
+    return Interceptor(handler)
+
+
+def streamed(answer: ModelAnswer) -> StreamedResponse:
+    return StreamedResponse(200, SSE_HEADERS, ENC.stream(answer, model="m", seq=1, created=1))
+
+
+def expected_calls(answer: ModelAnswer) -> list[tuple[str | None, str, str]]:
+    return [(c.id, c.name, c.arguments) for c in answer.tool_calls]
+
+
+@pytest.mark.parametrize("name", list(ANSWERS))
+def test_sdk_parses_the_json_answer(client: openai.OpenAI, name: str) -> None:
+    answer = ANSWERS[name]
+    seen: list[HttpRequest] = []
+    with serve(ENC.response(answer, model="shakeout-model", seq=3, created=7), seen):
+        got = client.chat.completions.create(model="shakeout-model", messages=MESSAGES)
+    assert seen[0].path == "/v1/chat/completions"
+    assert got.id == "chatcmpl-shakeout-3"
+    assert got.created == 7
+    if answer.empty:
+        assert got.choices == []
+        return
+    choice = got.choices[0]
+    assert choice.finish_reason == answer.finish_reason()
+    assert choice.message.content == answer.text
+    assert choice.message.refusal == answer.refusal
+    calls = [
+        (c.id, c.function.name, c.function.arguments)  # type: ignore[union-attr]
+        for c in choice.message.tool_calls or []
+    ]
+    assert calls == expected_calls(answer)
+
+
+@pytest.mark.parametrize("name", list(ANSWERS))
+def test_sdk_reassembles_the_streamed_answer(client: openai.OpenAI, name: str) -> None:
+    answer = ANSWERS[name]
+    text, refusal, finish = "", "", None
+    calls: dict[int, list[str | None]] = {}
+    chunks = 0
+    with serve(streamed(answer)):
+        for chunk in client.chat.completions.create(
+            model="shakeout-model", messages=MESSAGES, stream=True
+        ):
+            chunks += 1
+            for choice in chunk.choices:
+                delta = choice.delta
+                text += delta.content or ""
+                refusal += delta.refusal or ""
+                finish = choice.finish_reason or finish
+                for tc in delta.tool_calls or []:
+                    entry = calls.setdefault(tc.index, [None, "", ""])
+                    entry[0] = tc.id or entry[0]
+                    if tc.function is not None:
+                        entry[1] = (entry[1] or "") + (tc.function.name or "")
+                        entry[2] = (entry[2] or "") + (tc.function.arguments or "")
+    if answer.empty:
+        assert (chunks, text, finish) == (1, "", None)
+        return
+    assert text == (answer.text or "")
+    assert refusal == (answer.refusal or "")
+    assert finish == answer.finish_reason()
+    assert [tuple(calls[i]) for i in sorted(calls)] == expected_calls(answer)
+
+
+def test_tool_arguments_arrive_in_several_deltas() -> None:
+    plan = ENC.stream(ANSWERS["tool"], model="m", seq=1, created=1)
+    argument_deltas = [
+        e for e in plan.events if b'"arguments":"' in e and b'"arguments":""' not in e
+    ]
+    assert len(argument_deltas) == 2
+    assert plan.terminator == b"data: [DONE]\n\n"
+
+
+def test_stream_helper_builds_the_final_completion(client: openai.OpenAI) -> None:
+    answer = ANSWERS["two_tools"]
+    with (
+        serve(streamed(answer)),
+        client.chat.completions.stream(model="shakeout-model", messages=MESSAGES) as stream,
+    ):
+        final = stream.get_final_completion()
+    message = final.choices[0].message
+    assert message.content == answer.text
+    assert [(c.function.name, c.function.arguments) for c in message.tool_calls or []] == [
+        (c.name, c.arguments) for c in answer.tool_calls
+    ]
+
+
+def test_async_sdk_parses_a_stream() -> None:
+    async def run() -> str:
+        client = openai.AsyncOpenAI(base_url=BASE, api_key="k", max_retries=0)
+        async with client:
+            out = ""
+            stream = await client.chat.completions.create(
+                model="shakeout-model", messages=MESSAGES, stream=True
+            )
+            async for chunk in stream:
+                out += "".join(c.delta.content or "" for c in chunk.choices)
+            return out
+
+    with serve(streamed(ANSWERS["text"])):
+        assert asyncio.run(run()) == ANSWERS["text"].text
+
+
+def test_a_call_without_id_omits_the_key() -> None:
+    answer = ModelAnswer(tool_calls=(ToolCallSpec("get_order", "{}", None),))
+    body = json.loads(ENC.response(answer, model="m", seq=1, created=1).body)
+    assert "id" not in body["choices"][0]["message"]["tool_calls"][0]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "exc", "code"),
+    [
+        (ProviderError("rate_limit"), 429, openai.RateLimitError, "rate_limit_exceeded"),
+        (ProviderError("quota"), 429, openai.RateLimitError, "insufficient_quota"),
+        (ProviderError("server"), 500, openai.InternalServerError, None),
+        (ProviderError("overloaded"), 503, openai.InternalServerError, "overloaded"),
+    ],
+)
+def test_provider_errors_raise_the_sdk_class_without_sdk_retries(
+    error: ProviderError, status: int, exc: type[openai.APIStatusError], code: str | None
+) -> None:
+    # default max_retries: the x-should-retry header alone must stop the SDK from retrying
+    client = openai.OpenAI(base_url=BASE, api_key="k")
+    base = ENC.error(error)
+    answer = base.__class__(base.status, (*base.headers, NO_RETRY), base.body)
+    seen: list[HttpRequest] = []
+    with serve(answer, seen), pytest.raises(exc) as info:
+        client.chat.completions.create(model="shakeout-model", messages=MESSAGES)
+    assert info.value.status_code == status
+    assert info.value.code == code
+    assert len(seen) == 1
+    if error.kind == "rate_limit":
+        assert info.value.response.headers["retry-after"] == "1"
+
+
+def test_error_message_can_be_replaced() -> None:
+    body = json.loads(ENC.error(ProviderError("server"), "shakeout: no turn").body)
+    assert body["error"]["message"] == "shakeout: no turn"
+
+
+def test_in_stream_error_event_raises_api_error(client: openai.OpenAI) -> None:
+    plan = ENC.stream(ANSWERS["text"], model="m", seq=1, created=1)
+    broken = StreamedResponse(
+        200, SSE_HEADERS, plan.__class__((plan.events[0], ENC.error_event()))
+    )
+    with serve(broken), pytest.raises(openai.APIError, match="server had an error"):
+        for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+            pass
+
+
+def test_offered_tools_are_read_from_the_request() -> None:
+    body = {
+        "tools": [
+            {"type": "function", "function": {"name": "get_order"}},
+            {"type": "function", "function": {"name": "refund"}},
+            "junk",
+        ],
+        "functions": [{"name": "legacy"}],
+    }
+    assert ENC.offered_tools(body) == ("get_order", "refund", "legacy")
+    assert ENC.offered_tools(None) == ()
+    assert encoder_for("openai_chat") is encoder_for("openai_chat")
+
+
+def test_unknown_format_is_explained() -> None:
+    with pytest.raises(ValueError, match="unknown wire format 'grpc'; use one of"):
+        encoder_for("grpc")  # type: ignore[arg-type]

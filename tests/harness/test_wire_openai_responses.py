@@ -1,0 +1,163 @@
+"""Tests for harness.wire.openai_responses: the real openai SDK parses everything served."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+
+from faults.surfaces import HttpRequest, ModelAnswer, ProviderError, StreamPlan, ToolCallSpec
+from harness.intercept import Answer, Interceptor, StreamedResponse
+from harness.model import NO_RETRY
+from harness.wire import OpenAIResponsesEncoder
+from harness.wire.base import SSE_HEADERS
+
+ENC = OpenAIResponsesEncoder()
+BASE = "http://model.shakeout.test/v1"
+
+ANSWERS = {
+    "text": ModelAnswer(text="Hello there, how can I help?"),
+    "tool": ModelAnswer(tool_calls=(ToolCallSpec("get_order", '{"order_id": "A-1"}', "c1"),)),
+    "two_tools": ModelAnswer(
+        text="Looking both up.",
+        tool_calls=(
+            ToolCallSpec("get_order", '{"order_id": "A-1"}', "c1"),
+            ToolCallSpec("get_customer", '{"customer_id": 7}', "c2"),
+        ),
+    ),
+    "refusal": ModelAnswer(refusal="I can't help with that."),
+    "length": ModelAnswer(text="This is cut sh", finish="length"),
+    "content_filter": ModelAnswer(text="", finish="content_filter"),
+    "empty": ModelAnswer(empty=True),
+}
+
+STATUS = {
+    "length": ("incomplete", "max_output_tokens"),
+    "content_filter": ("incomplete", "content_filter"),
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> openai.OpenAI:
+    return openai.OpenAI(base_url=BASE, api_key="sk-test", max_retries=0)
+
+
+def serve(answer: Answer, seen: list[HttpRequest] | None = None) -> Interceptor:
+    def handler(request: HttpRequest) -> Answer:
+        if seen is not None:
+            seen.append(request)
+        return answer
+
+    return Interceptor(handler)
+
+
+def streamed(answer: ModelAnswer) -> StreamedResponse:
+    return StreamedResponse(200, SSE_HEADERS, ENC.stream(answer, model="m", seq=1, created=1))
+
+
+def check(response: Any, answer: ModelAnswer, name: str) -> None:
+    status, reason = STATUS.get(name, ("completed", None))
+    assert response.status == status
+    assert (response.incomplete_details.reason if response.incomplete_details else None) == reason
+    if answer.empty:
+        assert response.output == []
+        return
+    assert response.output_text == (answer.text or "")
+    calls = [(o.call_id, o.name, o.arguments) for o in response.output if o.type == "function_call"]
+    assert calls == [(c.id, c.name, c.arguments) for c in answer.tool_calls]
+    refusals = [
+        part.refusal
+        for o in response.output
+        if o.type == "message"
+        for part in o.content
+        if part.type == "refusal"
+    ]
+    assert refusals == ([answer.refusal] if answer.refusal else [])
+
+
+@pytest.mark.parametrize("name", list(ANSWERS))
+def test_sdk_parses_the_json_answer(client: openai.OpenAI, name: str) -> None:
+    seen: list[HttpRequest] = []
+    with serve(ENC.response(ANSWERS[name], model="m", seq=2, created=5), seen):
+        got = client.responses.create(model="shakeout-model", input="hi")
+    assert seen[0].path == "/v1/responses"
+    assert got.id == "resp_shakeout_2"
+    check(got, ANSWERS[name], name)
+
+
+@pytest.mark.parametrize("name", [n for n in ANSWERS if n not in STATUS])
+def test_stream_helper_builds_the_final_response(client: openai.OpenAI, name: str) -> None:
+    answer = ANSWERS[name]
+    deltas = ""
+    with (
+        serve(streamed(answer)),
+        client.responses.stream(model="shakeout-model", input="hi") as stream,
+    ):
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas += event.delta
+        final = stream.get_final_response()
+    assert deltas == (answer.text or "")
+    check(final, answer, name)
+
+
+@pytest.mark.parametrize("name", list(STATUS))
+def test_a_cut_short_stream_ends_with_response_incomplete(client: openai.OpenAI, name: str) -> None:
+    # as the API does; the SDK's stream helper then refuses get_final_response(), which is
+    # exactly what an agent built on it has to handle
+    with serve(streamed(ANSWERS[name])):
+        events = list(client.responses.create(model="m", input="hi", stream=True))
+    assert events[-1].type == "response.incomplete"
+    check(events[-1].response, ANSWERS[name], name)  # type: ignore[union-attr]
+
+
+def test_raw_stream_events_are_typed_in_order(client: openai.OpenAI) -> None:
+    with serve(streamed(ANSWERS["two_tools"])):
+        events = list(client.responses.create(model="m", input="hi", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert kinds.count("response.function_call_arguments.delta") == 4
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "exc", "code"),
+    [
+        (ProviderError("rate_limit"), 429, openai.RateLimitError, "rate_limit_exceeded"),
+        (ProviderError("quota"), 429, openai.RateLimitError, "insufficient_quota"),
+        (ProviderError("server", retry_after="3"), 500, openai.InternalServerError, None),
+        (ProviderError("overloaded"), 503, openai.InternalServerError, "overloaded"),
+    ],
+)
+def test_provider_errors_raise_the_sdk_class_without_sdk_retries(
+    error: ProviderError, status: int, exc: type[openai.APIStatusError], code: str | None
+) -> None:
+    client = openai.OpenAI(base_url=BASE, api_key="k")  # default retries, on purpose
+    base = ENC.error(error)
+    seen: list[HttpRequest] = []
+    with serve(base.__class__(base.status, (*base.headers, NO_RETRY), base.body), seen):
+        with pytest.raises(exc) as info:
+            client.responses.create(model="m", input="hi")
+    assert (info.value.status_code, info.value.code, len(seen)) == (status, code, 1)
+    if error.retry_after:
+        assert info.value.response.headers["retry-after"] == error.retry_after
+
+
+def test_in_stream_error_event_reaches_the_caller(client: openai.OpenAI) -> None:
+    plan = ENC.stream(ANSWERS["text"], model="m", seq=1, created=1)
+    broken = StreamedResponse(200, SSE_HEADERS, StreamPlan((plan.events[0], ENC.error_event())))
+    with serve(broken):
+        events = list(client.responses.create(model="m", input="hi", stream=True))
+    assert events[-1].type == "error"
+    assert events[-1].code == "server_error"  # type: ignore[union-attr]
+
+
+def test_offered_tools_and_call_without_id() -> None:
+    body = {"tools": [{"type": "function", "name": "get_order"}, {"type": "web_search"}]}
+    assert ENC.offered_tools(body) == ("get_order",)
+    answer = ModelAnswer(tool_calls=(ToolCallSpec("get_order", "{}", None),))
+    item = json.loads(ENC.response(answer, model="m", seq=1, created=1).body)["output"][0]
+    assert "call_id" not in item
