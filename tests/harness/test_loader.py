@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from faults.base import Category
+from faults.base import _REGISTRY, Category
 from faults.surfaces import ToolFault, ToolResult
 from harness.loader import (
     REGENERATE,
@@ -31,17 +32,25 @@ REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "scenarios"
 
 
-@dataclass(frozen=True)
-class LoaderStatusFault(ToolFault):
-    """Test-local: the tool answers ``status``."""
+@pytest.fixture
+def status_fault() -> Iterator[None]:
+    """A test-local tool fault, registered for one test only so other tests never see it."""
 
-    key: ClassVar[str] = "loader_test_status"
-    category: ClassVar[Category | None] = Category.TOOL
-    transient: ClassVar[bool] = False
-    status: int = 404
+    @dataclass(frozen=True)
+    class LoaderStatusFault(ToolFault):
+        """Test-local: the tool answers ``status``."""
 
-    def apply(self, ctx: Any) -> ToolResult:
-        raise NotImplementedError
+        key: ClassVar[str] = "loader_test_status"
+        category: ClassVar[Category | None] = Category.TOOL
+        transient: ClassVar[bool] = False
+        status: int = 404
+
+        def apply(self, ctx: Any) -> ToolResult:
+            raise NotImplementedError
+
+    yield
+    # the registry is global: leave it as other tests (and matrix expansions) expect it
+    _REGISTRY.pop("loader_test_status", None)
 
 
 GOOD = """\
@@ -154,6 +163,7 @@ def test_several_errors_give_one_line_each_in_line_order(in_tmp: Path) -> None:
     assert "field 'name': String should match pattern" in lines[0]
 
 
+@pytest.mark.usefixtures("status_fault")
 def test_rule_errors_point_at_the_field_they_name(in_tmp: Path) -> None:
     text = GOOD + "faults:\n  - loader_test_status: {target: get_ordr, at: {nth: 0}}\n"
     text += "  - loader_test_statu\n"

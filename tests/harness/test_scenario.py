@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from faults.base import Category, Schedule, Surface
+from faults.base import _REGISTRY, Category, Schedule, Surface
 from faults.surfaces import ModelAnswer, ReviewAction, ToolCallSpec, ToolFault, ToolResult
 from harness.scenario import (
     Expect,
@@ -23,17 +24,25 @@ from harness.scenario import (
 )
 
 
-@dataclass(frozen=True)
-class ScnStatusFault(ToolFault):
-    """Test-local: the tool answers ``status``."""
+@pytest.fixture
+def status_fault() -> Iterator[Any]:
+    """A test-local tool fault, registered for one test only so other tests never see it."""
 
-    key: ClassVar[str] = "scn_test_status"
-    category: ClassVar[Category | None] = Category.TOOL
-    transient: ClassVar[bool] = True
-    status: int = 503
+    @dataclass(frozen=True)
+    class ScnStatusFault(ToolFault):
+        """Test-local: the tool answers ``status``."""
 
-    def apply(self, ctx: Any) -> ToolResult:
-        raise NotImplementedError
+        key: ClassVar[str] = "scn_test_status"
+        category: ClassVar[Category | None] = Category.TOOL
+        transient: ClassVar[bool] = True
+        status: int = 503
+
+        def apply(self, ctx: Any) -> ToolResult:
+            raise NotImplementedError
+
+    yield ScnStatusFault
+    # the registry is global: leave it as other tests (and matrix expansions) expect it
+    _REGISTRY.pop("scn_test_status", None)
 
 
 SERVICES: dict[str, Any] = {
@@ -148,7 +157,7 @@ def test_reviewer_entries_become_review_actions_and_missing_ones_never_decide() 
     assert s.review_action(2) == ReviewAction("never")
 
 
-def test_fault_entries_build_registered_faults_with_schedules() -> None:
+def test_fault_entries_build_registered_faults_with_schedules(status_fault: Any) -> None:
     s = Scenario.model_validate(
         scenario(
             faults=[
@@ -160,13 +169,14 @@ def test_fault_entries_build_registered_faults_with_schedules() -> None:
     )
     assert s.fault_keys() == ("scn_test_status",) * 3
     assert s.build_faults() == (
-        ScnStatusFault(),
-        ScnStatusFault(target="get_order", at=Schedule(nth=2), status=404),
-        ScnStatusFault(),
+        status_fault(),
+        status_fault(target="get_order", at=Schedule(nth=2), status=404),
+        status_fault(),
     )
     assert s.build_faults()[0] is not s.build_faults()[0]
 
 
+@pytest.mark.usefixtures("status_fault")
 def test_unknown_fault_key_suggests_a_close_one_and_the_faults_command() -> None:
     ((at, message),) = rule_messages(scenario(faults=["scn_test_statos"]))
     assert at == ("faults", 0)
@@ -178,6 +188,7 @@ def test_unknown_fault_key_suggests_a_close_one_and_the_faults_command() -> None
     )
 
 
+@pytest.mark.usefixtures("status_fault")
 def test_fault_parameters_are_checked_by_name_type_and_schedule() -> None:
     found = rule_messages(
         scenario(
@@ -207,6 +218,7 @@ def test_fault_parameters_are_checked_by_name_type_and_schedule() -> None:
     )
 
 
+@pytest.mark.usefixtures("status_fault")
 def test_tool_fault_target_must_be_a_service() -> None:
     found = rule_messages(scenario(faults=[{"scn_test_status": {"target": "get_ordr"}}]))
     assert found == [
@@ -290,6 +302,7 @@ def test_expectations_must_name_services_and_effects_must_be_ledgers() -> None:
     assert "ledger services only" in found[0][1]
 
 
+@pytest.mark.usefixtures("status_fault")
 def test_matrix_needs_something_to_expand_and_known_references() -> None:
     assert rule_messages(scenario(matrix={"calls": [1]})) == [
         ((), "the matrix names no faults and no surfaces")
@@ -314,6 +327,7 @@ def test_matrix_needs_something_to_expand_and_known_references() -> None:
     ]
 
 
+@pytest.mark.usefixtures("status_fault")
 def test_matrix_fault_keys_expand_surfaces_and_overrides_apply() -> None:
     s = Scenario.model_validate(
         scenario(
