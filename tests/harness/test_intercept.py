@@ -69,7 +69,7 @@ def canary() -> Iterator[Canary]:
                 + body
             )
 
-        do_GET = do_POST = _answer  # noqa: N815 - the stdlib's naming
+        do_GET = do_POST = _answer
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -262,11 +262,10 @@ def test_sse_stream_calls_on_event_before_each_event() -> None:
     calls: list[int] = []
     streamed = StreamedResponse(200, (("content-type", "text/event-stream"),), plan, calls.append)
     received: list[bytes] = []
-    with Interceptor(lambda r: streamed):
-        with HTTPX2.stream("GET", "http://model.test/s") as response:
-            for chunk in response.iter_raw():
-                received.append(chunk)
-                calls.append(-1)
+    with Interceptor(lambda r: streamed), HTTPX2.stream("GET", "http://model.test/s") as response:
+        for chunk in response.iter_raw():
+            received.append(chunk)
+            calls.append(-1)
     assert received == [b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"]
     assert calls == [0, -1, 1, -1, -1]
 
@@ -276,27 +275,33 @@ def test_async_stream_is_cut_with_the_async_library_error() -> None:
 
     async def read() -> bytes:
         got = b""
-        async with httpx.AsyncClient(verify=False) as client:
-            async with client.stream("GET", "http://model.test/s") as response:
-                async for chunk in response.aiter_raw():
-                    got += chunk
+        async with (
+            httpx.AsyncClient(verify=False) as client,
+            client.stream("GET", "http://model.test/s") as response,
+        ):
+            async for chunk in response.aiter_raw():
+                got += chunk
         return got
 
-    with Interceptor(lambda r: StreamedResponse(200, (), plan)):
-        with pytest.raises(httpx.RemoteProtocolError, match="cut the stream after 8 bytes"):
-            asyncio.run(read())
+    with (
+        Interceptor(lambda r: StreamedResponse(200, (), plan)),
+        pytest.raises(httpx.RemoteProtocolError, match="cut the stream after 8 bytes"),
+    ):
+        asyncio.run(read())
 
 
 def _deliver(plan: StreamPlan) -> tuple[bytes, BaseException | None]:
     got = b""
     error: BaseException | None = None
-    with Interceptor(lambda r: StreamedResponse(200, (), plan)):
-        with HTTPX2.stream("GET", "http://model.test/s") as response:
-            try:
-                for chunk in response.iter_raw():
-                    got += chunk
-            except httpx2.RemoteProtocolError as exc:
-                error = exc
+    with (
+        Interceptor(lambda r: StreamedResponse(200, (), plan)),
+        HTTPX2.stream("GET", "http://model.test/s") as response,
+    ):
+        try:
+            for chunk in response.iter_raw():
+                got += chunk
+        except httpx2.RemoteProtocolError as exc:
+            error = exc
     return got, error
 
 
@@ -365,9 +370,16 @@ def _patched_state() -> tuple[object, ...]:
 
 def test_everything_is_restored_on_exit_even_after_an_exception() -> None:
     before = _patched_state()
-    with pytest.raises(RuntimeError, match="inside"), Interceptor(lambda r: HttpResponse(204)):
-        assert _patched_state() != before
-        raise RuntimeError("inside")
+    during: list[tuple[object, ...]] = []
+
+    def body() -> None:
+        with Interceptor(lambda r: HttpResponse(204)):
+            during.append(_patched_state())
+            raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        body()
+    assert during[0] != before
     assert _patched_state() == before
 
 

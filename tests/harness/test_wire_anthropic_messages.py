@@ -104,7 +104,7 @@ def test_raw_stream_carries_input_json_deltas(client: anthropic.Anthropic) -> No
     assert kinds[0] == "message_start"
     assert kinds[-2:] == ["message_delta", "message_stop"]
     partial = [
-        e.delta.partial_json  # type: ignore[union-attr]
+        e.delta.partial_json
         for e in events
         if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
     ]
@@ -156,9 +156,9 @@ def test_provider_errors_raise_the_sdk_class_without_sdk_retries(
     client = anthropic.Anthropic(base_url=BASE, api_key="k")  # default retries, on purpose
     base = ENC.error(error)
     seen: list[HttpRequest] = []
-    with serve(base.__class__(base.status, (*base.headers, NO_RETRY), base.body), seen):
-        with pytest.raises(exc) as info:
-            client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    answer = base.__class__(base.status, (*base.headers, NO_RETRY), base.body)
+    with serve(answer, seen), pytest.raises(exc) as info:
+        client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
     assert (info.value.status_code, len(seen)) == (status, 1)
     assert info.value.body["error"]["type"] == kind  # type: ignore[index]
     if error.kind == "rate_limit":

@@ -190,9 +190,7 @@ def test_error_message_can_be_replaced() -> None:
 
 def test_in_stream_error_event_raises_api_error(client: openai.OpenAI) -> None:
     plan = ENC.stream(ANSWERS["text"], model="m", seq=1, created=1)
-    broken = StreamedResponse(
-        200, SSE_HEADERS, plan.__class__((plan.events[0], ENC.error_event()))
-    )
+    broken = StreamedResponse(200, SSE_HEADERS, plan.__class__((plan.events[0], ENC.error_event())))
     with serve(broken), pytest.raises(openai.APIError, match="server had an error"):
         for _ in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
             pass
