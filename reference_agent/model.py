@@ -144,10 +144,10 @@ def interpret(reply: ModelReply, offered: Mapping[str, type[BaseModel]]) -> Tool
     Raises:
         ModelError: the subclass naming what is wrong with the reply.
     """
-    if reply.empty:
-        raise EmptyAnswer("the model answered with no choices or no content")
     if reply.refusal is not None or reply.finish in ("content_filter", "refusal"):
         raise Refusal(f"the model refused: {reply.refusal or reply.finish}")
+    if reply.empty:
+        raise EmptyAnswer("the model answered with no choices or no content")
     if reply.finish == "length":
         raise TruncatedOutput("the answer stopped at the token limit (finish reason 'length')")
     if not reply.tool_calls:
