@@ -245,6 +245,9 @@ class ToolService(_Spec):
     respond: ResponseSpec | None = None
     sequence: tuple[ResponseSpec, ...] | None = Field(None, min_length=1)
     ledger: ResponseSpec | None = None
+    gated: bool = False
+    """Its effects need a human approval first; the harness checks each one had a matching,
+    unconsumed approval bound to its arguments."""
 
     @field_validator("path_regex")
     @classmethod

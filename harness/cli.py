@@ -1,0 +1,81 @@
+"""The ``shakeout`` command line: validate, schema, faults, gate, merge.
+
+Each subcommand is a thin call into the module that owns the feature; exit codes are the
+feature's own (0 ok, 1 failed, 2 error or misuse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shakeout",
+        description="Chaos and evaluation harness for agentic workflows. The scenario suite "
+        "itself runs under pytest (`pytest scenarios/ --chaos-report=report.json`); these "
+        "commands validate scenario files and work with reports.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check scenario files; exit 1 if any is invalid")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories")
+
+    p = sub.add_parser("schema", help="print a JSON Schema (scenario file or report)")
+    p.add_argument("which", choices=["scenario", "report"])
+
+    p = sub.add_parser("faults", help="list the fault catalogue")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
+    p = sub.add_parser(
+        "gate", help="apply the gate policy to a report; exit 0 pass, 1 fail, 2 error"
+    )
+    p.add_argument("report", metavar="REPORT")
+    p.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="a TOML policy file (default: [tool.shakeout.gate] in ./pyproject.toml)",
+    )
+
+    p = sub.add_parser("merge", help="merge shard reports into one")
+    p.add_argument("reports", nargs="+", metavar="REPORT")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``shakeout`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        from harness.loader import validate_main
+
+        return validate_main(args.paths)
+    if args.command == "schema":
+        if args.which == "scenario":
+            from harness.loader import scenario_schema
+
+            schema = scenario_schema()
+        else:
+            from harness.report_model import report_schema
+
+            schema = report_schema()
+        sys.stdout.write(json.dumps(schema, indent=2) + "\n")
+        return 0
+    if args.command == "faults":
+        from faults.catalogue import faults_main
+
+        return faults_main(as_json=args.json)
+    if args.command == "gate":
+        from harness.gate import gate_main
+
+        return gate_main(args.report, args.policy)
+    from harness.merge import merge_main
+
+    return merge_main(args.reports, args.output)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""Scenario files as pytest collectors, and one pytest item per scenario variant.
+
+An item runs its variant in ``setup`` and judges it there: a verdict of ERROR (the scenario is
+invalid, or the harness could not run it) is raised from setup, so pytest reports it as an
+error; a FAIL (the agent broke a rule) is raised from the call phase, so pytest reports a
+failure. The two never mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.loader import ScenarioError, load_scenario
+from harness.matrix import expand
+from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
+from harness.scenario import Scenario
+from harness.session import RunResult, judge, report_item, reproduce_command
+
+
+class ScenarioInvalid(Exception):
+    """A scenario file cannot be loaded; carries the loader's located message."""
+
+
+class HarnessError(Exception):
+    """The item's verdict is ERROR: the scenario or the harness, not the agent."""
+
+
+class ScenarioFailed(Exception):
+    """The item's verdict is FAIL: the agent broke a rule."""
+
+
+class ScenarioFile(pytest.File):
+    """A YAML scenario file: yields one item per variant (base, fault cells, crash cells)."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            scenario = load_scenario(self.path)
+        except ScenarioError as exc:
+            yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=str(exc))
+            return
+        from harness.plugin import ChaosSettings
+
+        settings = ChaosSettings.resolve(self.config)
+        seed = scenario.effective_seed(settings.seed)
+        found: Probe | None = None
+        if scenario.matrix is not None or scenario.crash_matrix is not None:
+            try:
+                found = self._probe(scenario, settings, seed)
+            except Exception as exc:  # reported on the base item, never a collection crash
+                yield InvalidScenarioItem.from_parent(
+                    self,
+                    name=scenario.name,
+                    problem=(
+                        f"{self.path}: the fault-free probe run that aims the matrix failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ),
+                )
+                return
+        for variant in expand(scenario, found):
+            name = scenario.name if variant.label == "base" else f"{scenario.name}[{variant.label}]"
+            yield ScenarioItem.from_parent(self, name=name, variant=variant)
+
+    def _probe(self, scenario: Scenario, settings: Any, seed: int) -> Probe:
+        from harness.plugin import ADAPTERS_KEY
+
+        factory = scenario.agent or settings.agent
+        if not factory:
+            raise AgentLoadError(_NO_AGENT)
+        adapter = self.config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
+        wall = scenario.expect.budget.wall_s or settings.wall_s
+        return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+
+
+_NO_AGENT = (
+    "no agent to run this scenario: set the chaos_agent ini key (module:factory), pass "
+    "--chaos-agent, or give the scenario an 'agent' field"
+)
+
+
+class InvalidScenarioItem(pytest.Item):
+    """Stands for a scenario file that cannot be loaded: reported as an ERROR with the reason."""
+
+    def __init__(self, *, problem: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+
+    def setup(self) -> None:
+        raise ScenarioInvalid(self.problem)
+
+    def runtest(self) -> None:  # pragma: no cover - setup always raises
+        raise ScenarioInvalid(self.problem)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioInvalid):
+            return f"invalid scenario file:\n{excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario file {self.path.name} (invalid)"
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario variant: run in setup, judged, ERROR raised in setup and FAIL in call."""
+
+    def __init__(self, *, variant: Variant, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.variant = variant
+        self.result: RunResult | None = None
+        self.add_marker(pytest.mark.chaos)
+        for tag in variant.scenario.tags:
+            self.extra_keyword_matches.add(tag)
+
+    def setup(self) -> None:
+        from harness.plugin import ADAPTERS_KEY, ChaosSettings
+
+        scenario = self.variant.scenario
+        settings = ChaosSettings.resolve(self.config, self.get_closest_marker("chaos"))
+        seed = scenario.effective_seed(settings.seed)
+        factory = scenario.agent or settings.agent
+        if not factory:
+            raise HarnessError(_NO_AGENT)
+        try:
+            adapter = self.config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
+        except AgentLoadError as exc:
+            raise HarnessError(str(exc)) from None
+        wall = scenario.expect.budget.wall_s or settings.wall_s
+        record = run_variant(self.variant, adapter, seed=seed, wall_s=wall, config=settings.config)
+        self.result = judge(self.variant, record, reproduce_command(self.nodeid, seed))
+        self.user_properties.append(("shakeout", report_item(self.nodeid, self.result)))
+        if self.result.verdict == "error":
+            raise HarnessError(self.result.explain())
+
+    def runtest(self) -> None:
+        assert self.result is not None
+        if self.result.verdict == "fail":
+            raise ScenarioFailed(self.result.explain())
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, HarnessError | ScenarioFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.name}"

@@ -1,0 +1,293 @@
+"""Drive an agent adapter through one run: start, reviewer decisions, crashes and restarts.
+
+The driver owns the run's control flow and nothing else: it does not know HTTP (the world does)
+nor judge the run (checks do). Every adapter call runs in a daemon thread under the run's
+wall-clock deadline, so an agent that hangs fails its run instead of hanging CI.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from faults.base import Fault
+from faults.surfaces import (
+    AgentCrash,
+    ApprovalFault,
+    CrashFault,
+    CrashPoint,
+    FaultFiring,
+    ReviewAction,
+    ReviewContext,
+)
+from harness.adapter import (
+    AdapterContractError,
+    AgentAdapter,
+    Decision,
+    Outcome,
+    RunState,
+    WorldContext,
+)
+from harness.record import Delivery, TraceCopy
+
+T = TypeVar("T")
+
+MAX_RESTARTS = 8
+MAX_REVIEW_ROUNDS = 16
+
+
+class RunTimedOut(Exception):
+    """The agent did not return within the run's wall-clock limit."""
+
+
+class _CallResult:
+    __slots__ = ("error", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+def call_with_deadline(fn: Callable[[], T], deadline_s: float) -> T:
+    """Run ``fn`` in a daemon thread; raise RunTimedOut if it does not return in time.
+
+    A hung call's thread is abandoned (Python cannot kill a thread); it is a daemon, so it never
+    keeps the process alive.
+    """
+    box = _CallResult()
+
+    def target() -> None:
+        try:
+            box.value = fn()
+        except BaseException as exc:  # carried to the caller's thread, re-raised there
+            box.error = exc
+
+    worker = threading.Thread(target=target, name="shakeout-agent-call", daemon=True)
+    worker.start()
+    worker.join(max(deadline_s, 0.0))
+    if worker.is_alive():
+        raise RunTimedOut
+    if box.error is not None:
+        raise box.error
+    return box.value  # type: ignore[no-any-return]
+
+
+@dataclass
+class CrashPlan:
+    """Decides, at each boundary the agent reports, whether to crash it there."""
+
+    faults: Sequence[CrashFault]
+    rng: random.Random
+    counts: dict[str, int] = field(default_factory=dict)
+    fired: list[str] = field(default_factory=list)
+    firings: list[FaultFiring] = field(default_factory=list)
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def boundary(self, point: str, step: str) -> None:
+        """The hook handed to the agent: raises AgentCrash where a crash is scheduled."""
+        self.seen.append((point, step))
+        for fault in self.faults:
+            if fault.point.value != point:
+                continue
+            if fault.target is not None and fault.target != step:
+                continue
+            key = f"{fault.key}|{fault.target}"
+            n = self.counts.get(key, 0) + 1
+            self.counts[key] = n
+            if fault.at.fires(n, self.rng):
+                self.fired.append(f"{point}:{step}")
+                self.firings.append(FaultFiring(fault.key, fault.surface, f"{point}:{step}", n))
+                raise AgentCrash(f"shakeout crash fault {fault.key} at {point}:{step}")
+
+    def parked_crash(self, round_index: int) -> CrashFault | None:
+        """A while-parked crash scheduled for this review round, if any."""
+        for fault in self.faults:
+            if fault.point is CrashPoint.WHILE_PARKED and fault.at.fires(round_index, self.rng):
+                self.fired.append(f"while_parked:{round_index}")
+                self.firings.append(
+                    FaultFiring(fault.key, fault.surface, "while_parked", round_index)
+                )
+                return fault
+        return None
+
+
+@dataclass
+class Reviewer:
+    """The scripted reviewer: one action per approval request, bent by approval faults."""
+
+    script: Sequence[ReviewAction]
+    faults: Sequence[ApprovalFault]
+    rng: random.Random
+    rounds: int = 0
+    firings: list[FaultFiring] = field(default_factory=list)
+
+    def next_action(self, tool: str, arguments: Mapping[str, Any]) -> ReviewAction:
+        """The action for the next approval round."""
+        self.rounds += 1
+        i = self.rounds
+        scripted = self.script[i - 1] if i - 1 < len(self.script) else ReviewAction("never")
+        action = scripted
+        for fault in self.faults:
+            if fault.target is not None and fault.target != tool:
+                continue
+            if fault.at.fires(i, self.rng):
+                action = fault.review(ReviewContext(tool, arguments, scripted, i))
+                self.firings.append(FaultFiring(fault.key, fault.surface, f"approval:{tool}", i))
+        return action
+
+
+@dataclass
+class DriveResult:
+    """What the driver saw; the runner merges it with the world's records."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    restarts: int = 0
+    timed_out: float | None = None
+    agent_exception: str | None = None
+    harness_error: str | None = None
+    trace: TraceCopy | None = None
+
+
+def drive(
+    adapter: AgentAdapter,
+    payload: Mapping[str, Any],
+    *,
+    world: WorldContext,
+    faults: Sequence[Fault],
+    reviewer_script: Sequence[ReviewAction],
+    rng: random.Random,
+    wall_s: float,
+    exchanges_seen: Callable[[], int],
+    clock_advance: Callable[[float], None],
+    monotonic: Callable[[], float],
+    restart_world: Callable[[], WorldContext] | None = None,
+) -> tuple[DriveResult, CrashPlan, Reviewer]:
+    """Run one scenario variant through the adapter until a terminal state or a limit."""
+    crash_plan = CrashPlan([f for f in faults if isinstance(f, CrashFault)], rng)
+    reviewer = Reviewer(reviewer_script, [f for f in faults if isinstance(f, ApprovalFault)], rng)
+    world = replace(world, boundary=crash_plan.boundary)
+    result = DriveResult()
+    deadline = monotonic() + wall_s
+
+    def call(fn: Callable[[], Any]) -> Outcome | None:
+        """One adapter call; None when a crash fault tore it down."""
+        raw = call_with_deadline(fn, deadline - monotonic())
+        return Outcome.read(raw)
+
+    def restart() -> None:
+        result.restarts += 1
+        if result.restarts > MAX_RESTARTS:
+            raise _GiveUp(f"more than {MAX_RESTARTS} restarts; the run never settles")
+        adapter.begin(world)
+
+    try:
+        adapter.begin(world)
+        run_id: str | None = None
+        outcome: Outcome | None = None
+        while outcome is None:
+            try:
+                outcome = call(lambda: adapter.start(payload))
+            except AgentCrash:
+                # The intake message is redelivered, as a queue would after a crash: a well-
+                # built agent recognises the same input and continues the same run.
+                restart()
+        result.outcomes.append(outcome)
+        run_id = outcome.run_id
+        rounds = 0
+        while outcome.state is RunState.AWAITING_APPROVAL:
+            rounds += 1
+            if rounds > MAX_REVIEW_ROUNDS:
+                raise _GiveUp(f"still awaiting approval after {MAX_REVIEW_ROUNDS} review rounds")
+            pending = outcome.pending_approval
+            if pending is None:
+                raise AdapterContractError(
+                    "the agent reported 'awaiting_approval' without a pending_approval; an "
+                    "adapter must say what it is waiting for"
+                )
+            if crash_plan.parked_crash(rounds) is not None:
+                restart()
+            action = reviewer.next_action(pending.tool, pending.arguments)
+            if action.after_restart:
+                restart()
+            decision: Decision | None = None
+            if action.verdict == "never":
+                clock_advance(max(pending.expires_at - _now(world), 0.0) + 1.0)
+            else:
+                clock_advance(action.delay_s)
+                arguments = dict(action.arguments or pending.arguments)
+                decision = Decision(
+                    approval_id=pending.approval_id,
+                    approved=action.verdict == "approve",
+                    tool=pending.tool,
+                    arguments=arguments,
+                )
+            for _ in range(max(action.times, 1)):
+                if decision is not None:
+                    result.deliveries.append(
+                        Delivery(
+                            approval_id=pending.approval_id,
+                            tool=pending.tool,
+                            verdict=action.verdict,
+                            arguments=decision.arguments,
+                            bound_to_requested=action.arguments is None,
+                            seq_before=exchanges_seen(),
+                        )
+                    )
+                else:
+                    result.deliveries.append(
+                        Delivery(
+                            pending.approval_id, pending.tool, "never", {}, True, exchanges_seen()
+                        )
+                    )
+                nxt: Outcome | None = None
+                while nxt is None:
+                    try:
+                        nxt = call(partial(adapter.resume, run_id, decision))
+                    except AgentCrash:
+                        restart()
+                result.outcomes.append(nxt)
+                outcome = nxt
+                if decision is None:
+                    break
+        trace = adapter.trace(run_id)
+        if trace is not None:
+            result.trace = TraceCopy(
+                tuple(dict(r) for r in trace.records), bool(trace.kept_in_full)
+            )
+    except RunTimedOut:
+        result.timed_out = wall_s
+    except _GiveUp as exc:
+        result.agent_exception = str(exc)
+    except AdapterContractError as exc:
+        result.harness_error = f"adapter contract: {exc}"
+    except AgentCrash as exc:  # pragma: no cover - every crash is caught where it is raised
+        result.harness_error = f"unhandled crash signal: {exc}"
+    except Exception as exc:
+        result.agent_exception = _summarise(exc)
+    return result, crash_plan, reviewer
+
+
+class _GiveUp(Exception):
+    """The run does not settle (restart or review loop)."""
+
+
+def _now(world: WorldContext) -> float:
+    return world.clock.now()
+
+
+def _summarise(exc: BaseException) -> str:
+    """An exception as one line plus the agent-side frame it came from."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    for frame in reversed(frames):
+        if "/harness/" not in frame.filename:
+            where = f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
+            break
+    return f"{type(exc).__name__}: {exc}{where}"

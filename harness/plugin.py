@@ -1,0 +1,326 @@
+"""shakeout's pytest plugin: the ``chaos`` options, ini keys, marker, fixtures and session seed.
+
+Precedence, stated once (and applied in ``ChaosSettings.resolve``):
+**command line > ``chaos`` marker > ``chaos_config`` fixture > ini key > built-in default.**
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.adapter import AgentAdapter
+from harness.report import ReportPlugin
+from harness.runner import AdapterCache
+from harness.session import RunResult, run_scenario
+
+DEFAULT_SCENARIO_GLOBS = ("scenarios/*.yaml", "scenarios/**/*.yaml")
+DEFAULT_WALL_S = 20.0
+
+SEED_KEY = pytest.StashKey[int]()
+ADAPTERS_KEY = pytest.StashKey[AdapterCache]()
+
+
+@dataclass(frozen=True)
+class ChaosSettings:
+    """The knobs a run reads, after precedence is applied.
+
+    Attributes:
+        seed: the seed every random choice of the run flows from.
+        agent: the adapter factory, ``module:callable``.
+        wall_s: the real-time limit per run, in seconds.
+        config: extra agent config merged under the scenario's ``agent_config``.
+    """
+
+    seed: int
+    agent: str | None = None
+    wall_s: float = DEFAULT_WALL_S
+    config: Mapping[str, Any] | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        pytest_config: pytest.Config,
+        marker: pytest.Mark | None = None,
+        fixture: Mapping[str, Any] | None = None,
+    ) -> ChaosSettings:
+        """Apply command line > marker > fixture > ini > default."""
+        ini_agent = pytest_config.getini("chaos_agent") or None
+        ini_wall = pytest_config.getini("chaos_wall_s")
+        base = cls(
+            seed=pytest_config.stash[SEED_KEY],
+            agent=ini_agent,
+            wall_s=float(ini_wall) if ini_wall else DEFAULT_WALL_S,
+        )
+        for layer in (fixture, _marker_kwargs(marker)):
+            if layer:
+                base = replace(
+                    base,
+                    **_checked(
+                        layer, "chaos_config fixture" if layer is fixture else "@pytest.mark.chaos"
+                    ),
+                )
+        cli_seed = pytest_config.getoption("chaos_seed")
+        cli_agent = pytest_config.getoption("chaos_agent")
+        cli_wall = pytest_config.getoption("chaos_wall_s")
+        return replace(
+            base,
+            seed=cli_seed if cli_seed is not None else base.seed,
+            agent=cli_agent or base.agent,
+            wall_s=cli_wall if cli_wall is not None else base.wall_s,
+        )
+
+
+_SETTINGS_FIELDS = {"seed", "agent", "wall_s", "config"}
+
+
+def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    unknown = sorted(set(values) - _SETTINGS_FIELDS)
+    if unknown:
+        raise pytest.UsageError(
+            f"{where} got unknown option(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(sorted(_SETTINGS_FIELDS))}"
+        )
+    return dict(values)
+
+
+def _marker_kwargs(marker: pytest.Mark | None) -> dict[str, Any]:
+    if marker is None:
+        return {}
+    if marker.args:
+        raise pytest.UsageError(
+            "@pytest.mark.chaos takes keyword arguments only (seed=, agent=, wall_s=, config=), "
+            f"got positional {marker.args!r}"
+        )
+    return dict(marker.kwargs)
+
+
+# --------------------------------------------------------------------------- options and setup
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaos", "shakeout: chaos harness for agent workflows")
+    group.addoption(
+        "--chaos-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed for every random choice (default: ini chaos_seed, else random)",
+    )
+    group.addoption(
+        "--chaos-agent",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="adapter factory for scenarios that name none (default: ini chaos_agent)",
+    )
+    group.addoption(
+        "--chaos-wall-s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"real-time limit per run (default: ini chaos_wall_s, else {DEFAULT_WALL_S:g})",
+    )
+    group.addoption(
+        "--chaos-report",
+        default=None,
+        metavar="PATH",
+        help="write the JSON fault-injection report here",
+    )
+    group.addoption(
+        "--chaos-markdown",
+        default=None,
+        metavar="PATH",
+        help="write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY)",
+    )
+    group.addoption(
+        "--chaos-html", default=None, metavar="PATH", help="write a self-contained HTML report here"
+    )
+    group.addoption(
+        "--chaos-policy",
+        default=None,
+        metavar="FILE",
+        help="gate policy for the terminal summary (default: [tool.shakeout.gate])",
+    )
+    group.addoption(
+        "--chaos-shard",
+        default=None,
+        metavar="K/N",
+        help="run only shard K of N (a deterministic 1/N of the items)",
+    )
+    parser.addini("chaos_agent", "adapter factory, module:callable", default="")
+    parser.addini("chaos_seed", "session seed (default: random, printed in the header)", default="")
+    parser.addini("chaos_wall_s", "real-time limit per run in seconds", default="")
+    parser.addini(
+        "chaos_scenarios",
+        "glob patterns of scenario files, relative to rootdir",
+        type="linelist",
+        default=list(DEFAULT_SCENARIO_GLOBS),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "chaos(seed=None, agent=None, wall_s=None, config=None): shakeout settings for a test "
+        "using the chaos_run fixture (command line > marker > fixture > ini).",
+    )
+    config.stash[SEED_KEY] = _session_seed(config)
+    config.stash[ADAPTERS_KEY] = AdapterCache()
+    shard = config.getoption("chaos_shard")
+    if shard is not None:
+        _parse_shard(shard)
+    config.pluginmanager.register(
+        ReportPlugin(
+            config,
+            seed=config.stash[SEED_KEY],
+            json_path=config.getoption("chaos_report"),
+            markdown_path=config.getoption("chaos_markdown"),
+            html_path=config.getoption("chaos_html"),
+            policy_path=config.getoption("chaos_policy"),
+        ),
+        "shakeout-report",
+    )
+
+
+def _session_seed(config: pytest.Config) -> int:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "chaos_seed" in workerinput:
+        return int(workerinput["chaos_seed"])
+    cli = config.getoption("chaos_seed")
+    if cli is not None:
+        return int(cli)
+    ini = config.getini("chaos_seed")
+    if ini:
+        try:
+            return int(ini)
+        except ValueError:
+            raise pytest.UsageError(f"ini key chaos_seed must be an integer, got {ini!r}") from None
+    return random.SystemRandom().randrange(2**31)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker gets the controller's seed, so -n 2 equals -n 0."""
+    node.workerinput["chaos_seed"] = node.config.stash[SEED_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    agent = config.getoption("chaos_agent") or config.getini("chaos_agent") or "(none set)"
+    seed = config.stash[SEED_KEY]
+    return f"shakeout: seed {seed} (rerun with --chaos-seed={seed}), agent {agent}"
+
+
+# --------------------------------------------------------------------------- collection
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    config = parent.config
+    try:
+        rel = file_path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return None
+    patterns = config.getini("chaos_scenarios")
+    if not any(fnmatch.fnmatch(rel, p) for p in patterns):
+        return None
+    from harness.collect import ScenarioFile
+
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k_text, n_text = text.split("/", 1)
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--chaos-shard expects K/N with integers, e.g. 1/4; got {text!r}"
+        ) from None
+    if not 1 <= k <= n:
+        raise pytest.UsageError(f"--chaos-shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def shard_of(nodeid: str, n: int) -> int:
+    """The 1-based shard a node id belongs to (stable across machines and Python runs)."""
+    digest = hashlib.sha256(nodeid.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("chaos_shard")
+    if shard is None:
+        return
+    k, n = _parse_shard(shard)
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        (keep if shard_of(item.nodeid, n) == k else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def chaos_config() -> dict[str, Any]:
+    """Override in a conftest to set shakeout settings for tests in its scope.
+
+    Keys: ``seed``, ``agent``, ``wall_s``, ``config``. The command line and the ``chaos`` marker
+    win over this fixture; this fixture wins over ini keys.
+    """
+    return {}
+
+
+@pytest.fixture
+def chaos_settings(request: pytest.FixtureRequest, chaos_config: dict[str, Any]) -> ChaosSettings:
+    """The settings for this test after precedence (command line > marker > fixture > ini)."""
+    return ChaosSettings.resolve(
+        request.config, request.node.get_closest_marker("chaos"), chaos_config
+    )
+
+
+@pytest.fixture
+def chaos_run(
+    request: pytest.FixtureRequest, chaos_settings: ChaosSettings, tmp_path: Path
+) -> Callable[..., RunResult]:
+    """Run a scenario programmatically and get its record, verdicts and overall verdict.
+
+    Call it with a scenario file path, a mapping in the scenario file format, or a loaded
+    ``Scenario``; ``faults=`` adds faults (instances or keys) and ``adapter=`` uses a given
+    adapter instead of the configured factory::
+
+        def test_refund_survives_503(chaos_run):
+            result = chaos_run("scenarios/refund_happy.yaml", faults=["tool_http_503"])
+            assert result.verdict == "pass", result.explain()
+    """
+    cache = request.config.stash[ADAPTERS_KEY]
+
+    def run(
+        scenario: Any,
+        *,
+        faults: tuple[Any, ...] | list[Any] = (),
+        adapter: AgentAdapter | None = None,
+        variant: str = "fixture",
+    ) -> RunResult:
+        return run_scenario(
+            scenario,
+            settings=chaos_settings,
+            cache=cache,
+            extra_faults=tuple(faults),
+            adapter=adapter,
+            state_root=tmp_path,
+            variant=variant,
+        )
+
+    return run

@@ -1,0 +1,299 @@
+"""The runner: build a run's world from a scenario variant, drive the adapter, return a RunRecord.
+
+Plain code (no pytest): the plugin and the ``chaos_run`` fixture call :func:`run_variant`, and
+so can any script.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faults.base import Fault, Surface
+from faults.surfaces import FaultFiring
+from harness.adapter import AdapterFactory, AgentAdapter, Endpoints, WorldContext
+from harness.checks import Expectation
+from harness.clock import FakeClock
+from harness.driver import drive
+from harness.model import ScriptedModel
+from harness.record import EffectRecord, Exchange, RunRecord
+from harness.scenario import Scenario
+from harness.services import Ledger, Sequence, Static, ToolService
+from harness.world import World
+
+
+class AgentLoadError(Exception):
+    """The adapter factory named by a scenario or the ini key cannot be loaded."""
+
+
+def load_factory(path: str) -> AdapterFactory:
+    """Import ``module:callable`` and return the callable."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise AgentLoadError(
+            f"agent {path!r} must be 'module:callable', e.g. 'reference_agent:build_adapter'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentLoadError(
+            f"cannot import module {module_name!r} of agent {path!r}: {exc}; check the "
+            "chaos_agent ini key or the scenario's 'agent' field"
+        ) from exc
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise AgentLoadError(
+                f"module {module_name!r} has no attribute {attr!r} (agent {path!r})"
+            )
+    if not callable(target):
+        raise AgentLoadError(f"agent {path!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+class AdapterCache:
+    """One adapter per (factory, endpoints) per process: adapters are built once per worker."""
+
+    def __init__(self) -> None:
+        self._adapters: dict[tuple[str, Endpoints], AgentAdapter] = {}
+        self._lock = threading.Lock()
+
+    def get(self, factory: str, endpoints: Endpoints) -> AgentAdapter:
+        """The cached adapter, built on first use."""
+        key = (factory, endpoints)
+        with self._lock:
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                adapter = load_factory(factory)(endpoints)
+                self._adapters[key] = adapter
+            return adapter
+
+
+def endpoints_of(scenario: Scenario) -> Endpoints:
+    """Where the scenario's world answers."""
+    return Endpoints(model_base_url=scenario.model.base_url, tools_base_url=scenario.tools.base_url)
+
+
+def build_services(scenario: Scenario) -> list[ToolService]:
+    """Fresh tool services for one run."""
+    out = []
+    for name, spec in scenario.tools.services.items():
+        responses = spec.responses()
+        behaviour: Static | Sequence | Ledger
+        if spec.kind == "ledger":
+            behaviour = Ledger(responses[0])
+        elif spec.kind == "sequence":
+            behaviour = Sequence(responses)
+        else:
+            behaviour = Static(responses[0])
+        out.append(
+            ToolService(name, spec.method, behaviour, path=spec.path, path_regex=spec.path_regex)
+        )
+    return out
+
+
+def build_world(
+    scenario: Scenario, faults: tuple[Fault, ...], seed: int, clock: FakeClock
+) -> World:
+    """The world of one run: scripted model, fresh services, the faults, one seeded RNG."""
+    model = ScriptedModel(
+        scenario.model.format, scenario.model_answers(), stream=scenario.model.stream
+    )
+    return World(endpoints_of(scenario), model, build_services(scenario), faults, seed, clock)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One runnable cell of a scenario: the base run, a fault cell, a crash cell, ...
+
+    Attributes:
+        scenario: the scenario.
+        label: ``base`` or the cell label (``tool_http_503@get_order#1``).
+        faults: the faults of this run (the scenario's own plus the cell's).
+        expect: what must hold.
+        kind: base | fault | crash | input.
+        payload: the input payload (None: the scenario's input).
+    """
+
+    scenario: Scenario
+    label: str
+    faults: tuple[Fault, ...]
+    expect: Expectation
+    kind: str = "base"
+    payload: Mapping[str, Any] | None = None
+    baseline_requests: Mapping[str, int] | None = None
+    allowed_extra: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Probe:
+    """What a fault-free run touched, to know where faults can fire."""
+
+    tool_calls: Counter[str]
+    model_requests: int
+    approval_rounds: int
+    boundaries: list[tuple[str, str]]
+    ledger_calls: Counter[str]
+    record: RunRecord
+
+
+def run_variant(
+    variant: Variant,
+    adapter: AgentAdapter,
+    *,
+    seed: int,
+    wall_s: float,
+    state_root: Path | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> RunRecord:
+    """Run one variant against an adapter and return its frozen record."""
+    scenario = variant.scenario
+    clock = FakeClock()
+    started = time.perf_counter()
+    tmp = None
+    if state_root is None:
+        tmp = tempfile.TemporaryDirectory(prefix="shakeout-")
+        state_dir = Path(tmp.name)
+    else:
+        state_dir = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-", dir=state_root))
+    try:
+        world = build_world(scenario, variant.faults, seed, clock)
+        agent_config = {**(config or {}), **scenario.agent_config}
+        context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
+        payload = variant.payload if variant.payload is not None else scenario.input
+        with world.active():
+            result, crash_plan, reviewer = drive(
+                adapter,
+                payload,
+                world=context,
+                faults=variant.faults,
+                reviewer_script=scenario.review_actions(),
+                rng=random.Random(seed ^ 0x5EED),
+                wall_s=wall_s,
+                exchanges_seen=lambda: len(world.exchanges),
+                clock_advance=clock.advance,
+                monotonic=time.monotonic,
+            )
+        harness_error = result.harness_error
+        if world.harness_errors and harness_error is None:
+            first = world.harness_errors[0]
+            harness_error = f"the world failed answering a request: {type(first).__name__}: {first}"
+        exchanges = tuple(_exchange(e) for e in world.exchanges)
+        return RunRecord(
+            scenario=scenario.name,
+            variant=variant.label,
+            seed=seed,
+            faults=variant.faults,
+            exchanges=exchanges,
+            firings=_ordered_firings(world.firings, crash_plan.firings, reviewer.firings),
+            effects=_effects(world, exchanges),
+            outcomes=tuple(result.outcomes),
+            deliveries=tuple(result.deliveries),
+            restarts=result.restarts,
+            trace=result.trace,
+            model_exhausted=len(world.model_exhausted),
+            timed_out=result.timed_out,
+            agent_exception=result.agent_exception,
+            harness_error=harness_error,
+            duration_s=time.perf_counter() - started,
+            crashes=(
+                *crash_plan.fired,
+                *(f"after_effect:{f.where}" for f in world.firings if f.surface is Surface.CRASH),
+            ),
+            boundaries=tuple(crash_plan.seen),
+        )
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _no_boundary(point: str, step: str) -> None:
+    """Placeholder hook; the driver installs the crash plan's."""
+
+
+def _ordered_firings(
+    *groups: list[FaultFiring] | tuple[FaultFiring, ...],
+) -> tuple[FaultFiring, ...]:
+    out: list[FaultFiring] = []
+    for g in groups:
+        out.extend(g)
+    return tuple(out)
+
+
+def _exchange(e: Any) -> Exchange:
+    error = None
+    if e.error is not None:
+        error = e.error.kind.value + (f": {e.error.message}" if e.error.message else "")
+    elif getattr(e, "crashed", False):
+        error = "crash"
+    return Exchange(
+        seq=e.seq,
+        surface=e.surface,
+        tool=e.tool,
+        call_index=e.call_index,
+        request=e.request,
+        status=e.status,
+        error=error,
+        faults=tuple(e.faults),
+        t=e.t,
+        response_body=e.body,
+        stream=e.stream,
+    )
+
+
+def _effects(world: World, exchanges: tuple[Exchange, ...]) -> tuple[EffectRecord, ...]:
+    """Ledger effects with the seq of the request that committed each."""
+    out = []
+    for effect in world.effects:
+        seq = _commit_seq(effect, exchanges)
+        out.append(
+            EffectRecord(
+                tool=effect.tool,
+                idempotency_key=effect.idempotency_key,
+                body=effect.body,
+                replays=effect.replays,
+                seq=seq,
+            )
+        )
+    return tuple(out)
+
+
+def _commit_seq(effect: Any, exchanges: tuple[Exchange, ...]) -> int:
+    for e in exchanges:
+        if e.tool != effect.tool:
+            continue
+        key = e.request.header("Idempotency-Key")
+        if key == effect.idempotency_key and e.t >= effect.t - 1e-9:
+            return e.seq
+    return exchanges[-1].seq if exchanges else 0
+
+
+def probe(
+    scenario: Scenario,
+    adapter: AgentAdapter,
+    *,
+    seed: int,
+    wall_s: float,
+    config: Mapping[str, Any] | None = None,
+) -> Probe:
+    """Run the scenario fault-free (its own faults stripped) to learn where faults can fire."""
+    base = Variant(scenario, "probe", (), Expectation())
+    record = run_variant(base, adapter, seed=seed, wall_s=wall_s, config=config)
+    ledgers = {n for n, s in scenario.tools.services.items() if s.ledger is not None}
+    return Probe(
+        tool_calls=record.tool_calls(),
+        model_requests=record.model_calls(),
+        approval_rounds=len({d.approval_id for d in record.deliveries}),
+        boundaries=list(record.boundaries),
+        ledger_calls=Counter({t: n for t, n in record.tool_calls().items() if t in ledgers}),
+        record=record,
+    )

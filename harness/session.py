@@ -1,0 +1,227 @@
+"""Judging a run and shaping what the plugin shows: verdicts, failure text, the report item."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from faults.base import Fault, registry
+from harness.adapter import AgentAdapter
+from harness.checks import Check, NoReexecution, Verdict, evaluate, overall, reexecuted
+from harness.loader import load_scenario
+from harness.matrix import base_variant, derive
+from harness.record import RunRecord
+from harness.runner import AdapterCache, AgentLoadError, Variant, endpoints_of, run_variant
+from harness.scenario import Scenario, import_catalogue
+
+if TYPE_CHECKING:
+    from harness.plugin import ChaosSettings
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A judged run: its record, every check's verdict, and the overall verdict."""
+
+    variant: Variant
+    record: RunRecord
+    verdicts: tuple[Verdict, ...]
+    verdict: str  # pass | fail | error
+    reproduce: str
+
+    def failures(self) -> tuple[Verdict, ...]:
+        """The checks that did not hold."""
+        return tuple(v for v in self.verdicts if v.passed is False)
+
+    def explain(self) -> str:
+        """Failure output: each failed check, the request excerpt, seed and reproduce command."""
+        lines = []
+        record = self.record
+        head = "ERROR (scenario or harness)" if self.verdict == "error" else "FAIL"
+        lines.append(f"{head}: scenario {record.scenario!r}, variant {record.variant!r}")
+        for v in self.failures():
+            lines.append(f"  check {v.name}: {v.reason}")
+        around = next((v.around for v in self.failures() if v.around is not None), None)
+        final = record.final
+        if final is not None:
+            extra = f", category {final.category}" if final.category else ""
+            why = f" ({final.error})" if final.error else ""
+            lines.append(f"  agent ended: {final.state.value}{extra}{why}")
+        if record.faults:
+            lines.append("  faults: " + ", ".join(f.label() for f in record.faults))
+        if record.crashes:
+            lines.append(f"  crashes: {', '.join(record.crashes)}; restarts: {record.restarts}")
+        lines.append("  requests:")
+        lines.append(record.excerpt(around))
+        lines.append(f"  seed: {record.seed}")
+        lines.append(f"  reproduce: {self.reproduce}")
+        return "\n".join(lines)
+
+
+def extra_checks(variant: Variant) -> tuple[Check, ...]:
+    """Checks a variant adds to the universal ones (crash cells check re-execution)."""
+    if variant.kind == "crash" and variant.baseline_requests is not None:
+        return (NoReexecution(variant.baseline_requests, variant.allowed_extra),)
+    return ()
+
+
+def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
+    """Evaluate every check on a record."""
+    verdicts = evaluate(record, variant.expect, extra_checks(variant))
+    return RunResult(variant, record, verdicts, overall(verdicts), reproduce)
+
+
+def reproduce_command(nodeid: str, seed: int) -> str:
+    """One command that reruns exactly this item."""
+    return f"python -m pytest {shlex.quote(nodeid)} --chaos-seed={seed} -p no:randomly"
+
+
+def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
+    """The JSON-able item the report plugin collects (the shape the report schema fixes)."""
+    record = result.record
+    final = record.final
+    seen = dict(record.tool_calls())
+    seen["(model)"] = record.model_calls()
+    variant = result.variant
+    reexec = (
+        sum(reexecuted(variant.baseline_requests, seen, variant.allowed_extra).values())
+        if variant.baseline_requests is not None
+        else 0
+    )
+    keys: dict[str, int] = {}
+    for e in record.effects:
+        if e.idempotency_key:
+            keys[e.idempotency_key] = keys.get(e.idempotency_key, 0) + 1
+    duplicates = sum(n - 1 for n in keys.values() if n > 1)
+    return {
+        "nodeid": nodeid,
+        "scenario": record.scenario,
+        "variant": record.variant,
+        "faults_fired": [
+            {"key": f.key, "surface": f.surface.value, "where": f.where, "call_index": f.call_index}
+            for f in record.firings
+        ],
+        "faults_injected": [
+            {
+                "key": f.key,
+                "surface": f.surface.value,
+                "category": None if f.category is None else f.category.value,
+                "transient": f.transient,
+            }
+            for f in record.faults
+        ],
+        "terminal_state": None if final is None else final.state.value,
+        "category": None if final is None else final.category,
+        "verdict": result.verdict,
+        "checks": [
+            {"name": v.name, "passed": v.passed, "reason": v.reason} for v in result.verdicts
+        ],
+        "effects": [
+            {"tool": e.tool, "idempotency_key": e.idempotency_key, "replays": e.replays}
+            for e in record.effects
+        ],
+        "approvals": [
+            {
+                "approval_id": a.approval_id,
+                "tool": a.tool,
+                "decision": _decision(record, a.approval_id),
+            }
+            for a in record.approvals
+        ],
+        "restarts": record.restarts,
+        "reexecuted_steps": reexec,
+        "duplicate_effects": duplicates,
+        "crash": variant.kind == "crash",
+        "duration_s": round(record.duration_s, 6),
+        "seed": record.seed,
+        "reproduce": result.reproduce,
+        "requests": [
+            {
+                "seq": e.seq,
+                "surface": e.surface,
+                "tool": e.tool,
+                "method": e.request.method,
+                "url": e.request.url,
+                "status": e.status,
+                "error": e.error,
+                "faults": list(e.faults),
+            }
+            for e in record.exchanges
+        ],
+    }
+
+
+def _decision(record: RunRecord, approval_id: str) -> str | None:
+    verdicts = [d.verdict for d in record.deliveries if d.approval_id == approval_id]
+    return verdicts[-1] if verdicts else None
+
+
+# --------------------------------------------------------------------------- programmatic runs
+
+
+def coerce_scenario(scenario: Scenario | Mapping[str, Any] | str | Path) -> Scenario:
+    """A Scenario from a loaded one, a mapping in the file format, or a file path."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, Mapping):
+        return Scenario.model_validate(dict(scenario))
+    return load_scenario(Path(scenario))
+
+
+def coerce_fault(fault: Fault | str) -> Fault:
+    """A Fault instance from an instance or a registry key (defaults)."""
+    if isinstance(fault, Fault):
+        return fault
+    import_catalogue()
+    try:
+        return registry()[fault]()
+    except KeyError:
+        raise KeyError(f"unknown fault key {fault!r}; `shakeout faults` lists them") from None
+
+
+def run_scenario(
+    scenario: Scenario | Mapping[str, Any] | str | Path,
+    *,
+    settings: ChaosSettings,
+    cache: AdapterCache,
+    extra_faults: tuple[Fault | str, ...] = (),
+    adapter: AgentAdapter | None = None,
+    state_root: Path | None = None,
+    variant: str = "fixture",
+) -> RunResult:
+    """Load (if needed), run and judge a scenario; what the ``chaos_run`` fixture calls."""
+    sc = coerce_scenario(scenario)
+    base = base_variant(sc)
+    faults = tuple(coerce_fault(f) for f in extra_faults)
+    v = base
+    if faults:
+        label = "+".join(f.label() for f in faults)
+        expect = derive(sc, faults[-1], label) if len(faults) == 1 else base.expect
+        v = Variant(sc, label, (*base.faults, *faults), expect, "fault")
+    elif variant != "fixture":
+        v = Variant(sc, variant, base.faults, base.expect)
+    if adapter is None:
+        factory = sc.agent or settings.agent
+        if not factory:
+            raise AgentLoadError(
+                "no agent to run: set the chaos_agent ini key, --chaos-agent, the chaos "
+                "marker/fixture 'agent', or the scenario's 'agent' field"
+            )
+        adapter = cache.get(factory, endpoints_of(sc))
+    seed = sc.effective_seed(settings.seed)
+    wall = sc.expect.budget.wall_s or settings.wall_s
+    record = run_variant(
+        v, adapter, seed=seed, wall_s=wall, state_root=state_root, config=settings.config
+    )
+    return judge(v, record, f"(programmatic run) --chaos-seed={seed}")
+
+
+def dump_yaml(data: Mapping[str, Any]) -> str:
+    """A mapping as scenario-file YAML with the schema line (for written-out reproductions)."""
+    return "# yaml-language-server: $schema=schema.json\n" + yaml.safe_dump(
+        dict(data), sort_keys=False, allow_unicode=True
+    )
