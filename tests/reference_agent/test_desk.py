@@ -214,8 +214,6 @@ def test_resume_of_unknown_run_raises(make_desk: DeskFactory) -> None:
 def test_one_model_error_gets_a_corrective_reask_carrying_the_error(
     make_desk: DeskFactory, model: FakeModel, bad: Turn, kind: str, api: str
 ) -> None:
-    if api == "anthropic_messages" and kind == "MissingTool":
-        pytest.skip("anthropic tool_use blocks always carry an id in the SDK's model")
     model.script(bad, *refund_script())
     outcome = make_desk(config={"api": api}).start(TICKET)
     assert outcome.state == "awaiting_approval", outcome.error
