@@ -507,3 +507,41 @@ def reexecuted(
         if over > 0:
             out[tool] = over
     return out
+
+
+@dataclass(frozen=True)
+class InputHandled(Check):
+    """An edge-case input ends in a terminal state; a must-reject family is refused at intake."""
+
+    family: str
+    must_reject: bool
+    name: ClassVar[str] = "input_handled"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        final = record.final
+        if final is None or not final.state.terminal:
+            return self.skip("no terminal state (see terminal_state)")
+        rejected = final.state is RunState.FAILED and final.category == Category.INPUT.value
+        if rejected and record.exchanges:
+            return self.fail(
+                f"the input was rejected as an input error only after {len(record.exchanges)} "
+                "request(s); intake validation must refuse it before any model or tool call",
+                around=record.exchanges[0].seq,
+            )
+        if self.must_reject and not rejected:
+            detail = f" ({final.category}: {final.error})" if final.error else ""
+            return self.fail(
+                f"a {self.family} input must be rejected at intake as an input error, but the "
+                f"run ended {final.state.value!r}{detail}"
+            )
+        return self.ok("rejected at intake" if rejected else f"accepted, {final.state.value}")
+
+
+INPUT_UNIVERSAL: tuple[Check, ...] = (
+    HarnessRan(),
+    TerminalStateReached(),
+    SingleCategory(),
+    ApprovedEffects(),
+    NoDuplicateEffects(),
+)
+"""The invariants an edge-case input run must keep (its routes may not fit the new input)."""

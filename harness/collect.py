@@ -9,9 +9,11 @@ failure. The two never mix.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from harness.loader import ScenarioError, load_scenario
@@ -128,6 +130,9 @@ class ScenarioItem(pytest.Item):
         except AgentLoadError as exc:
             raise HarnessError(str(exc)) from None
         wall = scenario.expect.budget.wall_s or settings.wall_s
+        if self.variant.kind == "input":
+            self._input_run = (adapter, seed, wall, settings.config)
+            return
         record = run_variant(self.variant, adapter, seed=seed, wall_s=wall, config=settings.config)
         self.result = judge(self.variant, record, reproduce_command(self.nodeid, seed))
         self.user_properties.append(("shakeout", report_item(self.nodeid, self.result)))
@@ -135,9 +140,61 @@ class ScenarioItem(pytest.Item):
             raise HarnessError(self.result.explain())
 
     def runtest(self) -> None:
+        if self.variant.kind == "input":
+            self._run_inputs()
+            return
         assert self.result is not None
         if self.result.verdict == "fail":
             raise ScenarioFailed(self.result.explain())
+
+    def _run_inputs(self) -> None:
+        """Search the input family with Hypothesis; a failing payload is shrunk, then reported."""
+        from faults.inputs import INPUT_STRATEGIES
+
+        adapter, seed, wall, config = self._input_run
+        variant = self.variant
+        strategy = INPUT_STRATEGIES[variant.input_family or ""](variant.scenario.input)
+        reproduce = reproduce_command(self.nodeid, seed)
+        results: list[RunResult] = []
+
+        def one(payload: Any) -> None:
+            run = replace(variant, payload=payload)
+            record = run_variant(run, adapter, seed=seed, wall_s=wall, config=config)
+            result = judge(run, record, reproduce)
+            results.append(result)
+            if result.verdict != "pass":
+                raise ScenarioFailed(f"{result.explain()}\n  input payload: {payload!r}")
+
+        search = hypothesis.seed(seed)(
+            hypothesis.settings(
+                max_examples=variant.examples,
+                deadline=None,
+                database=None,
+                derandomize=False,
+                suppress_health_check=list(hypothesis.HealthCheck),
+                phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
+            )(hypothesis.given(strategy)(one))
+        )
+        try:
+            search()
+        finally:
+            if results:
+                item = report_item(self.nodeid, results[-1])
+                item["verdict"] = "fail" if results[-1].verdict != "pass" else "pass"
+                rejected = sum(
+                    1
+                    for r in results
+                    if r.record.final is not None and r.record.final.category == "input"
+                )
+                item["checks"].append(
+                    {
+                        "name": "input_search",
+                        "passed": True,
+                        "reason": f"{len(results)} generated payload(s), {rejected} rejected at "
+                        "intake",
+                    }
+                )
+                self.user_properties.append(("shakeout", item))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, HarnessError | ScenarioFailed):

@@ -157,7 +157,7 @@ class DriveResult:
 
 def drive(
     adapter: AgentAdapter,
-    payload: Mapping[str, Any],
+    payload: Any,
     *,
     world: WorldContext,
     faults: Sequence[Fault],

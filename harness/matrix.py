@@ -191,10 +191,33 @@ def crash_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
             )
 
 
+def input_cells(scenario: Scenario) -> Iterator[Variant]:
+    """One variant per edge-case input family (each runs many generated payloads)."""
+    spec = scenario.input_matrix
+    if spec is None:
+        return
+    from faults.inputs import INPUT_STRATEGIES
+
+    families = spec.families or tuple(INPUT_STRATEGIES)
+    base = Expectation(gated_tools=gated_tools(scenario), origin="edge-case input")
+    for family in families:
+        yield Variant(
+            scenario,
+            f"input:{family}",
+            scenario.build_faults(),
+            base,
+            "input",
+            input_family=family,
+            must_reject=family in spec.must_reject,
+            examples=spec.examples,
+        )
+
+
 def expand(scenario: Scenario, probe: Probe | None) -> list[Variant]:
-    """Every variant of a scenario: base first, then fault cells, then crash cells."""
+    """Every variant of a scenario: base, fault cells, crash cells, then input cells."""
     variants = [base_variant(scenario)]
     if probe is not None:
         variants.extend(fault_cells(scenario, probe))
         variants.extend(crash_cells(scenario, probe))
+    variants.extend(input_cells(scenario))
     return variants

@@ -111,6 +111,10 @@ def build_world(
     return World(endpoints_of(scenario), model, build_services(scenario), faults, seed, clock)
 
 
+SCENARIO_INPUT: Any = type("ScenarioInput", (), {"__repr__": lambda self: "SCENARIO_INPUT"})()
+"""Sentinel: the variant runs with its scenario's own input."""
+
+
 @dataclass(frozen=True)
 class Variant:
     """One runnable cell of a scenario: the base run, a fault cell, a crash cell, ...
@@ -121,7 +125,8 @@ class Variant:
         faults: the faults of this run (the scenario's own plus the cell's).
         expect: what must hold.
         kind: base | fault | crash | input.
-        payload: the input payload (None: the scenario's input).
+        payload: the input given to ``start`` (``SCENARIO_INPUT``: the scenario's own); any
+            value, so an edge-case search can send a payload that is not even a mapping.
     """
 
     scenario: Scenario
@@ -129,9 +134,12 @@ class Variant:
     faults: tuple[Fault, ...]
     expect: Expectation
     kind: str = "base"
-    payload: Mapping[str, Any] | None = None
+    payload: Any = SCENARIO_INPUT
     baseline_requests: Mapping[str, int] | None = None
     allowed_extra: Mapping[str, int] = field(default_factory=dict)
+    input_family: str | None = None
+    must_reject: bool = False
+    examples: int = 0
 
 
 @dataclass
@@ -169,7 +177,7 @@ def run_variant(
         world = build_world(scenario, variant.faults, seed, clock)
         agent_config = {**(config or {}), **scenario.agent_config}
         context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
-        payload = variant.payload if variant.payload is not None else scenario.input
+        payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload
         with world.active():
             result, crash_plan, reviewer = drive(
                 adapter,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -697,6 +698,38 @@ class CrashMatrix(_Spec):
     mode: CrashMode = CrashMode.IN_PROCESS
 
 
+def _input_family(name: str) -> str:
+    from faults.inputs import INPUT_STRATEGIES
+
+    if name not in INPUT_STRATEGIES:
+        raise PydanticCustomError(
+            "input_family",
+            "unknown input family {name!r}",
+            {
+                "name": name,
+                "hint": f"{_did_you_mean(name, sorted(INPUT_STRATEGIES))}use one of: "
+                + ", ".join(sorted(INPUT_STRATEGIES)),
+            },
+        )
+    return name
+
+
+InputFamily = Annotated[str, AfterValidator(_input_family)]
+
+
+class InputMatrix(_Spec):
+    """Runs Hypothesis edge-case input families through the agent's intake, one item per family.
+
+    Every generated payload must end in a terminal state without crashing the agent, and keep
+    the safety invariants; a payload of a ``must_reject`` family must be rejected at intake
+    (failed, category input, no request made). ``families`` defaults to every family.
+    """
+
+    families: tuple[InputFamily, ...] = ()
+    must_reject: tuple[InputFamily, ...] = ()
+    examples: PositiveInt = Field(20, le=500)
+
+
 # --------------------------------------------------------------------------- expectations
 
 
@@ -770,6 +803,7 @@ class Scenario(_Spec):
         faults: faults injected in every run of this scenario.
         matrix: expands the scenario over faults and calls.
         crash_matrix: expands the scenario over crash points.
+        input_matrix: runs edge-case input families through the agent's intake.
         expect: what must hold at the end.
     """
 
@@ -786,6 +820,7 @@ class Scenario(_Spec):
     faults: tuple[FaultEntry, ...] = ()
     matrix: Matrix | None = None
     crash_matrix: CrashMatrix | None = None
+    input_matrix: InputMatrix | None = None
     expect: Expect
 
     _source: Path | None = PrivateAttr(None)

@@ -12,7 +12,16 @@ import yaml
 
 from faults.base import Fault, registry
 from harness.adapter import AgentAdapter
-from harness.checks import Check, NoReexecution, Verdict, evaluate, overall, reexecuted
+from harness.checks import (
+    INPUT_UNIVERSAL,
+    Check,
+    InputHandled,
+    NoReexecution,
+    Verdict,
+    evaluate,
+    overall,
+    reexecuted,
+)
 from harness.loader import load_scenario
 from harness.matrix import base_variant, derive
 from harness.record import RunRecord
@@ -70,8 +79,15 @@ def extra_checks(variant: Variant) -> tuple[Check, ...]:
 
 
 def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
-    """Evaluate every check on a record."""
-    verdicts = evaluate(record, variant.expect, extra_checks(variant))
+    """Evaluate every check on a record (an input cell keeps only the invariants that apply)."""
+    if variant.kind == "input":
+        checks = (
+            *INPUT_UNIVERSAL,
+            InputHandled(variant.input_family or "edge-case", variant.must_reject),
+        )
+        verdicts = tuple(c.evaluate(record, variant.expect) for c in checks)
+    else:
+        verdicts = evaluate(record, variant.expect, extra_checks(variant))
     return RunResult(variant, record, verdicts, overall(verdicts), reproduce)
 
 

@@ -40,7 +40,8 @@ class RunOptions(BaseModel):
     Attributes:
         api: overrides ``Settings.api``.
         stream: overrides ``Settings.stream``.
-        review_queue_capacity: pending approvals at which intake throttles.
+        review_queue_capacity: pending approvals at which intake throttles; 0 closes the
+            queue (reviewers offline), so every new ticket is throttled at intake.
         approval_sla_s: seconds an approval request stays valid.
         max_model_calls: model requests per run, retries and re-asks included.
         max_tool_calls: tool requests per run, retries included.
@@ -54,7 +55,7 @@ class RunOptions(BaseModel):
 
     api: Api | None = None
     stream: bool | None = None
-    review_queue_capacity: int = Field(default=50, ge=1)
+    review_queue_capacity: int = Field(default=50, ge=0)
     approval_sla_s: float = Field(default=3600.0, gt=0)
     max_model_calls: int = Field(default=8, ge=1)
     max_tool_calls: int = Field(default=24, ge=1)
