@@ -30,7 +30,9 @@ KEY_FIELDS = ("scenario", "variant", "verdict", "category", "terminal_state", "s
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 MAX_REASON_LINES = 5
 MAX_REASON_CHARS = 1000
-_CRASH = re.compile(r"^worker '?[\w-]+'? crashed while running")
+_CRASH = re.compile(r"^worker '?[\w-]+'? crashed while running", re.MULTILINE)
+# pytest's report text starts with "[gw0] linux -- Python 3.x /path" when it came from a worker.
+_WORKER_INFO = re.compile(r"^\[[^\]]+\] \S+ -- Python \S+ .*$")
 
 
 def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
@@ -42,7 +44,9 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
     text = message if isinstance(message, str) and message else report.longreprtext
     if not text:
         text = str(longrepr) if longrepr is not None else ""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()][:MAX_REASON_LINES]
+    lines = [
+        line.rstrip() for line in text.splitlines() if line.strip() and not _WORKER_INFO.match(line)
+    ][:MAX_REASON_LINES]
     return "\n".join(lines)[:MAX_REASON_CHARS] or f"{report.outcome} without details"
 
 
@@ -168,7 +172,7 @@ class ReportPlugin:
             self._scenario_nodeids.add(nodeid)
         if report.failed and self._is_scenario(report):
             when = str(report.when)
-            if when == "???" or _CRASH.match(report.longreprtext or ""):
+            if when == "???" or _CRASH.search(report.longreprtext or ""):
                 self._crashed = True
                 when = "crash"
             self._problems.setdefault(nodeid, []).append((when, _reason(report)))
@@ -226,15 +230,22 @@ class ReportPlugin:
                     f"first: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
                 ),
             )
-        if not problems:
+        # A failing call is how a scenario item signals a verdict the entry already holds; it
+        # only adds something when the entry says pass (an assertion on the outcome failed).
+        extra = [
+            (when, reason) for when, reason in problems if when != "call" or item.verdict == "pass"
+        ]
+        if not extra:
             return item
-        # A failing phase the runner's verdict does not account for: a broken setup/teardown
-        # is the harness's error; a failing call after a passing run (an assertion of the
-        # test on the outcome) is a failure.
+        # A broken setup/teardown is the harness's error; a failing call after a passing run
+        # is the test's own assertion on the outcome, so a failure.
         verdict = item.verdict
         if verdict == "pass":
-            verdict = "fail" if all(w == "call" for w, _ in problems) else "error"
-        text = "\n".join(_describe(when, reason) for when, reason in problems)
+            verdict = "fail" if all(w == "call" for w, _ in extra) else "error"
+        text = "\n".join(
+            _describe("call-after-pass" if when == "call" else when, reason)
+            for when, reason in extra
+        )
         return item.model_copy(update={"verdict": verdict, "error": text})
 
     def build_report(self) -> Report:
@@ -291,6 +302,7 @@ def _describe(when: str, reason: str) -> str:
         "setup": "error in setup",
         "teardown": "error in teardown",
         "call": "failed in call without a shakeout result",
+        "call-after-pass": "failed after the run passed",
     }.get(when, f"failed in {when}")
     return f"{prefix}: {reason}"
 

@@ -105,7 +105,7 @@ def test_merge_refuses_a_shard_of_another_schema_version(tmp_path: Path) -> None
 def test_merge_reports_refuses_mismatched_schema_versions() -> None:
     a = Report.build([item("t::a")], seed=1)
     # A future shard that loaded under a newer model; model_construct skips the Literal check.
-    b = Report.model_construct(schema_version="2", seed=1, summary=a.summary, items=[])
+    b = Report.model_construct(schema_version="2", seed=1, summary=a.summary, items=[])  # type: ignore[arg-type]
     with pytest.raises(ReportError, match=r"cannot merge b \(schema_version '2'\) with a"):
         merge_reports([("a", a), ("b", b)])
 
