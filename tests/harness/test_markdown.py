@@ -57,7 +57,15 @@ def test_fault_category_and_confusion_tables() -> None:
 def test_coverage_marks_fired_and_unfired_pairs() -> None:
     md = render_markdown(REPORT)
     assert "### Coverage: 1/2 scenario × fault pairs exercised (50.0%)" in md
-    assert "| refund | ✘ not fired | ✔ |" in md.splitlines()
+    assert "| scenario | faults planned | fired | planned but never fired |" in md
+    assert "| refund | 2 | 1 | model_invalid_json |" in md.splitlines()
+    assert "| bad |" not in md, "a scenario without planned faults has no coverage row"
+
+
+def test_coverage_lists_a_bounded_number_of_unfired_keys() -> None:
+    injected = [{"key": f"k{i:02}", "surface": "tool"} for i in range(10)]
+    md = render_markdown(Report.build([item("t::a", faults_injected=injected)], seed=1))
+    assert "| refund | 10 | 0 | k00, k01, k02, k03, k04, k05, k06, k07, … (2 more) |" in md
 
 
 def test_recovery_figures() -> None:
