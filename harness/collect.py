@@ -42,7 +42,8 @@ class ScenarioFile(pytest.File):
         try:
             scenario = load_scenario(self.path)
         except ScenarioError as exc:
-            yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=str(exc))
+            problem = str(exc).replace(str(self.path), _display(self.path, self.config))
+            yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=problem)
             return
         from harness.plugin import ChaosSettings
 
@@ -75,6 +76,23 @@ class ScenarioFile(pytest.File):
         adapter = self.config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
         wall = scenario.expect.budget.wall_s or settings.wall_s
         return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+
+
+def _display(path: Path, config: pytest.Config) -> str:
+    """The path as users typed it: relative to the rootdir when inside it."""
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def located_failure(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
+    """The plain-text failure of a scenario item (no traceback), or None for other errors."""
+    if isinstance(excinfo.value, ScenarioInvalid):
+        return f"invalid scenario file:\n{excinfo.value}"
+    if isinstance(excinfo.value, HarnessError | ScenarioFailed):
+        return str(excinfo.value)
+    return None
 
 
 _NO_AGENT = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -267,6 +267,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Scenario items show their verdict text, never a traceback, in every phase.
+
+    pytest asks ``repr_failure`` only for the call phase; an ERROR is raised from setup, so its
+    text is put on the report here.
+    """
+    report = yield
+    if call.excinfo is not None:
+        from harness.collect import located_failure
+
+        text = located_failure(item, call.excinfo)
+        if text is not None:
+            report.longrepr = text
+    return report
 
 
 # --------------------------------------------------------------------------- fixtures

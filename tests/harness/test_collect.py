@@ -1,0 +1,177 @@
+"""Scenario files as pytest items: ids, ERROR for invalid files, FAIL/ERROR separation, output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
+
+INI = """
+[pytest]
+chaos_agent = reference_agent:build_adapter
+chaos_seed = 11
+filterwarnings = error
+"""
+
+
+def scenario(**changes: object) -> dict[str, object]:
+    """refund_happy without its matrices, with ``changes`` applied at the top level."""
+    data = {k: v for k, v in HAPPY.items() if k not in ("matrix", "input_matrix")}
+    data.update(changes)
+    return data
+
+
+def write(pytester: pytest.Pytester, name: str, data: dict[str, object] | str) -> Path:
+    text = data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False)
+    path = pytester.path / "scenarios" / f"{name}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("# yaml-language-server: $schema=schema.json\n" + text)
+    return path
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INI)
+    return pytester
+
+
+def test_scenario_file_becomes_one_item_per_variant(project: pytest.Pytester) -> None:
+    data = scenario(matrix={"faults": ["tool_http_503", "model_refusal"], "targets": ["get_order"]})
+    write(project, "happy", data)
+    result = project.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
+    lines = [ln for ln in result.outlines if "::" in ln]
+    assert lines == [
+        "scenarios/happy.yaml::refund_happy",
+        "scenarios/happy.yaml::refund_happy[tool_http_503@get_order#1]",
+        "scenarios/happy.yaml::refund_happy[model_refusal#1]",
+    ]
+
+
+def test_happy_scenario_passes_and_header_names_the_seed(project: pytest.Pytester) -> None:
+    write(project, "happy", scenario())
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["shakeout: seed 11 (rerun with --chaos-seed=11), agent *"])
+
+
+def test_invalid_field_is_an_error_item_with_file_line_field_and_fix(
+    project: pytest.Pytester,
+) -> None:
+    text = yaml.safe_dump(scenario(), sort_keys=False).replace("status: 201", "status: abc")
+    path = write(project, "broken", text)
+    line = next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if "status: abc" in ln)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "invalid scenario file:",
+            f"scenarios/broken.yaml:{line}: field 'tools.services.issue_refund.ledger.status': "
+            "Input should be a valid integer, got 'abc'. Fix: *",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unknown_field_names_allowed_fields(project: pytest.Pytester) -> None:
+    write(project, "typo", scenario(expectt={"state": "completed"}))
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "scenarios/typo.yaml:" in out
+    assert "'expectt'" in out
+    assert "expect" in out.split("'expectt'", 1)[1]
+
+
+def test_yaml_syntax_error_names_line_and_column(project: pytest.Pytester) -> None:
+    write(project, "syntax", "name: x\ndescription: [unclosed\n")
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert re.search(r"scenarios/syntax\.yaml:\d+", result.stdout.str())
+
+
+def test_missing_agent_is_an_error_not_a_failure(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    write(pytester, "happy", scenario())
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no agent to run this scenario: set the chaos_agent ini key*"])
+
+
+def test_wrong_expectation_fails_with_check_seed_and_reproduce_command(
+    project: pytest.Pytester,
+) -> None:
+    expect = dict(HAPPY["expect"])
+    expect["state"] = "escalated"
+    write(project, "wrong", scenario(expect=expect))
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL: scenario 'refund_happy', variant 'base'",
+            "  check expected_state: expected state 'escalated' (the scenario's expect), "
+            "got 'completed'",
+            "*  seed: 11",
+            "  reproduce: python -m pytest scenarios/wrong.yaml::refund_happy --chaos-seed=11 *",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_fault_that_never_fires_is_an_error_not_a_pass(project: pytest.Pytester) -> None:
+    # send_email is called once; a fault on its third call can never fire.
+    faults = [{"tool_http_503": {"target": "send_email", "at": {"nth": 3}}}]
+    write(project, "unfired", scenario(faults=faults))
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*check faults_fired: declared fault(s) never fired: *"])
+
+
+def test_unrouted_request_is_refused_and_reported(project: pytest.Pytester) -> None:
+    data = scenario()
+    services = dict(data["tools"]["services"])  # type: ignore[index]
+    del services["get_customer"]
+    data["tools"] = {"services": services}
+    expect = dict(HAPPY["expect"])
+    expect["calls_made"] = [t for t in expect["calls_made"] if t != "get_customer"]
+    data["expect"] = expect
+    write(project, "unrouted", data)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*check requests_routed: *matched no scenario route and were refused (never sent)*"]
+    )
+
+
+def test_tags_select_items_with_k(project: pytest.Pytester) -> None:
+    write(project, "happy", scenario(tags=["approval"]))
+    write(project, "other", scenario(name="refund_other", tags=["other"]))
+    result = project.runpytest("-k", "approval", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_input_family_that_must_be_rejected_but_is_accepted_fails(
+    project: pytest.Pytester,
+) -> None:
+    matrix = {"families": ["prompt_injection"], "must_reject": ["prompt_injection"], "examples": 3}
+    write(project, "inputs", scenario(input_matrix=matrix))
+    result = project.runpytest("-k", "prompt_injection", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(
+        ["*check input_handled: a prompt_injection input must be rejected at intake*"]
+    )
+
+
+def test_input_family_rejected_at_intake_passes(project: pytest.Pytester) -> None:
+    matrix = {
+        "families": ["control_characters"],
+        "must_reject": ["control_characters"],
+        "examples": 5,
+    }
+    write(project, "inputs", scenario(input_matrix=matrix))
+    result = project.runpytest("-k", "control_characters", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, deselected=1)
