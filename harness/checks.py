@@ -269,10 +269,11 @@ class TraceCovers(Check):
             for r in trace.records
             if r.get("kind") in ("model_call", "tool_call")
         )
+        # A request whose answer a crash fault kept from the agent cannot be in its trace.
         seen = Counter(
             (e.request.method.upper(), e.request.url)
             for e in record.exchanges
-            if e.surface in ("model", "tool")
+            if e.surface in ("model", "tool") and not e.crashed
         )
         for key, n in seen.items():
             if traced[key] < n:

@@ -28,6 +28,7 @@ class Exchange:
     t: float
     response_body: bytes = b""
     stream: bool = False
+    crashed: bool = False  # a crash fault tore the agent down before the answer reached it
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,16 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from faults.base import Fault, Surface
-from faults.surfaces import FaultFiring
+from faults.surfaces import CrashFault, CrashMode, FaultFiring
 from harness.adapter import AdapterFactory, AgentAdapter, Endpoints, WorldContext
 from harness.checks import Expectation
 from harness.clock import FakeClock
-from harness.driver import drive
+from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.model import ScriptedModel
 from harness.record import EffectRecord, Exchange, RunRecord
 from harness.scenario import Scenario
@@ -75,7 +76,46 @@ class AdapterCache:
             if adapter is None:
                 adapter = load_factory(factory)(endpoints)
                 self._adapters[key] = adapter
+                _remember_origin(adapter, factory, endpoints)
             return adapter
+
+
+# Where each cached adapter came from, so a run can build what the adapter instance alone
+# cannot give: a hard-kill child process, a twin instance for concurrent deliveries.
+_ORIGINS: dict[int, tuple[AgentAdapter, str, Endpoints]] = {}
+_TWINS: dict[tuple[str, Endpoints], AgentAdapter] = {}
+_ORIGINS_LOCK = threading.Lock()
+
+
+def _remember_origin(adapter: AgentAdapter, factory: str, endpoints: Endpoints) -> None:
+    with _ORIGINS_LOCK:
+        _ORIGINS[id(adapter)] = (adapter, factory, endpoints)
+
+
+def adapter_origin(adapter: AgentAdapter) -> tuple[str, Endpoints] | None:
+    """The ``(factory path, endpoints)`` an :class:`AdapterCache` built ``adapter`` from."""
+    with _ORIGINS_LOCK:
+        entry = _ORIGINS.get(id(adapter))
+    if entry is None or entry[0] is not adapter:
+        return None
+    return entry[1], entry[2]
+
+
+def twin_adapter(factory: str, endpoints: Endpoints) -> AgentAdapter:
+    """A second instance of the agent (the factory called again), cached per worker."""
+    key = (factory, endpoints)
+    with _ORIGINS_LOCK:
+        twin = _TWINS.get(key)
+    if twin is None:
+        twin = load_factory(factory)(endpoints)
+        with _ORIGINS_LOCK:
+            twin = _TWINS.setdefault(key, twin)
+    return twin
+
+
+def hard_mode(faults: tuple[Fault, ...]) -> bool:
+    """Whether a run's faults ask for hard-kill crashes (the agent in a child process)."""
+    return any(isinstance(f, CrashFault) and f.mode is CrashMode.HARD for f in faults)
 
 
 def endpoints_of(scenario: Scenario) -> Endpoints:
@@ -178,22 +218,41 @@ def run_variant(
         agent_config = {**(config or {}), **scenario.agent_config}
         context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload
+        origin = adapter_origin(adapter)
+        twin = None if origin is None else partial(twin_adapter, *origin)
+        driven, hard = adapter, None
+        hard_errors: tuple[Exception, ...] = ()
+        notes: tuple[str, ...] = ()
+        if hard_mode(variant.faults):
+            driven = hard = _hard_adapter(adapter, origin)
         with world.active():
-            result, crash_plan, reviewer = drive(
-                adapter,
-                payload,
-                world=context,
-                faults=variant.faults,
-                reviewer_script=scenario.review_actions(),
-                rng=random.Random(seed ^ 0x5EED),
-                wall_s=wall_s,
-                exchanges_seen=lambda: len(world.exchanges),
-                clock_advance=clock.advance,
-                monotonic=time.monotonic,
-            )
+            if hard is not None:
+                hard.attach(world.router, deadline=time.monotonic() + wall_s)
+            try:
+                if driven is None:
+                    result, crash_plan, reviewer = _cannot_run_hard(seed)
+                else:
+                    result, crash_plan, reviewer = drive(
+                        driven,
+                        payload,
+                        world=context,
+                        faults=variant.faults,
+                        reviewer_script=scenario.review_actions(),
+                        rng=random.Random(seed ^ 0x5EED),
+                        wall_s=wall_s,
+                        exchanges_seen=lambda: len(world.exchanges),
+                        clock_advance=clock.advance,
+                        monotonic=time.monotonic,
+                        twin=twin,
+                    )
+            finally:
+                if hard is not None:
+                    notes = tuple(k.note() for k in hard.release())
+                    hard_errors = tuple(hard.handler_errors)
         harness_error = result.harness_error
-        if world.harness_errors and harness_error is None:
-            first = world.harness_errors[0]
+        errors = (*world.harness_errors, *hard_errors)
+        if errors and harness_error is None:
+            first = errors[0]
             harness_error = f"the world failed answering a request: {type(first).__name__}: {first}"
         exchanges = tuple(_exchange(e) for e in world.exchanges)
         return RunRecord(
@@ -218,10 +277,34 @@ def run_variant(
                 *(f"after_effect:{f.where}" for f in world.firings if f.surface is Surface.CRASH),
             ),
             boundaries=tuple(crash_plan.seen),
+            notes=notes,
         )
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _hard_adapter(adapter: AgentAdapter, origin: tuple[str, Endpoints] | None) -> Any:
+    """The hard-kill adapter for a run, or None when the agent has no factory path to spawn."""
+    from harness.hardkill import HardKillAdapter, hard_adapter
+
+    if isinstance(adapter, HardKillAdapter):
+        return adapter
+    if origin is None:
+        return None
+    return hard_adapter(*origin)
+
+
+def _cannot_run_hard(seed: int) -> tuple[DriveResult, CrashPlan, Reviewer]:
+    rng = random.Random(seed)
+    result = DriveResult(
+        harness_error=(
+            "hard crash mode runs the agent in a child process built from its factory path, "
+            "but this adapter instance was not built by the runner's AdapterCache; run the "
+            "agent from chaos_agent / --chaos-agent, or pass a HardKillAdapter"
+        )
+    )
+    return result, CrashPlan([], rng), Reviewer([], [], rng)
 
 
 def _no_boundary(point: str, step: str) -> None:
@@ -255,6 +338,7 @@ def _exchange(e: Any) -> Exchange:
         t=e.t,
         response_body=e.body,
         stream=e.stream,
+        crashed=bool(getattr(e, "crashed", False)),
     )
 
 
