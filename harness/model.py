@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -143,11 +144,7 @@ class ScriptedModel:
                 self._next += 1  # the agent moved on from the broken stream
             self._pending = None
         scripted = self.turns[self._next] if self._next < len(self.turns) else None
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        stream = self.encoder.wants_stream(body, self.stream)
+        stream = _wants_stream(request.body, self.stream)
         ctx = _ModelCall(
             request, index, scripted, self._previous, self.wire_format, rng, self.encoder
         )
@@ -201,6 +198,17 @@ class ScriptedModel:
             True,
             tuple(fired),
         )
+
+
+_STREAM_FLAG = re.compile(rb'"stream"\s*:\s*(true|false)')
+
+
+def _wants_stream(body: bytes, default: bool) -> bool:
+    # a top-level "stream": true/false in every provider's request body; searched rather than
+    # parsed because parsing a long conversation on every model request is the world's
+    # largest per-request cost (an escaped \"stream\" inside a message cannot match)
+    found = _STREAM_FLAG.search(body)
+    return default if found is None else found.group(1) == b"true"
 
 
 def _whole(plan: StreamPlan, original: StreamPlan) -> bool:

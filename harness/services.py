@@ -12,6 +12,7 @@ Behaviours hold per-run state: build fresh ones for every run.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable
@@ -233,19 +234,32 @@ class ToolService:
 
     def pattern(self, base_url: str) -> Pattern:
         """The respx pattern matching this service's requests below ``base_url``."""
-        parts = urlsplit(base_url)
-        prefix = parts.path.rstrip("/")
-        where: dict[str, Any] = {"method": self.method, "scheme": parts.scheme}
-        where["host"] = parts.hostname or ""
-        if parts.port is not None:
-            where["port"] = parts.port
-        if self.path is not None:
-            where["path"] = prefix + "/" + self.path.lstrip("/")
-        else:
-            inner = (self.path_regex or "").removeprefix("^").removesuffix("$")
-            where["path__regex"] = f"^{re.escape(prefix)}(?:{inner})$"
-        return M(**where)
+        return _service_pattern(self.method, self.path, self.path_regex, base_url)
 
     def call(self, request: HttpRequest, t: float) -> HttpResponse:
         """Answer ``request`` at fake time ``t`` with the service's behaviour."""
         return self.behaviour.respond(request, self.name, t)
+
+
+@functools.lru_cache(maxsize=1024)
+def _service_pattern(
+    method: str, path: str | None, path_regex: str | None, base_url: str
+) -> Pattern:
+    # cached: scenarios rebuild their services every run, and building a respx pattern costs
+    # ~15-25 µs (patterns are immutable once built, so sharing them is safe)
+    parts = urlsplit(base_url)
+    prefix = parts.path.rstrip("/")
+    # respx tests lookups in this order and stops at the first miss: the path tells routes
+    # apart soonest, so most routes cost one comparison for a request that is not theirs
+    where: dict[str, Any] = {}
+    if path is not None:
+        where["path"] = prefix + "/" + path.lstrip("/")
+    else:
+        inner = (path_regex or "").removeprefix("^").removesuffix("$")
+        where["path__regex"] = f"^{re.escape(prefix)}(?:{inner})$"
+    where["method"] = method
+    where["host"] = parts.hostname or ""
+    if parts.port is not None:
+        where["port"] = parts.port
+    where["scheme"] = parts.scheme
+    return M(**where)

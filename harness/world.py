@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import threading
@@ -393,14 +394,16 @@ def _bind(
     return handler
 
 
+@functools.lru_cache(maxsize=256)
 def _model_pattern(base_url: str, suffix: str) -> Pattern:
     parts = urlsplit(base_url)
-    where: dict[str, object] = {"method": "POST", "scheme": parts.scheme}
+    # any path below the base that ends in the endpoint: SDKs differ on whether the base
+    # includes /v1 (openai: yes, anthropic: no); path first, as respx stops at the first miss
+    prefix = re.escape(parts.path.rstrip("/"))
+    where: dict[str, object] = {"path__regex": f"^{prefix}(?:/.*)?{re.escape(suffix)}$"}
+    where["method"] = "POST"
     where["host"] = parts.hostname or ""
     if parts.port is not None:
         where["port"] = parts.port
-    # any path below the base that ends in the endpoint: SDKs differ on whether the base
-    # includes /v1 (openai: yes, anthropic: no)
-    prefix = re.escape(parts.path.rstrip("/"))
-    where["path__regex"] = f"^{prefix}(?:/.*)?{re.escape(suffix)}$"
+    where["scheme"] = parts.scheme
     return M(**where)

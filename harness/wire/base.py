@@ -56,12 +56,6 @@ class WireEncoder(ABC):
     def offered_tools(self, body: Any) -> tuple[str, ...]:
         """The tool names a request body offers the model (empty when none or unreadable)."""
 
-    def wants_stream(self, body: Any, default: bool) -> bool:
-        """Whether the request asked for a streamed answer (``default`` if the body is silent)."""
-        if isinstance(body, dict) and isinstance(body.get("stream"), bool):
-            return bool(body["stream"])
-        return default
-
 
 def provider_error_status(error: ProviderError, wire_format: WireFormat) -> int:
     """The HTTP status a provider answers ``error`` with."""

@@ -453,3 +453,28 @@ def test_router_match_reports_the_route() -> None:
     route = router.route(M(method="POST"), lambda r: HttpResponse(200), name="post")
     assert router.match(HttpRequest("POST", "http://x.test/", {})) is route
     assert router.match(HttpRequest("GET", "http://x.test/", {})) is None
+
+
+def test_router_patterns_on_headers_and_body_match_the_callers_request() -> None:
+    router = Router()
+    router.route(
+        M(method="POST", json={"k": 1}, headers={"x-tenant": "a"}), lambda r: HttpResponse(200)
+    )
+    router.route(M(params={"page": "2"}), lambda r: HttpResponse(206))
+    with Interceptor(router):
+        assert (
+            HTTPX2.post("http://x.test/", json={"k": 1}, headers={"x-tenant": "a"}).status_code
+            == 200
+        )
+        assert HTTPX.get("http://x.test/list?page=2").status_code == 206
+        with pytest.raises(httpx2.ConnectError):
+            HTTPX2.post("http://x.test/", json={"k": 2}, headers={"x-tenant": "a"})
+
+
+def test_responses_carry_a_content_length_unless_the_answer_sets_one() -> None:
+    answers = iter(
+        [HttpResponse(200, (), b"abc"), HttpResponse(200, (("content-length", "9"),), b"abc")]
+    )
+    with Interceptor(lambda r: next(answers)):
+        assert HTTPX2.get("http://x.test/").headers["content-length"] == "3"
+        assert HTTPX2.get("http://x.test/").headers["content-length"] == "9"
