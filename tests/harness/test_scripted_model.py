@@ -1,4 +1,4 @@
-"""Tests for harness.model: turns in order, faults as insertions, exhaustion, streams."""
+"""Tests for harness.model (not test_model.py: tests/faults has one, and tests are not packages)."""
 
 from __future__ import annotations
 
