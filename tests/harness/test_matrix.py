@@ -1,0 +1,217 @@
+"""Tests for harness.matrix: cells from a probe, derived expectations, crash cells."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from agents.mini import MiniAgent, build_adapter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faults.approval import ApprovalDeny
+from faults.base import Surface, registry
+from faults.model import ModelRepeatCall
+from faults.tool import ToolHttp404, ToolHttp503
+from harness.matrix import base_variant, crash_cells, derive, expand, fault_cells, gated_tools
+from harness.record import RunRecord
+from harness.runner import Probe, endpoints_of, probe, run_variant
+from harness.scenario import Scenario, import_catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
+TOOLS = tuple(HAPPY["tools"]["services"])
+LEDGERS = ("issue_refund", "send_email", "close_ticket")
+STEPS = ("intake", "classify", "gather", "decide", "approve", "act", "notify", "close")
+
+
+def scenario(**changes: Any) -> Scenario:
+    drop = ("matrix", "input_matrix", "crash_matrix")
+    return Scenario.model_validate({**{k: v for k, v in HAPPY.items() if k not in drop}, **changes})
+
+
+def fake_probe(tool_calls: Mapping[str, int] | None = None, **kw: Any) -> Probe:
+    calls = Counter(dict.fromkeys(TOOLS, 1) if tool_calls is None else tool_calls)
+    boundaries = [(p, s) for s in STEPS for p in ("before_step", "after_checkpoint")]
+    return Probe(
+        tool_calls=calls,
+        model_requests=kw.get("model_requests", 2),
+        approval_rounds=kw.get("approval_rounds", 1),
+        boundaries=[*boundaries, ("terminal_write", "completed")],
+        ledger_calls=Counter({t: n for t, n in calls.items() if t in LEDGERS}),
+        record=RunRecord("s", "probe", 1, (), (), (), (), ()),
+    )
+
+
+def keys_on(surface: Surface) -> list[str]:
+    import_catalogue()
+    return [k for k, cls in registry().items() if cls.surface is surface]
+
+
+# --------------------------------------------------------------------------- fault cells
+
+
+def test_expand_puts_the_base_run_first_and_one_cell_per_reached_call() -> None:
+    sc = scenario(
+        matrix={
+            "faults": ["tool_http_503", "model_refusal"],
+            "targets": ["get_order"],
+            "calls": [1, 2],
+        }
+    )
+    labels = [v.label for v in expand(sc, fake_probe())]
+    assert labels == [
+        "base",
+        "tool_http_503@get_order#1",  # the probe called get_order once: no #2
+        "model_refusal#1",
+        "model_refusal#2",
+    ]
+
+
+def test_expand_without_a_probe_is_the_base_run_only() -> None:
+    sc = scenario(matrix={"surfaces": ["tool"]})
+    assert [v.kind for v in expand(sc, None)] == ["base"]
+
+
+def test_a_tool_surface_breaks_every_tool_the_probe_reached() -> None:
+    sc = scenario(matrix={"surfaces": ["tool"]})
+    reached = dict.fromkeys(TOOLS, 1) | {"close_ticket": 0}
+    cells = list(fault_cells(sc, fake_probe(reached)))
+    assert len(cells) == len(keys_on(Surface.TOOL)) * (len(TOOLS) - 1)
+    assert not any(v.label.endswith("@close_ticket#1") for v in cells)
+
+
+def test_stream_faults_need_a_streaming_scenario() -> None:
+    sc = scenario(matrix={"surfaces": ["stream"]})
+    assert list(fault_cells(sc, fake_probe())) == []
+    streamed = scenario(matrix={"surfaces": ["stream"]}, model={**HAPPY["model"], "stream": True})
+    assert len(list(fault_cells(streamed, fake_probe()))) == len(keys_on(Surface.STREAM))
+
+
+def test_a_fault_that_needs_history_is_not_aimed_at_the_first_call() -> None:
+    sc = scenario(matrix={"faults": ["model_repeat_call"], "calls": [1, 2]})
+    assert [v.label for v in fault_cells(sc, fake_probe())] == ["model_repeat_call#2"]
+    assert not ModelRepeatCall().eligible(1)
+
+
+def test_cells_keep_the_scenarios_own_faults() -> None:
+    sc = scenario(
+        faults=[{"tool_latency": {"target": "get_customer"}}],
+        matrix={"faults": ["tool_http_503"], "targets": ["get_order"]},
+    )
+    (cell,) = fault_cells(sc, fake_probe())
+    assert [f.key for f in cell.faults] == ["tool_latency", "tool_http_503"]
+
+
+# --------------------------------------------------------------------------- derive
+
+
+def test_a_transient_cell_expects_the_fault_free_outcome_without_a_budget() -> None:
+    sc = scenario()
+    expect = derive(sc, ToolHttp503(target="get_order"), "tool_http_503@get_order#1")
+    assert (expect.state, expect.category, expect.check_category) == ("completed", None, True)
+    assert expect.effects == {"issue_refund": 1, "send_email": 1, "close_ticket": 1}
+    assert (expect.max_model_calls, expect.max_tool_calls) == (None, None)
+    assert expect.origin == "transient tool_http_503: same as the fault-free run"
+    assert base_variant(sc).expect.max_model_calls == 5
+
+
+def test_a_permanent_cell_expects_failed_with_the_faults_category() -> None:
+    expect = derive(scenario(), ToolHttp404(target="get_order"), "tool_http_404@get_order#1")
+    assert (expect.state, expect.category) == ("failed", "tool")
+    assert expect.gated_tools == frozenset({"issue_refund"})
+    assert expect.origin == "permanent tool_http_404: failed with its category"
+
+
+def test_a_fault_class_can_declare_its_terminal_state() -> None:
+    expect = derive(scenario(), ApprovalDeny(), "approval_deny#1")
+    assert (expect.state, expect.effects) == ("rejected", {"issue_refund": 0})
+    assert expect.origin == "approval_deny is expected to end 'rejected'"
+
+
+@pytest.mark.parametrize("name", ["tool_http_404@get_order", "tool_http_404"])
+def test_a_scenario_override_wins_over_the_fault_class(name: str) -> None:
+    matrix = {"faults": ["tool_http_404"], "overrides": {name: {"state": "escalated"}}}
+    sc = scenario(matrix=matrix)
+    expect = derive(sc, ToolHttp404(target="get_order"), "tool_http_404@get_order#1")
+    assert expect.state == "escalated"
+    assert expect.origin == f"matrix override {name!r}"
+    assert expect.max_model_calls is None
+
+
+def test_gated_tools_come_from_the_scenario() -> None:
+    assert gated_tools(scenario()) == frozenset({"issue_refund"})
+
+
+# --------------------------------------------------------------------------- crash cells
+
+
+def test_one_crash_cell_per_boundary_the_probe_passed() -> None:
+    points = ["before_step", "after_effect", "after_checkpoint", "while_parked", "terminal_write"]
+    sc = scenario(crash_matrix={"points": points})
+    cells = list(crash_cells(sc, fake_probe(approval_rounds=2)))
+    labels = [v.label for v in cells]
+    assert labels == [
+        *(f"crash_before_step@{s}#1" for s in STEPS),
+        *(f"crash_after_effect@{t}#1" for t in LEDGERS),
+        *(f"crash_after_checkpoint@{s}#1" for s in STEPS),
+        "crash_while_parked#1",
+        "crash_while_parked#2",
+        "crash_terminal_write@completed#1",
+    ]
+    assert all(v.kind == "crash" for v in cells)
+    effect = next(v for v in cells if v.label == "crash_after_effect@send_email#1")
+    assert effect.allowed_extra == {"send_email": 1}
+    assert effect.baseline_requests is not None
+    assert effect.baseline_requests["(model)"] == 2
+    assert effect.expect.origin == "crash and resume: same as the fault-free run"
+
+
+def test_no_crash_matrix_no_crash_cells() -> None:
+    assert list(crash_cells(scenario(), fake_probe())) == []
+
+
+# --------------------------------------------------------------------------- every cell fires
+
+MATRIX_SC = scenario(
+    matrix={"surfaces": ["tool", "model", "approval"], "calls": [1, 2]},
+    crash_matrix={"points": ["before_step", "after_effect", "while_parked"]},
+)
+
+
+@pytest.fixture(scope="module")
+def mini() -> Iterator[MiniAgent]:
+    agent = build_adapter(endpoints_of(MATRIX_SC))
+    yield agent
+    agent.release.set()
+
+
+@pytest.fixture(scope="module")
+def cells(mini: MiniAgent) -> list[Any]:
+    found = probe(MATRIX_SC, mini, seed=3, wall_s=10.0, config={"defects": []})
+    return expand(MATRIX_SC, found)[1:]
+
+
+def test_the_real_probe_reaches_every_tool_once_and_the_model_twice(cells: list[Any]) -> None:
+    labels = {v.label for v in cells}
+    assert "tool_http_503@get_order#1" in labels
+    assert "tool_http_503@get_order#2" not in labels
+    assert "model_refusal#2" in labels
+    assert "crash_while_parked#1" in labels
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_every_expanded_cell_is_eligible_and_fires(
+    mini: MiniAgent, cells: list[Any], data: st.DataObject
+) -> None:
+    variant = data.draw(st.sampled_from(cells), label="cell")
+    fault = variant.faults[-1]
+    if fault.at.nth is not None:
+        assert fault.eligible(fault.at.nth)
+    record = run_variant(variant, mini, seed=3, wall_s=10.0, config={"defects": []})
+    assert fault.key in {f.key for f in record.firings}, variant.label

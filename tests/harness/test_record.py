@@ -1,0 +1,116 @@
+"""Tests for harness.record: the RunRecord's derived views and its request excerpt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from faults.surfaces import HttpRequest
+from harness.adapter import ApprovalRecord, Outcome, RunState
+from harness.record import EffectRecord, Exchange, RunRecord, canonical
+
+
+def exchange(
+    seq: int, surface: str = "tool", tool: str | None = "get_order", **kw: Any
+) -> Exchange:
+    request = HttpRequest(
+        kw.pop("method", "GET"), kw.pop("url", "http://tools.test/orders/O-1"), {}
+    )
+    return Exchange(
+        seq,
+        surface,
+        tool if surface == "tool" else None,
+        1,
+        request,
+        kw.pop("status", 200),
+        kw.pop("error", None),
+        kw.pop("faults", ()),
+        0.0,
+    )
+
+
+def approval(approval_id: str) -> ApprovalRecord:
+    return ApprovalRecord(approval_id, "issue_refund", {"amount": 1}, "refund 1", 10.0)
+
+
+def record(*exchanges: Exchange, **kw: Any) -> RunRecord:
+    return RunRecord(
+        "s", "base", 1, (), exchanges, (), kw.pop("effects", ()), kw.pop("outcomes", ())
+    )
+
+
+def test_final_is_the_last_outcome() -> None:
+    assert record().final is None
+    first = Outcome("r", RunState.AWAITING_APPROVAL, None, None, approval("a1"))
+    last = Outcome("r", RunState.COMPLETED, None, None, None, (approval("a1"),))
+    assert record(outcomes=(first, last)).final is last
+
+
+def test_approvals_are_deduplicated_in_order() -> None:
+    parked = Outcome("r", RunState.AWAITING_APPROVAL, None, None, approval("a1"))
+    again = Outcome("r", RunState.AWAITING_APPROVAL, None, None, approval("a2"), (approval("a1"),))
+    done = Outcome("r", RunState.COMPLETED, None, None, None, (approval("a1"), approval("a2")))
+    ids = [a.approval_id for a in record(outcomes=(parked, again, done)).approvals]
+    assert ids == ["a1", "a2"]
+
+
+def test_counts_by_surface() -> None:
+    rec = record(
+        exchange(1, "model", url="http://model.test/v1/chat/completions", method="POST"),
+        exchange(2),
+        exchange(3),
+        exchange(4, tool="get_customer"),
+        exchange(5, "unrouted", url="http://else.test/", status=None, error="connect"),
+        effects=(
+            EffectRecord("send_email", "k", {}, 0, 4),
+            EffectRecord("send_email", "j", {}, 0, 4),
+        ),
+    )
+    assert rec.model_calls() == 1
+    assert dict(rec.tool_calls()) == {"get_order": 2, "get_customer": 1}
+    assert dict(rec.committed_effects()) == {"send_email": 2}
+    assert [e.seq for e in rec.unrouted()] == [5]
+
+
+def test_excerpt_shows_status_errors_and_faults() -> None:
+    rec = record(
+        exchange(1, status=503, faults=("tool_http_503",)),
+        exchange(2, "unrouted", url="http://else.test/x", status=None, error="connect"),
+    )
+    lines = rec.excerpt().splitlines()
+    assert lines[0] == "  #1   get_order          GET    /orders/O-1 -> 503  [fault: tool_http_503]"
+    assert lines[1] == "  #2   unrouted           GET    /x -> raised connect"
+
+
+def test_excerpt_without_requests_says_so() -> None:
+    assert record().excerpt() == "  (no requests were made)"
+
+
+def test_excerpt_around_a_request_keeps_its_neighbours() -> None:
+    rec = record(*(exchange(i) for i in range(1, 21)))
+    shown = [int(line.split()[0][1:]) for line in rec.excerpt(around=10, width=2).splitlines()]
+    assert shown == [8, 9, 10, 11, 12]
+
+
+def test_a_long_excerpt_keeps_its_head_and_tail() -> None:
+    rec = record(*(exchange(i) for i in range(1, 21)))
+    shown = [int(line.split()[0][1:]) for line in rec.excerpt(width=3).splitlines()]
+    assert shown == [1, 2, 3, 4, 5, 16, 17, 18, 19, 20]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.text(max_size=3), json_values, max_size=4))
+def test_canonical_ignores_key_order(value: dict[str, Any]) -> None:
+    reordered = dict(reversed(list(value.items())))
+    assert canonical(reordered) == canonical(value)
+    assert " " not in canonical({"a": [1, 2]})
