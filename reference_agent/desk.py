@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -24,6 +25,7 @@ from reference_agent.errors import (
     ProviderError,
     RunError,
     ThrottledError,
+    restore,
 )
 from reference_agent.gate import (
     ApprovalRequest,
@@ -414,13 +416,18 @@ class RefundDesk:
             return self._outcome(row.run_id, note=why)
         if row.state == "awaiting_approval":
             return self._decide_approval(row, decision)
+        refused = None
         if decision is not None:
-            why = "refused: no approval is pending for this run; continuing it from its steps"
-            self._refusal(row.run_id, decision, why)
+            refused = "refused: no approval is pending for this run; continuing it from its steps"
+            self._refusal(row.run_id, decision, refused)
         if "intake" not in self._db.steps(row.run_id):
             # Crashed before intake finished: the payload is stored, so intake runs again.
             return self._intake(row.run_id, row.payload)
-        return self._drive(self._load(row))
+        outcome = self._drive(self._load(row))
+        if refused is not None and outcome.error is None:
+            # The caller's decision was not used (it was consumed already): say so.
+            outcome = dataclasses.replace(outcome, error=refused)
+        return outcome
 
     def _next(self, steps: Mapping[str, StepRow]) -> tuple[str, str | None]:
         """The next step to run, or ("end", terminal state) when the plan is exhausted."""
@@ -428,6 +435,8 @@ class RefundDesk:
             row = steps.get(name)
             if name in ("approve", "act") and _decision(steps) != "refund":
                 continue
+            if row is not None and row.status == "failed":
+                return name, "failed"
             if row is None or row.status != "completed":
                 return name, None
             out = row.output
@@ -444,6 +453,12 @@ class RefundDesk:
             while True:
                 steps = self._db.steps(run.run_id)
                 step, terminal = self._next(steps)
+                if terminal == "failed":
+                    # The step failed before a crash interrupted the terminal write: end with
+                    # its recorded error, never by running the step again.
+                    f = steps[step].output
+                    error = restore(f["kind"], f["message"])
+                    return self._finish(run.row, "failed", error=error)
                 if terminal is not None:
                     return self._finish(run.row, terminal)
                 if step == "approve":
@@ -465,6 +480,9 @@ class RefundDesk:
                     )
                 self._w.boundary("after_checkpoint", step)
         except RunError as exc:
+            failure = {"category": exc.category, "kind": exc.kind, "message": str(exc)}
+            with self._db.transaction() as db:
+                self._db.fail_step(db, run.run_id, step, failure)
             return self._finish(self._reload(run.run_id), "failed", error=exc)
 
     def _reload(self, run_id: str) -> RunRow:
@@ -655,10 +673,12 @@ class RefundDesk:
         store, now = self._db, self._now()
         pending = next((a for a in store.approvals(row.run_id) if not a.consumed), None)
         if pending is None:
-            raise IllegalTransition(
-                f"run {row.run_id} is parked but has no pending approval; the state directory "
-                "is inconsistent"
-            )
+            # Another instance claimed the approval between our read of the run and of its
+            # approvals (two deliveries at once): the decision is already being acted on.
+            why = f"refused: the approval of run {row.run_id} was already consumed"
+            if decision is not None:
+                self._refusal(row.run_id, decision, why)
+            return self._outcome(row.run_id, note=why)
         if decision is None:
             if now >= pending.expires_at:
                 return self._finish(

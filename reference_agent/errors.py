@@ -192,3 +192,11 @@ class ThrottledError(Exception):
 
 class ConfigError(ValueError):
     """Misuse: the agent was configured with unknown or invalid options."""
+
+
+def restore(kind: str, message: str) -> RunError:
+    """Rebuild a failure persisted by kind (its class name) and message, after a restart."""
+    cls = globals().get(kind)
+    if not (isinstance(cls, type) and issubclass(cls, RunError)):
+        return IllegalTransition(f"unknown recorded failure {kind!r}: {message}")
+    return cls(message)

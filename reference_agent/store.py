@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL,
     step TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'started', 'completed')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'started', 'completed', 'failed')),
     input TEXT,
     output TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -234,6 +234,16 @@ class Store:
             "VALUES (?, ?, 'completed', ?, 1) ON CONFLICT (run_id, step) DO UPDATE SET "
             "status = 'completed', output = excluded.output",
             (run_id, step, _dump(output)),
+        )
+
+    def fail_step(self, db: sqlite3.Connection, run_id: str, step: str, failure: Any) -> None:
+        """Mark a step failed with its error (inside the caller's transaction): a resume after a
+        crash during the terminal write ends the run with this error instead of re-running it."""
+        db.execute(
+            "INSERT INTO steps (run_id, step, status, output, attempts) "
+            "VALUES (?, ?, 'failed', ?, 1) ON CONFLICT (run_id, step) DO UPDATE SET "
+            "status = 'failed', output = excluded.output",
+            (run_id, step, _dump(failure)),
         )
 
     # ------------------------------------------------------------------ approvals
