@@ -675,10 +675,10 @@ class RefundDesk:
         if pending is None:
             # Another instance claimed the approval between our read of the run and of its
             # approvals (two deliveries at once): the decision is already being acted on.
-            why = f"refused: the approval of run {row.run_id} was already consumed"
+            consumed = f"refused: the approval of run {row.run_id} was already consumed"
             if decision is not None:
-                self._refusal(row.run_id, decision, why)
-            return self._outcome(row.run_id, note=why)
+                self._refusal(row.run_id, decision, consumed)
+            return self._outcome(row.run_id, note=consumed)
         if decision is None:
             if now >= pending.expires_at:
                 return self._finish(

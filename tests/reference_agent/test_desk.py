@@ -482,7 +482,8 @@ def test_concurrent_double_resume_refunds_once(
         t.join()
     assert tools.count("issue_refund") == 1
     assert len(tools.effects_of("issue_refund")) == 1
-    assert sorted(r.error is None for r in results) == [False, True], [(r.state, r.error) for r in results]
+    outcomes = [(r.state, r.error) for r in results]
+    assert sorted(r.error is None for r in results) == [False, True], outcomes
     for desk in desks:
         desk.close()
 
