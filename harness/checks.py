@@ -478,24 +478,45 @@ class NoReexecution(Check):
         seen["(model)"] = record.model_calls()
         extra = reexecuted(self.baseline, seen, self.allowed)
         if extra:
-            tool, n = next(iter(extra.items()))
-            first = next(
-                (
-                    e.seq
-                    for e in reversed(record.exchanges)
-                    if (e.tool or "(model)") == tool or (tool == "(model)" and e.surface == "model")
-                ),
-                None,
-            )
-            what = "model requests" if tool == "(model)" else f"requests to {tool!r}"
-            dup = [e for e in record.effects if e.tool == tool]
-            effect = f"; its effect was committed {len(dup)} time(s)" if dup else ""
+            parts = []
+            urls: set[str] = set()
+            for tool, n in extra.items():
+                mine = [
+                    e
+                    for e in record.exchanges
+                    if (tool == "(model)" and e.surface == "model") or e.tool == tool
+                ]
+                urls.update(e.request.url for e in mine)
+                what = "model request(s)" if tool == "(model)" else f"request(s) to {tool!r}"
+                effects = [e for e in record.effects if e.tool == tool]
+                if effects:
+                    replays = sum(e.replays for e in effects)
+                    what += (
+                        f" (its effect committed {len(effects)} time(s), {replays} replay(s) "
+                        "deduplicated by the ledger)"
+                    )
+                parts.append(f"{n} {what}")
+            steps = _steps_of(record, urls)
+            where = f"; re-executed step(s): {', '.join(steps)}" if steps else ""
+            last = next((e.seq for e in reversed(record.exchanges) if e.request.url in urls), None)
             return self.fail(
-                f"after {record.restarts} restart(s) at {', '.join(record.crashes)}, {n} "
-                f"{what} beyond the fault-free run: a completed step was executed again{effect}",
-                around=first,
+                f"after {record.restarts} restart(s) at {', '.join(record.crashes)}, beyond the "
+                f"fault-free run: {'; '.join(parts)}: a completed step was executed again{where}",
+                around=last,
             )
         return self.ok(f"{record.restarts} restart(s), nothing re-executed")
+
+
+def _steps_of(record: RunRecord, urls: set[str]) -> list[str]:
+    """The agent's step names (from its trace) that made requests to these URLs."""
+    if record.trace is None:
+        return []
+    steps: list[str] = []
+    for r in record.trace.records:
+        step = r.get("step")
+        if r.get("url") in urls and isinstance(step, str) and step not in steps:
+            steps.append(step)
+    return steps
 
 
 def reexecuted(

@@ -590,7 +590,13 @@ class MiniAgent:
                 # Written before sending: a crash after the effect still leaves the call traced.
                 self._trace(
                     run,
-                    {"kind": "tool_call", "method": method, "url": str(request.url), "tool": tool},
+                    {
+                        "kind": "tool_call",
+                        "method": method,
+                        "url": str(request.url),
+                        "tool": tool,
+                        "step": step,
+                    },
                 )
             return self._send(tool, request)
 

@@ -254,13 +254,8 @@ def test_trace_covers_skips_without_a_trace_or_when_sampled_out() -> None:
     assert TraceCovers().evaluate(sampled, GATED).passed is None
 
 
-@pytest.mark.xfail(
-    reason="harness bug: TraceCovers counts the request a crash_after_effect cut off, which no "
-    "agent could have traced (fix: skip exchanges whose error is 'crash')",
-    strict=True,
-)
 def test_trace_covers_does_not_blame_the_agent_for_the_request_a_crash_cut_off() -> None:
-    cut = dataclasses.replace(tool(2, "issue_refund", "POST", "k1"), error="crash")
+    cut = dataclasses.replace(tool(2, "issue_refund", "POST", "k1"), error="crash", crashed=True)
     replay = tool(3, "issue_refund", "POST", "k1")
     rec = record(exchanges=(model(1), cut, replay), trace=traced(model(1), replay))
     assert TraceCovers().evaluate(rec, GATED).passed is True
@@ -370,8 +365,9 @@ def test_no_reexecution_names_the_tool_and_its_committed_effect() -> None:
     v = NoReexecution({"issue_refund": 1, "(model)": 0}).evaluate(rec, Expectation())
     assert v.passed is False
     assert v.reason == (
-        "after 1 restart(s) at after_checkpoint:act, 1 requests to 'issue_refund' beyond the "
-        "fault-free run: a completed step was executed again; its effect was committed 2 time(s)"
+        "after 1 restart(s) at after_checkpoint:act, beyond the fault-free run: 1 request(s) to "
+        "'issue_refund' (its effect committed 2 time(s), 0 replay(s) deduplicated by the "
+        "ledger): a completed step was executed again"
     )
     allowed = NoReexecution({"issue_refund": 1, "(model)": 0}, {"issue_refund": 1})
     assert allowed.evaluate(rec, Expectation()).passed is True

@@ -20,8 +20,9 @@ filterwarnings = error
 
 
 def scenario(**changes: object) -> dict[str, object]:
-    """refund_happy without its matrices, with ``changes`` applied at the top level."""
-    data = {k: v for k, v in HAPPY.items() if k not in ("matrix", "input_matrix")}
+    """refund_happy without its fault, input and crash matrices, with ``changes`` applied."""
+    matrices = ("matrix", "input_matrix", "crash_matrix")
+    data = {k: v for k, v in HAPPY.items() if k not in matrices}
     data.update(changes)
     return data
 

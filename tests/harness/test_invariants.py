@@ -303,21 +303,16 @@ def test_rerunning_completed_steps_after_a_crash_fails_no_reexecution(mini: Mini
         result,
         "no_reexecution",
         "after 1 restart(s) at after_checkpoint:act",
-        "requests to 'get_order' beyond the fault-free run: a completed step was executed again",
+        "beyond the fault-free run: 1 request(s) to 'get_order'",
+        "a completed step was executed again; re-executed step(s): ",
     )
     assert "crashes: after_checkpoint:act; restarts: 1" in text
 
 
-@pytest.mark.xfail(
-    reason="harness gap (issue 5): no_reexecution names only the first re-executed tool "
-    "(get_order), not the repeated step or the repeated effect (issue_refund); fix: list every "
-    "tool over its baseline with its effect count, and the trace's step names",
-    strict=True,
-)
 def test_rerunning_completed_steps_names_the_repeated_effect(mini: MiniAgent) -> None:
     variant = crash_cell(CRASH_REPEATS, mini, "crash_after_checkpoint@act#1")
     result = run(variant, mini, "rerun_completed_steps")
-    broken(result, "no_reexecution", "'issue_refund'")
+    broken(result, "no_reexecution", "'issue_refund'", "re-executed step(s): ")
 
 
 # --------------------------------------------------------------------------- issue 4: the matrix
