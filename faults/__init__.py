@@ -15,6 +15,7 @@ from __future__ import annotations
 from faults.approval import (
     ApprovalAfterRestart,
     ApprovalChangedArgs,
+    ApprovalConcurrentDuplicate,
     ApprovalDeny,
     ApprovalDuplicate,
     ApprovalNever,
@@ -122,6 +123,7 @@ __all__ = [
     "AgentCrash",
     "ApprovalAfterRestart",
     "ApprovalChangedArgs",
+    "ApprovalConcurrentDuplicate",
     "ApprovalDeny",
     "ApprovalDuplicate",
     "ApprovalFault",

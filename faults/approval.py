@@ -101,3 +101,16 @@ class ApprovalAfterRestart(ApprovalFault):
     def review(self, ctx: ReviewContext) -> ReviewAction:
         """The scripted decision, delivered to a restarted agent."""
         return dataclasses.replace(ctx.scripted, after_restart=True)
+
+
+@dataclass(frozen=True)
+class ApprovalConcurrentDuplicate(ApprovalFault):
+    """Two workers deliver the same decision at once: the gated effect must happen once."""
+
+    key = "approval_concurrent_duplicate"
+    category = None
+    transient = True
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """The scripted decision, delivered by two workers at the same moment."""
+        return dataclasses.replace(ctx.scripted, concurrent=True)

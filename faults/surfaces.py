@@ -287,7 +287,8 @@ class ReviewAction:
     ``arguments`` not None: the decision is bound to these arguments instead of the requested
     ones (the agent must refuse it). ``times`` > 1 delivers the same decision again.
     ``after_restart``: the harness crashes the agent while parked and delivers the decision to
-    a fresh instance.
+    a fresh instance. ``concurrent``: the decision is delivered twice at the same moment, by two
+    workers (two adapter instances over the same persisted state).
     """
 
     verdict: ReviewVerdict
@@ -295,6 +296,7 @@ class ReviewAction:
     times: int = 1
     after_restart: bool = False
     delay_s: float = 1.0
+    concurrent: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ wall-clock deadline, so an agent that hangs fails its run instead of hanging CI.
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import traceback
@@ -54,25 +55,71 @@ class _CallResult:
         self.error: BaseException | None = None
 
 
+CALL_THREAD_NAME = "shakeout-agent-call"
+IDLE_THREAD_NAME = "shakeout-agent-idle"
+
+
+class _CallThread:
+    """A daemon thread that runs adapter calls one after another.
+
+    Idle threads are kept for the next call: an agent's thread-bound state (an asyncio event
+    loop, and the HTTP clients bound to it) then outlives one call, as it does in a real worker.
+    A fresh thread per call made pydantic-ai rebuild its HTTP client, SSL context included
+    (50-120 ms), on every call. The thread is named ``shakeout-agent-call`` while it runs one.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[
+            tuple[Callable[[], Any], _CallResult, threading.Event] | None
+        ] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name=IDLE_THREAD_NAME, daemon=True)
+        self.thread.start()
+
+    def submit(self, fn: Callable[[], Any], box: _CallResult, done: threading.Event) -> None:
+        self._calls.put((fn, box, done))
+
+    def abandon(self) -> None:
+        """Let the thread end once its hung call returns (if it ever does)."""
+        self._calls.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._calls.get()
+            if job is None:
+                return
+            fn, box, done = job
+            self.thread.name = CALL_THREAD_NAME
+            try:
+                box.value = fn()
+            except BaseException as exc:  # carried to the caller's thread, re-raised there
+                box.error = exc
+            finally:
+                self.thread.name = IDLE_THREAD_NAME
+                done.set()
+
+
+_IDLE: list[_CallThread] = []
+_IDLE_LOCK = threading.Lock()
+
+
 def call_with_deadline(fn: Callable[[], T], deadline_s: float) -> T:
     """Run ``fn`` in a daemon thread; raise RunTimedOut if it does not return in time.
 
     A hung call's thread is abandoned (Python cannot kill a thread); it is a daemon, so it never
-    keeps the process alive.
+    keeps the process alive. Threads whose call returned are reused for later calls.
     """
+    with _IDLE_LOCK:
+        worker = _IDLE.pop() if _IDLE else None
+    if worker is None:
+        worker = _CallThread()
     box = _CallResult()
-
-    def target() -> None:
-        try:
-            box.value = fn()
-        except BaseException as exc:  # carried to the caller's thread, re-raised there
-            box.error = exc
-
-    worker = threading.Thread(target=target, name="shakeout-agent-call", daemon=True)
-    worker.start()
-    worker.join(max(deadline_s, 0.0))
-    if worker.is_alive():
+    done = threading.Event()
+    worker.submit(fn, box, done)
+    if not done.wait(max(deadline_s, 0.0)):
+        worker.abandon()
         raise RunTimedOut
+    with _IDLE_LOCK:
+        _IDLE.append(worker)
     if box.error is not None:
         raise box.error
     return box.value  # type: ignore[no-any-return]
@@ -168,8 +215,13 @@ def drive(
     clock_advance: Callable[[float], None],
     monotonic: Callable[[], float],
     restart_world: Callable[[], WorldContext] | None = None,
+    twin: Callable[[], AgentAdapter] | None = None,
 ) -> tuple[DriveResult, CrashPlan, Reviewer]:
-    """Run one scenario variant through the adapter until a terminal state or a limit."""
+    """Run one scenario variant through the adapter until a terminal state or a limit.
+
+    ``twin`` builds a second adapter instance of the same agent, for a reviewer action that
+    delivers one decision from two workers at once (``ReviewAction.concurrent``).
+    """
     crash_plan = CrashPlan([f for f in faults if isinstance(f, CrashFault)], rng)
     reviewer = Reviewer(reviewer_script, [f for f in faults if isinstance(f, ApprovalFault)], rng)
     world = replace(world, boundary=crash_plan.boundary)
@@ -180,6 +232,26 @@ def drive(
         """One adapter call; None when a crash fault tore it down."""
         raw = call_with_deadline(fn, deadline - monotonic())
         return Outcome.read(raw)
+
+    def concurrently(run_id: str, decision: Decision) -> Outcome:
+        """The decision delivered at once to the adapter and a twin over the same state."""
+        if twin is None:
+            raise _NoTwin(
+                "a reviewer action delivers a decision concurrently, but the runner has no "
+                "second instance of the agent; run the agent from a factory path (chaos_agent)"
+            )
+        other = twin()
+        other.begin(world)
+        result.deliveries.append(replace(result.deliveries[-1], seq_before=exchanges_seen()))
+        first, second = call_with_deadline(
+            partial(_both, adapter, other, run_id, decision), deadline - monotonic()
+        )
+        outcomes = [Outcome.read(first), Outcome.read(second)]
+        # carry on from the run's furthest point: a terminal outcome, else one still parked on
+        # an approval (the loser of the race reports the one it could not use)
+        outcomes.sort(key=lambda o: (o.state.terminal, o.pending_approval is not None))
+        result.outcomes.append(outcomes[0])
+        return outcomes[1]
 
     def restart() -> None:
         result.restarts += 1
@@ -249,7 +321,10 @@ def drive(
                 nxt: Outcome | None = None
                 while nxt is None:
                     try:
-                        nxt = call(partial(adapter.resume, run_id, decision))
+                        if action.concurrent and decision is not None:
+                            nxt = concurrently(run_id, decision)
+                        else:
+                            nxt = call(partial(adapter.resume, run_id, decision))
                     except AgentCrash:
                         restart()
                 result.outcomes.append(nxt)
@@ -267,6 +342,8 @@ def drive(
         result.agent_exception = str(exc)
     except AdapterContractError as exc:
         result.harness_error = f"adapter contract: {exc}"
+    except _NoTwin as exc:
+        result.harness_error = str(exc)
     except AgentCrash as exc:  # pragma: no cover - every crash is caught where it is raised
         result.harness_error = f"unhandled crash signal: {exc}"
     except Exception as exc:
@@ -278,12 +355,45 @@ class _GiveUp(Exception):
     """The run does not settle (restart or review loop)."""
 
 
+class _NoTwin(Exception):
+    """A concurrent delivery needs a second adapter instance and none can be built."""
+
+
+def _both(
+    first: AgentAdapter, second: AgentAdapter, run_id: str, decision: Decision
+) -> tuple[Any, Any]:
+    """``resume(run_id, decision)`` on two adapters released at once by a barrier."""
+    barrier = threading.Barrier(2)
+    box = _CallResult()
+
+    def other() -> None:
+        try:
+            barrier.wait()
+            box.value = second.resume(run_id, decision)
+        except BaseException as exc:  # carried to the caller's thread, re-raised there
+            box.error = exc
+
+    worker = threading.Thread(target=other, name="shakeout-twin-call", daemon=True)
+    worker.start()
+    try:
+        barrier.wait()
+        mine = first.resume(run_id, decision)
+    finally:
+        worker.join()
+    if box.error is not None:
+        raise box.error
+    return mine, box.value
+
+
 def _now(world: WorldContext) -> float:
     return world.clock.now()
 
 
 def _summarise(exc: BaseException) -> str:
     """An exception as one line plus the agent-side frame it came from."""
+    told = getattr(exc, "summary", None)
+    if isinstance(told, str):
+        return told  # summarised where it happened (an agent in another process)
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
     for frame in reversed(frames):

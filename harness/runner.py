@@ -24,6 +24,7 @@ from harness.adapter import AdapterFactory, AgentAdapter, Endpoints, WorldContex
 from harness.checks import Expectation
 from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
+from harness.hardkill import HardKillAdapter, hard_adapter
 from harness.model import ScriptedModel
 from harness.record import EffectRecord, Exchange, RunRecord
 from harness.scenario import Scenario
@@ -220,11 +221,12 @@ def run_variant(
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload
         origin = adapter_origin(adapter)
         twin = None if origin is None else partial(twin_adapter, *origin)
-        driven, hard = adapter, None
+        driven: AgentAdapter | None = adapter
+        hard = adapter if isinstance(adapter, HardKillAdapter) else None
+        if hard is None and hard_mode(variant.faults):
+            driven = hard = None if origin is None else hard_adapter(*origin)
         hard_errors: tuple[Exception, ...] = ()
         notes: tuple[str, ...] = ()
-        if hard_mode(variant.faults):
-            driven = hard = _hard_adapter(adapter, origin)
         with world.active():
             if hard is not None:
                 hard.attach(world.router, deadline=time.monotonic() + wall_s)
@@ -282,17 +284,6 @@ def run_variant(
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-def _hard_adapter(adapter: AgentAdapter, origin: tuple[str, Endpoints] | None) -> Any:
-    """The hard-kill adapter for a run, or None when the agent has no factory path to spawn."""
-    from harness.hardkill import HardKillAdapter, hard_adapter
-
-    if isinstance(adapter, HardKillAdapter):
-        return adapter
-    if origin is None:
-        return None
-    return hard_adapter(*origin)
 
 
 def _cannot_run_hard(seed: int) -> tuple[DriveResult, CrashPlan, Reviewer]:
@@ -377,8 +368,9 @@ def probe(
     wall_s: float,
     config: Mapping[str, Any] | None = None,
 ) -> Probe:
-    """Run the scenario fault-free (its own faults stripped) to learn where faults can fire."""
-    base = Variant(scenario, "probe", (), Expectation())
+    """Run the scenario as written (its own faults included, as every cell has them) to learn
+    where more faults can fire and what a run without a crash requests."""
+    base = Variant(scenario, "probe", scenario.build_faults(), Expectation())
     record = run_variant(base, adapter, seed=seed, wall_s=wall_s, config=config)
     ledgers = {n for n, s in scenario.tools.services.items() if s.ledger is not None}
     return Probe(
