@@ -190,8 +190,12 @@ class ScriptedModel:
                     record(FaultFiring(fault.key, fault.surface, "stream", index))
             if _whole(plan, original):
                 self._next += 1
-            else:
+            elif _end_missing(plan, original):
+                # Every content event arrived, only the end marker did not: an agent may use
+                # the answer (the next request moves on) or retry it (the same request again).
                 self._pending = request.body
+            # else the answer itself was broken (cut, error event, mangled content): the turn
+            # stays next in line for the agent's retry or corrective re-ask, as an insertion.
         return Served(
             StreamedResponse(200, SSE_HEADERS, plan, _advancer(clock, plan.delay_per_event)),
             index,
@@ -218,6 +222,13 @@ def _whole(plan: StreamPlan, original: StreamPlan) -> bool:
         return True
     # a cut at or beyond the body's end cuts nothing (the interceptor delivers it whole)
     return plan.cut_after >= sum(map(len, plan.events)) + len(plan.terminator)
+
+
+def _end_missing(plan: StreamPlan, original: StreamPlan) -> bool:
+    """All of the answer's content events arrived; at most the final end event is missing."""
+    if plan.cut_after is not None or len(plan.events) < len(original.events) - 1:
+        return False
+    return plan.events == original.events[: len(plan.events)]
 
 
 def _advancer(clock: FakeClock, delay: float) -> Callable[[int], None] | None:

@@ -96,9 +96,9 @@ class _ToolCall:
         self.served: HttpResponse | None = None
 
     def call_service(self) -> HttpResponse:
-        # cached: a fault that asks twice must not commit a ledger effect twice
-        if self.served is None:
-            self.served = self.service.call(self.request, self.clock.now())
+        # Every call reaches the service, as a real redelivery would: a ledger dedupes a
+        # replayed idempotency key itself (that is what a duplicate-delivery fault tests).
+        self.served = self.service.call(self.request, self.clock.now())
         return self.served
 
 
@@ -243,7 +243,8 @@ class World:
                 result = ctx.call_service()
             crash = self._crash_for(service, index)
             if crash is not None:
-                served = ctx.call_service()
+                # The effect is applied once: reuse the answer the service already gave.
+                served = ctx.served if ctx.served is not None else ctx.call_service()
                 fired.append(crash.key)
                 self._firings.append(
                     FaultFiring(

@@ -56,20 +56,6 @@ NOT_APPLICABLE: Mapping[str, str] = {}
 """Faults that cannot act on the reference agent, with the reason (none today: every
 registered fault has a call it can break)."""
 
-# --------------------------------------------------------------------------- known harness bugs
-
-PARTIAL_JSON_BUG = (
-    "harness bug (harness/model.py ScriptedModel.handle): after a broken stream the next "
-    "request counts as 'moved on' when its body differs, but the agent's corrective re-ask "
-    "(it appends the rejected answer and a correction) always differs, so the re-ask is "
-    "served the next turn and the run fails"
-)
-DUPLICATE_DELIVERY_BUG = (
-    "harness bug (harness/world.py ToolCall.call_service caches the first answer): "
-    "tool_duplicate_delivery's second call_service() never reaches the ledger, so nothing is "
-    "delivered twice (replays stays 0) and an agent without idempotency keys would pass"
-)
-
 
 @dataclass(frozen=True)
 class Case:
@@ -508,12 +494,7 @@ def _cases() -> Iterator[Any]:
         if key in NOT_APPLICABLE:
             continue
         for case in _cases_of(key, cls.surface):
-            marks = []
-            if key == "stream_partial_tool_json":
-                marks.append(pytest.mark.xfail(strict=True, reason=PARTIAL_JSON_BUG))
-            elif key == "tool_duplicate_delivery" and case.target in LEDGER_TOOLS:
-                marks.append(pytest.mark.xfail(strict=True, reason=DUPLICATE_DELIVERY_BUG))
-            yield pytest.param(case, id=case.id(), marks=marks)
+            yield pytest.param(case, id=case.id())
 
 
 def _cases_of(key: str, surface: Surface) -> Iterator[Case]:

@@ -192,6 +192,17 @@ def test_a_broken_stream_counts_as_served_when_the_agent_moves_on() -> None:
     assert b'"finish_reason":"stop"' in delivered
 
 
+def test_a_broken_answer_stays_next_for_a_corrective_re_ask_with_another_body() -> None:
+    cut = Mutate(lambda plan, ctx: dataclasses.replace(plan, cut_after=10))
+    h = Harness(ScriptedModel("openai_chat", TURNS), (cut,))
+    h.ask({"stream": True})
+    correction = {"role": "user", "content": "your tool call was cut off; call it again"}
+    reask = h.ask({"stream": True, "messages": [correction]})
+    assert isinstance(reask.response, StreamedResponse)
+    assert b"get_order" in b"".join(reask.response.plan.events)
+    assert h.model.turns_served == 1
+
+
 def test_a_cut_beyond_the_end_cuts_nothing_and_serves_the_turn() -> None:
     late = Mutate(lambda plan, ctx: dataclasses.replace(plan, cut_after=10**6))
     h = Harness(ScriptedModel("openai_chat", TURNS), (late,))
