@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Run every check the project has: lint, format, types, then the whole pytest suite with coverage.
+# Run every check the project has: lint, format, types, then the whole pytest suite (tests and
+# the scenario library) under branch coverage with the floor in .ci/coverage-floor.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k ledger`).
 source "$(dirname "$0")/env.sh"
 
 echo "== ruff check" && ruff check .
 echo "== ruff format --check" && ruff format --check .
 echo "== mypy (strict)" && mypy
-echo "== pytest"
+echo "== pytest (under coverage)"
+coverage erase
 set +e
-python -m pytest -n 2 --cov --cov-report=term --cov-fail-under="$(cat .ci/coverage-floor)" "$@"
+coverage run -m pytest -n 2 -p no:cacheprovider "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
-    echo "pytest collected no tests (exit 5): that is a failure here, check the paths and -k filter." >&2
+    echo "pytest collected no tests (exit 5): that is a failure here; check the paths and -k filter." >&2
     exit 1
 fi
-exit "$status"
+if [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
+echo "== coverage (floor $(cat .ci/coverage-floor)%)"
+coverage combine -q
+coverage report --fail-under="$(cat .ci/coverage-floor)"
