@@ -1,0 +1,115 @@
+"""``python -m benchmarks``: measure every figure, print a table, optionally write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.figure import Figure
+
+FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5b", "P6")
+
+
+def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
+    """Each figure's measurement with its sizes for a quick or a full run."""
+    from benchmarks import (
+        fault_cost,
+        overhead,
+        report_cost,
+        resume,
+        scaling,
+        session_memory,
+        throughput,
+    )
+
+    if quick:
+        return {
+            "P1": lambda: overhead.measure(reps=5, batch=3),
+            "P2": lambda: scaling.measure(copies=1, reps=1),
+            "P3": lambda: resume.measure_resume(reps=5, batch=1),
+            "P3b": lambda: resume.measure_checkpoints(reps=5, batch=1),
+            "P4": lambda: fault_cost.measure(reps=5, batch=2, sweep=False),
+            "P5": lambda: report_cost.measure(sizes=(200, 2_000), reps=5),
+            "P5b": lambda: session_memory.measure(small=100, large=1_000, reps=1),
+            "P6": lambda: throughput.measure(reps=5, batch=3),
+        }
+    return {
+        "P1": lambda: overhead.measure(reps=9, batch=10),
+        "P2": lambda: scaling.measure(copies=5, reps=5),
+        "P3": lambda: resume.measure_resume(reps=9, batch=2),
+        "P3b": lambda: resume.measure_checkpoints(reps=9, batch=3),
+        "P4": lambda: fault_cost.measure(reps=9, batch=6, sweep=True),
+        "P5": lambda: report_cost.measure(sizes=(1_000, 10_000, 100_000), reps=5),
+        "P5b": lambda: session_memory.measure(small=1_000, large=10_000, reps=1),
+        "P6": lambda: throughput.measure(reps=9, batch=10),
+    }
+
+
+def table(figures: list[Figure]) -> str:
+    """The figures as a Markdown table."""
+    lines = [
+        "| figure | ratio | target | met | absolute medians | measured against |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        medians = ", ".join(f"{k} {v:.4g}" for k, v in f.medians.items())
+        lines.append(
+            f"| {f.id} {f.title} | {f.ratio:.3f} | {f.op} {f.target:g} | "
+            f"{'yes' if f.met else 'NO'} | {medians} ({f.unit}) | {f.baseline} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected figures; exit 0 even when a target is missed (benchmarks are not tests)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (a CI smoke run)")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
+    parser.add_argument(
+        "--only", metavar="IDS", help=f"comma-separated figure ids ({', '.join(FIGURES)})"
+    )
+    args = parser.parse_args(argv)
+    chosen = list(FIGURES)
+    if args.only:
+        chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = [c for c in chosen if c not in FIGURES]
+        if unknown:
+            parser.error(f"unknown figure id(s) {unknown}; choose from {', '.join(FIGURES)}")
+    measurements = plan(args.quick)
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    for fid in chosen:
+        t0 = time.perf_counter()
+        figure = measurements[fid]()
+        figures.append(figure)
+        status = "met" if figure.met else "MISSED"
+        print(
+            f"{fid:4s} {figure.ratio:7.3f}  target {figure.op} {figure.target:g}  {status:6s}  "
+            f"({time.perf_counter() - t0:.1f} s) {figure.title}",
+            flush=True,
+        )
+    total = time.perf_counter() - started
+    print()
+    print(table(figures))
+    print(f"\n{'quick' if args.quick else 'full'} run, {total:.0f} s")
+    if args.json:
+        run = {
+            "mode": "quick" if args.quick else "full",
+            "command": "python -m benchmarks" + (" --quick" if args.quick else ""),
+            "python": platform.python_version(),
+        }
+        doc: dict[str, Any] = {f.id: {**f.to_json(), "run": run} for f in figures}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        print(f"written: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""P5b: peak RSS of a 10k-variant pytest session vs a 1k one (each in its own process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks import refund, walker
+from benchmarks.figure import Figure, median
+from benchmarks.scaling import INI, _env
+
+WALK_STEPS = 4
+CALLS = list(range(1, WALK_STEPS + 1))
+
+
+def write_session(root: Path, variants: int) -> int:
+    """Write walker scenarios with a tool-fault matrix until they expand to ``variants`` items.
+
+    Returns:
+        The number of items the session will run.
+    """
+    per_file = _variants_per_file(root)
+    files = max(1, round(variants / per_file))
+    (root / "scenarios").mkdir(parents=True, exist_ok=True)
+    (root / "pytest.ini").write_text(INI.format(seed=refund.SEED), encoding="utf-8")
+    for k in range(files):
+        name = f"walk_{k:04d}"
+        data = walker.scenario(
+            name, WALK_STEPS, persist=False, matrix={"surfaces": ["tool"], "calls": CALLS}
+        )
+        text = yaml.safe_dump(data, sort_keys=False)
+        (root / "scenarios" / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return files * per_file
+
+
+def _variants_per_file(root: Path) -> int:
+    from harness.matrix import expand
+    from harness.runner import endpoints_of, probe
+    from harness.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        walker.scenario(
+            "walk", WALK_STEPS, persist=False, matrix={"surfaces": ["tool"], "calls": CALLS}
+        )
+    )
+    found = probe(sc, walker.build_adapter(endpoints_of(sc)), seed=refund.SEED, wall_s=30.0)
+    return len(expand(sc, found))
+
+
+def peak_rss(root: Path) -> tuple[int, float]:
+    """Run the session in a fresh process; return (peak RSS in KiB, wall seconds)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.peak_rss",
+        "-q",
+        "-n",
+        "0",
+        f"--chaos-report={root / 'report.json'}",
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    try:
+        result = json.loads(last)
+    except json.JSONDecodeError:
+        raise RuntimeError(
+            f"session gave no peak RSS:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        ) from None
+    if result["exit"] not in (0, 1):
+        raise RuntimeError(f"session exited {result['exit']}:\n{done.stdout[-2000:]}")
+    return int(result["maxrss_kib"]), took
+
+
+def measure(*, small: int, large: int, reps: int) -> Figure:
+    """P5b: peak RSS of the large session / of the small one."""
+    rss: dict[str, list[float]] = {"small": [], "large": []}
+    wall: dict[str, list[float]] = {"small": [], "large": []}
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="shakeout-bench-p5b-") as tmp:
+        roots = {"small": Path(tmp) / "small", "large": Path(tmp) / "large"}
+        counts["small"] = write_session(roots["small"], small)
+        counts["large"] = write_session(roots["large"], large)
+        for _ in range(reps):
+            for size in ("small", "large"):
+                kib, took = peak_rss(roots[size])
+                rss[size].append(kib / 1024)
+                wall[size].append(took)
+    big, little = median(rss["large"]), median(rss["small"])
+    return Figure(
+        id="P5b",
+        title=f"peak RSS, {counts['large']:,}-variant session vs {counts['small']:,}",
+        ratio=big / little,
+        target=1.10,
+        op="<=",
+        baseline=f"peak RSS of the same kind of session with {counts['small']:,} variants",
+        medians={
+            "large_session_mib": big,
+            "small_session_mib": little,
+            "large_session_s": median(wall["large"]),
+            "small_session_s": median(wall["small"]),
+        },
+        unit="MiB (and s)",
+        reps=reps,
+        note=(
+            "full pytest sessions (-n 0, --chaos-report) in fresh processes over generated "
+            f"benchmarks.walker scenarios ({WALK_STEPS} tool calls per run, tool-fault matrix "
+            "over calls 1-4, persist: false): the reference agent's 20-60 ms runs would make a "
+            "10k session take minutes; peak RSS from getrusage at the session's end"
+        ),
+        extra={"variants": counts},
+    )
