@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -140,6 +143,12 @@ class Outcome:
     approvals: tuple[ApprovalRequest, ...] = ()
     decision: str | None = None
     refund_id: str | None = None
+
+
+BUSY = (
+    "refused: another instance is carrying this run on right now (it holds the run's lock); "
+    "the decision was not used - ask for the run's outcome again later"
+)
 
 
 def run_id_for(payload: Any) -> str:
@@ -308,10 +317,12 @@ class RefundDesk:
         """Start (or continue) the run for a ticket; returns when terminal or parked."""
         store = self._db
         run_id = run_id_for(payload)
-        existing = store.get_run(run_id)
-        if existing is not None and existing.state != "throttled":
-            return self._continue(existing, None)
-        return self._intake(run_id, payload)
+        # A second start of one ticket waits for the first to park or finish, then continues.
+        with self._exclusive(run_id, wait=True):
+            existing = store.get_run(run_id)
+            if existing is not None and existing.state != "throttled":
+                return self._continue(existing, None)
+            return self._intake(run_id, payload)
 
     def resume(self, run_id: str, decision: DecisionLike | None = None) -> Outcome:
         """Resume a parked or crashed run, delivering a reviewer decision where one is pending.
@@ -322,12 +333,43 @@ class RefundDesk:
         Raises:
             UnknownRunError: no run with this id in the state directory.
         """
-        run = self._db.get_run(run_id)
-        if run is None:
-            raise UnknownRunError(
-                f"no run {run_id!r} in this state directory; start it with start(payload)"
-            )
-        return self._continue(run, decision)
+        with self._exclusive(run_id) as mine:
+            run = self._db.get_run(run_id)
+            if run is None:
+                raise UnknownRunError(
+                    f"no run {run_id!r} in this state directory; start it with start(payload)"
+                )
+            if not mine:
+                if decision is not None:
+                    self._refusal(run_id, decision, BUSY)
+                return self._busy(run_id)
+            return self._continue(run, decision)
+
+    @contextlib.contextmanager
+    def _exclusive(self, run_id: str, *, wait: bool = False) -> Iterator[bool]:
+        """Hold the run's lock while carrying it on; yields False if another instance holds it.
+
+        An advisory ``flock`` on a per-run file: two instances (two workers) never drive one run
+        at once, and the lock dies with its holder, so a crashed process never blocks a resume.
+        """
+        if not self._options.persist:
+            yield True  # in-memory state belongs to this instance alone
+            return
+        path = self._w.state_dir / f"{run_id}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _busy(self, run_id: str) -> Outcome:
+        """The outcome for a caller that found the run held by another instance."""
+        return self._outcome(run_id, note=BUSY)
 
     def trace(self, run_id: str) -> Trace | None:
         """The run's trace (only its summary record when sampled out), or None if unknown."""

@@ -488,6 +488,32 @@ def test_concurrent_double_resume_refunds_once(
         desk.close()
 
 
+def test_a_run_held_by_another_instance_refuses_the_decision_without_acting(
+    model: FakeModel, tools: FakeTools, clock: FakeClock, tmp_path: Path
+) -> None:
+    from reference_agent import Settings
+    from reference_agent.desk import BUSY
+
+    model.script(*refund_script())
+    settings = Settings(model_base_url="http://model.test/v1", tools_base_url="http://tools.test")
+    holder, other = (
+        RefundDesk(settings, model_http_client=model.client(), tools_http_client=tools.client())
+        for _ in range(2)
+    )
+    holder.begin(World(tmp_path, clock))
+    other.begin(World(tmp_path, clock))
+    parked = holder.start(TICKET)
+    with holder._exclusive(parked.run_id) as mine:
+        assert mine
+        refused = other.resume(parked.run_id, approve(parked))
+    assert refused.error == BUSY
+    assert refused.state == "awaiting_approval"
+    assert tools.count("issue_refund") == 0
+    done = other.resume(parked.run_id, approve(parked))  # the lock is free again
+    assert done.state == "completed"
+    assert tools.count("issue_refund") == 1
+
+
 # --------------------------------------------------------------------------- queue
 
 
