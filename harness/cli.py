@@ -1,4 +1,4 @@
-"""The ``shakeout`` command line: validate, schema, faults, gate, merge.
+"""The ``shakeout`` command line: validate, schema, faults, gate, merge, explore.
 
 Each subcommand is a thin call into the module that owns the feature; exit codes are the
 feature's own (0 ok, 1 failed, 2 error or misuse).
@@ -43,6 +43,33 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge", help="merge shard reports into one")
     p.add_argument("reports", nargs="+", metavar="REPORT")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
+
+    p = sub.add_parser(
+        "explore",
+        help="search fault schedules with Hypothesis; write a failing one as a scenario; "
+        "exit 0 nothing found, 1 found and written, 2 error",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="the scenario file to explore")
+    p.add_argument(
+        "--examples", type=int, default=100, metavar="N", help="schedules to try (default 100)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="Hypothesis seed (default: chaos_seed in ./pyproject.toml, else 0)",
+    )
+    p.add_argument(
+        "--agent",
+        metavar="MOD:FN",
+        help="adapter factory (default: the scenario's 'agent', else chaos_agent in "
+        "./pyproject.toml)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write the reproduction (default: the scenario file's directory)",
+    )
     return parser
 
 
@@ -72,6 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.gate import gate_main
 
         return gate_main(args.report, args.policy)
+    if args.command == "explore":
+        from harness.explore import explore_main
+
+        return explore_main(
+            args.scenario,
+            examples=args.examples,
+            seed=args.seed,
+            agent=args.agent,
+            out=args.out,
+            argv=list(argv) if argv is not None else sys.argv[1:],
+        )
     from harness.merge import merge_main
 
     return merge_main(args.reports, args.output)
