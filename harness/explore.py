@@ -112,7 +112,8 @@ class TransientRecovered(Check):
     """A schedule of transient faults, at most one per target, leaves the fault-free outcome.
 
     Several transient faults on one target can legitimately exhaust a bounded retry budget
-    (that is the agent stopping as it should), so such schedules are not judged by this check;
+    (that is the agent stopping as it should), so such schedules are not judged by this check
+    (the scenario's own faults, in ``own``, count towards a target too);
     nor are faults whose expectation the scenario overrides in its matrix (``overridden``: cell
     labels ``key@target`` and keys), as the fixed matrix would not expect recovery either.
     """
@@ -121,6 +122,7 @@ class TransientRecovered(Check):
     baseline_effects: Mapping[str, int]
     explored: tuple[Fault, ...]
     overridden: frozenset[str] = frozenset()
+    own: tuple[Fault, ...] = ()
     name: ClassVar[str] = "transient_recovered"
 
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
@@ -129,7 +131,7 @@ class TransientRecovered(Check):
         cells = {n for f in self.explored for n in (f.key, f.label().split("#", 1)[0])}
         if cells & self.overridden:
             return self.skip("the scenario overrides the expectation of a fault of the schedule")
-        groups = [(_GROUP.get(f.surface, f.surface), f.target) for f in self.explored]
+        groups = [(_GROUP.get(f.surface, f.surface), f.target) for f in self.own + self.explored]
         if len(set(groups)) < len(groups):
             return self.skip("two transient faults hit one target (a retry budget may run out)")
         final = record.final
@@ -305,7 +307,7 @@ def explore(
     found = probe(scenario, adapter, seed=run_seed, wall_s=wall, config=config)
     expect = Expectation(gated_tools=gated_tools(scenario), origin="exploration")
     broken = [
-        v for v in (HarnessRan(), *INVARIANTS) if v.evaluate(found.record, expect).passed is False
+        c for c in (HarnessRan(), *INVARIANTS) if c.evaluate(found.record, expect).passed is False
     ]
     if broken or found.record.final is None:
         reasons = "; ".join(f"{c.name}: {c.evaluate(found.record, expect).reason}" for c in broken)
@@ -406,7 +408,9 @@ class _Search:
             variant, self.adapter, seed=self.run_seed, wall_s=self.wall, config=self.config
         )
         self.runs += 1
-        recovered = TransientRecovered(self.state, self.effects, explored, self.overridden)
+        recovered = TransientRecovered(
+            self.state, self.effects, explored, self.overridden, self.own
+        )
         checks = (*INVARIANTS, recovered)
         verdicts = (c.evaluate(record, self.expect) for c in checks)
         return record, tuple(v for v in verdicts if v.passed is False)

@@ -337,6 +337,8 @@ def test_transient_recovery_judges_only_transient_faults_one_per_target(
     assert model_and_stream.evaluate(record, expect).passed is None
     overridden = _recovered(record, t503, overridden=frozenset({"tool_http_503@get_order"}))
     assert overridden.evaluate(record, expect).passed is None
+    own = _recovered(record, t503, own=(Point("tool_http_502", "get_order", 1).build(),))
+    assert own.evaluate(record, expect).passed is None
 
 
 def test_transient_recovery_fails_on_another_state_or_other_effects(happy_probe: Probe) -> None:
@@ -430,3 +432,18 @@ def test_cli_without_an_agent_anywhere_says_where_to_set_one(
     monkeypatch.chdir(tmp_path)  # no pyproject.toml here, so no chaos_agent ini key
     assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 2
     assert "pass --agent module:callable" in capsys.readouterr().out
+
+
+def test_cli_reads_agent_and_seed_from_the_pyproject_ini_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ini = '[tool.pytest.ini_options]\nchaos_agent = "reference_agent:build_adapter"\n'
+    (tmp_path / "pyproject.toml").write_text(ini + 'chaos_seed = "7"\n')
+    assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "with reference_agent:build_adapter: 1 run(s)" in out
+    assert "seed 7: every invariant held" in out
+    (tmp_path / "pyproject.toml").write_text(ini + 'chaos_seed = "seven"\n')
+    assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 2
+    assert "chaos_seed ini key must be an integer, got 'seven'" in capsys.readouterr().out
