@@ -7,6 +7,14 @@ source "$(dirname "$0")/env.sh"
 echo "== ruff check" && ruff check .
 echo "== ruff format --check" && ruff format --check .
 echo "== mypy (strict)" && mypy
+echo "== chromium (the HTML report is tested in a headless browser)"
+if ! bash scripts/install-chromium.sh; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "could not install chromium, and CI needs it for the HTML report test" >&2
+        exit 1
+    fi
+    echo "chromium unavailable: the HTML browser test will be skipped on this machine" >&2
+fi
 echo "== pytest (under coverage)"
 coverage erase
 set +e
