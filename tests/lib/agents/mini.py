@@ -1,0 +1,751 @@
+"""A compact refund agent for the harness's tests: correct by default, faulty on request.
+
+It speaks the reference agent's HTTP contract (``classify_request`` -> ``get_order`` /
+``get_customer`` / ``get_refund_policy`` -> ``propose_refund`` -> approval -> ``issue_refund`` ->
+``send_email`` -> ``close_ticket``) through the real openai SDK (``max_retries=0``) and httpx,
+persists every step in a JSON file under ``world.state_dir`` and reports crash boundaries. Each
+name in ``world.config["defects"]`` switches on one deliberate defect (see :data:`DEFECTS`), so a
+test can prove that the check meant to catch it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import openai
+
+DEFECTS: Mapping[str, str] = {
+    "treat_500_as_success": "a tool's 5xx body is taken as data and the step counted done",
+    "retry_permanent": "4xx answers (404, 422, ...) are retried like transient ones",
+    "schema_as_tool_error": "a model schema violation is categorized 'tool' and not re-asked",
+    "new_key_per_retry": "every attempt of a side effect carries a fresh Idempotency-Key",
+    "rerun_completed_steps": "after a restart the run starts again from its first step",
+    "skip_approval": "the refund is issued without waiting for an approval",
+    "ignore_denial": "a reviewer's deny is treated as approve",
+    "two_categories": "a failed run reports two categories at once",
+    "failed_without_category": "a failed run reports no category",
+    "never_terminates": "the run blocks after get_order until the test releases it",
+    "raises": "an uncaught RuntimeError escapes start()",
+    "trace_omits_tool_calls": "tool calls are not written to the trace",
+    "trace_never_kept": "the trace policy drops every run's trace, failed ones included",
+    "loops_forever_on_model": "the decide step keeps asking the model, ignoring its answers",
+}
+"""Every defect the agent can switch on, with what it breaks."""
+
+STEPS = ("intake", "classify", "gather", "decide", "approve", "act", "notify", "close")
+TERMINAL = frozenset({"completed", "failed", "rejected", "expired", "escalated", "throttled"})
+MAX_ATTEMPTS = 3
+MAX_MODEL_CALLS = 10
+MAX_TOOL_CALLS = 30
+LOOP_CAP = 40  # the looping defect still stops somewhere, so no thread spins after a test
+APPROVAL_TTL_S = 3600.0
+MAX_BODY_BYTES = 1024 * 1024
+QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded"})
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+
+_NUMBER = (int, float)
+BODIES: Mapping[str, Mapping[str, tuple[type, ...]]] = {
+    "get_order": {"order_id": (str,), "customer_id": (str,), "total": _NUMBER, "currency": (str,)},
+    "get_customer": {"customer_id": (str,), "email": (str,), "name": (str,)},
+    "get_refund_policy": {"window_days": (int,), "max_refund": _NUMBER},
+    "issue_refund": {"refund_id": (str,)},
+    "send_email": {"message_id": (str,)},
+    "close_ticket": {"ticket_id": (str,), "status": (str,)},
+}
+"""The fields each tool's 2xx body must carry, with their JSON types."""
+
+ARGUMENTS: Mapping[str, Mapping[str, tuple[tuple[type, ...], bool]]] = {
+    "classify_request": {"intent": ((str,), True), "order_id": ((str, type(None)), False)},
+    "propose_refund": {"amount": (_NUMBER, True), "reason": ((str,), True)},
+}
+"""Each offered tool's arguments: name -> (JSON types, required)."""
+
+
+def _tool_spec(name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "parameters": {
+                "type": "object",
+                "properties": dict(properties),
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+CLASSIFY_TOOL = _tool_spec(
+    "classify_request",
+    {"intent": {"type": "string", "enum": ["refund", "other", "ambiguous"]}, "order_id": {}},
+)
+PROPOSE_TOOL = _tool_spec(
+    "propose_refund", {"amount": {"type": "number"}, "reason": {"type": "string"}}
+)
+
+
+class MiniError(Exception):
+    """A run failure with its category; ``transient`` ones are retried a bounded number of times.
+
+    Args:
+        category: model, tool, logic or input.
+        message: what went wrong.
+        transient: whether a retry can help.
+        retry_after: the wait a 429 asked for, in seconds.
+        status: the HTTP status that caused it, if any.
+    """
+
+    def __init__(
+        self,
+        category: str,
+        message: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.category = category
+        self.transient = transient
+        self.retry_after = retry_after
+        self.status = status
+
+
+class _Violation(Exception):
+    """The model's answer does not match the offered tools' schemas."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval request (read structurally by the harness)."""
+
+    approval_id: str
+    tool: str
+    arguments: Mapping[str, Any]
+    summary: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a run stands after ``start``/``resume``."""
+
+    run_id: str
+    state: str
+    category: str | None = None
+    error: str | None = None
+    pending_approval: Approval | None = None
+    approvals: tuple[Approval, ...] = ()
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A run's reasoning trace and whether the retention policy kept it in full."""
+
+    records: tuple[Mapping[str, Any], ...]
+    kept_in_full: bool
+
+
+class _Store:
+    """Every run of one state directory, as one JSON file rewritten atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.existed = path.exists()
+        self.runs: dict[str, dict[str, Any]] = json.loads(path.read_text()) if self.existed else {}
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.runs, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def run_id_for(payload: Any) -> str:
+    """``mini-`` + a hash of the ticket id (of the whole payload when it has none)."""
+    ticket = payload.get("ticket_id") if isinstance(payload, Mapping) else None
+    seed = ticket if isinstance(ticket, str) else _canonical(payload)
+    return "mini-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
+
+
+class MiniAgent:
+    """The adapter and the agent in one: ``begin``/``start``/``resume``/``trace``.
+
+    Args:
+        endpoints: anything with ``model_base_url``, ``tools_base_url``, ``api_key``, ``model``.
+
+    Attributes:
+        release: set it to let a ``never_terminates`` run go (tests set it at teardown).
+    """
+
+    def __init__(self, endpoints: Any) -> None:
+        self.model_name = str(getattr(endpoints, "model", "shakeout-model"))
+        self.model_url = str(endpoints.model_base_url).rstrip("/") + "/chat/completions"
+        # Built once per adapter: an SDK client costs tens of milliseconds to build.
+        self._model = openai.OpenAI(
+            base_url=str(endpoints.model_base_url),
+            api_key=str(getattr(endpoints, "api_key", "sk-mini")),
+            max_retries=0,
+            timeout=10.0,
+        )
+        self._http = httpx.Client(base_url=str(endpoints.tools_base_url), timeout=5.0)
+        self.release = threading.Event()
+        self._world: Any = None
+        self._store: _Store | None = None
+        self.defects: frozenset[str] = frozenset()
+        self._restarted = False
+
+    # ------------------------------------------------------------------ the adapter surface
+
+    def begin(self, world: Any) -> None:
+        """Bind to a run's world as a fresh process would: only the state file survives."""
+        raw = world.config.get("defects", ())
+        names = frozenset([raw] if isinstance(raw, str) else raw)
+        unknown = sorted(names - set(DEFECTS))
+        if unknown:
+            raise ValueError(
+                f"unknown mini-agent defect(s) {unknown}; choose from {sorted(DEFECTS)}"
+            )
+        self.defects = names
+        self._world = world
+        self._store = _Store(Path(world.state_dir) / "mini.json")
+        self._restarted = self._store.existed
+
+    def start(self, payload: Mapping[str, Any]) -> Outcome:
+        """Start the ticket's run, or continue it when the input is redelivered after a crash."""
+        store = self._db
+        run_id = run_id_for(payload)
+        run = store.runs.get(run_id)
+        if run is None:
+            self._boundary("before_step", "intake")
+            run = {
+                "run_id": run_id,
+                "payload": json.loads(_canonical(payload)),
+                "state": "running",
+                "category": None,
+                "error": None,
+                "steps": {},
+                "approval": None,
+                "trace": [],
+                "model_calls": 0,
+                "tool_calls": 0,
+            }
+            store.runs[run_id] = run
+            problem = _intake_problem(payload)
+            if problem is not None:
+                return self._finish(run, "failed", MiniError("input", problem))
+            run["steps"]["intake"] = {"ticket_id": payload["ticket_id"]}
+            store.save()
+            self._boundary("after_checkpoint", "intake")
+        return self._drive(run)
+
+    def resume(self, run_id: str, decision: Any = None) -> Outcome:
+        """Continue a crashed run, or deliver a reviewer's decision to a parked one."""
+        run = self._db.runs.get(run_id)
+        if run is None:
+            raise KeyError(f"no run {run_id!r} in this state directory; start it first")
+        if run["state"] in TERMINAL:
+            return self._outcome(run)
+        if run["state"] == "awaiting_approval":
+            approval = run["approval"]
+            if decision is None:
+                if self._now() >= approval["expires_at"]:
+                    return self._finish(run, "expired")
+                return self._outcome(run)
+            why = self._mismatch(approval, decision)
+            if why is not None:
+                return self._outcome(run, note=why)
+            approved = bool(decision.approved) or "ignore_denial" in self.defects
+            approval["decision"] = "approve" if decision.approved else "deny"
+            run["steps"]["approve"] = {"approved": approved, "approval_id": approval["approval_id"]}
+            run["state"] = "running"
+            self._db.save()
+            self._boundary("after_checkpoint", "approve")
+        return self._drive(run)
+
+    def trace(self, run_id: str) -> Trace | None:
+        """The run's trace, or None for an unknown run."""
+        run = self._db.runs.get(run_id)
+        if run is None:
+            return None
+        return Trace(tuple(run["trace"]), "trace_never_kept" not in self.defects)
+
+    # ------------------------------------------------------------------ driving
+
+    @property
+    def _db(self) -> _Store:
+        if self._store is None:
+            raise RuntimeError("call begin(world) before start/resume/trace")
+        return self._store
+
+    def _now(self) -> float:
+        return float(self._world.clock.now())
+
+    def _boundary(self, point: str, step: str) -> None:
+        self._world.boundary(point, step)
+
+    def _next(self, run: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        steps = run["steps"]
+        for name in STEPS:
+            if name == "approve" and "skip_approval" in self.defects:
+                continue
+            if name not in steps:
+                return name, None
+            if name == "classify" and steps[name]["escalate"]:
+                return None, "escalated"
+            if name == "approve" and not steps[name]["approved"]:
+                return None, "rejected"
+        return None, "completed"
+
+    def _drive(self, run: dict[str, Any]) -> Outcome:
+        if self._restarted and "rerun_completed_steps" in self.defects:
+            # The defect: a restarted process forgets its progress and starts over.
+            run["steps"] = {k: v for k, v in run["steps"].items() if k in ("intake", "approve")}
+        self._restarted = False
+        try:
+            while True:
+                step, terminal = self._next(run)
+                if terminal is not None:
+                    return self._finish(run, terminal)
+                assert step is not None
+                if step == "approve":
+                    return self._park(run)
+                self._boundary("before_step", step)
+                handler: Callable[[dict[str, Any]], dict[str, Any]] = getattr(self, f"_{step}")
+                run["steps"][step] = handler(run)
+                self._db.save()
+                self._boundary("after_checkpoint", step)
+        except MiniError as exc:
+            return self._finish(run, "failed", exc)
+
+    def _park(self, run: dict[str, Any]) -> Outcome:
+        if run["approval"] is None:
+            self._boundary("before_step", "approve")
+            arguments = _refund_arguments(run)
+            digest = hashlib.sha256(_canonical(arguments).encode()).hexdigest()[:12]
+            run["approval"] = {
+                "approval_id": f"apr-{run['run_id']}-{digest}",
+                "tool": "issue_refund",
+                "arguments": arguments,
+                "summary": (
+                    f"refund {arguments['amount']} {arguments['currency']} for order "
+                    f"{arguments['order_id']}: {arguments['reason']}"
+                ),
+                "expires_at": self._now() + APPROVAL_TTL_S,
+                "decision": None,
+            }
+        run["state"] = "awaiting_approval"
+        self._db.save()
+        return self._outcome(run)
+
+    def _mismatch(self, approval: Mapping[str, Any], decision: Any) -> str | None:
+        if decision.approval_id != approval["approval_id"]:
+            pending = approval["approval_id"]
+            return f"refused: decision for {decision.approval_id!r}, pending {pending!r}"
+        if self._now() >= approval["expires_at"]:
+            return f"refused: approval {approval['approval_id']} has expired"
+        if decision.tool != approval["tool"] or _canonical(dict(decision.arguments)) != _canonical(
+            approval["arguments"]
+        ):
+            return (
+                f"refused: the decision is bound to {decision.tool} "
+                f"{_canonical(dict(decision.arguments))}, not to the requested action"
+            )
+        return None
+
+    def _finish(self, run: dict[str, Any], state: str, error: MiniError | None = None) -> Outcome:
+        category = None if error is None else error.category
+        if category is not None and "two_categories" in self.defects:
+            category = f"{category}+{'logic' if category != 'logic' else 'tool'}"
+        if "failed_without_category" in self.defects:
+            category = None
+        # Before the write: a crash here leaves the terminal state unwritten, as a real one would.
+        self._boundary("terminal_write", state)
+        run["state"] = state
+        run["category"] = category
+        run["error"] = None if error is None else f"{error.category}: {error}"
+        self._db.save()
+        return self._outcome(run)
+
+    def _outcome(self, run: Mapping[str, Any], note: str | None = None) -> Outcome:
+        approval = run["approval"]
+        request = None if approval is None else _approval(approval)
+        return Outcome(
+            run_id=run["run_id"],
+            state=run["state"],
+            category=run["category"],
+            error=note if note is not None else run["error"],
+            pending_approval=request if run["state"] == "awaiting_approval" else None,
+            approvals=() if request is None else (request,),
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def _classify(self, run: dict[str, Any]) -> dict[str, Any]:
+        messages = [
+            {"role": "system", "content": "Classify the refund ticket with classify_request."},
+            {"role": "user", "content": run["payload"]["message"]},
+        ]
+        _, args = self._converse(run, "classify", messages, [CLASSIFY_TOOL])
+        order_id = args.get("order_id")
+        escalate = args["intent"] != "refund" or not order_id
+        return {"intent": args["intent"], "order_id": order_id, "escalate": escalate}
+
+    def _gather(self, run: dict[str, Any]) -> dict[str, Any]:
+        payload = run["payload"]
+        order = self._tool(run, "gather", "get_order", "GET", f"/orders/{_classified(run)}")
+        if "never_terminates" in self.defects:
+            self.release.wait(timeout=60.0)
+            raise RuntimeError("the hung mini agent was released by its test")
+        if "raises" in self.defects:
+            raise RuntimeError("mini agent defect: order lookup returned an unexpected shape")
+        if order.get("customer_id") != payload["customer_id"]:
+            raise MiniError(
+                "logic",
+                f"order {order.get('order_id')!r} belongs to customer "
+                f"{order.get('customer_id')!r}, not to {payload['customer_id']!r}",
+            )
+        customer = self._tool(
+            run, "gather", "get_customer", "GET", f"/customers/{payload['customer_id']}"
+        )
+        policy = self._tool(run, "gather", "get_refund_policy", "GET", "/policy/refunds")
+        return {"order": order, "customer": customer, "policy": policy}
+
+    def _decide(self, run: dict[str, Any]) -> dict[str, Any]:
+        order = run["steps"]["gather"]["order"]
+        messages = [
+            {"role": "system", "content": "Propose a refund with propose_refund."},
+            {"role": "user", "content": f"{run['payload']['message']}\norder: {_canonical(order)}"},
+        ]
+        if "loops_forever_on_model" in self.defects:
+            for _ in range(LOOP_CAP):
+                with contextlib.suppress(MiniError):
+                    self._ask(run, "decide", messages, [PROPOSE_TOOL])
+            raise MiniError("logic", f"no decision after {LOOP_CAP} model calls")
+
+        def within_total(args: Mapping[str, Any]) -> None:
+            if not 0 < args["amount"] <= order["total"]:
+                raise _Violation(f"amount {args['amount']} is outside 0..{order['total']}")
+
+        _, args = self._converse(run, "decide", messages, [PROPOSE_TOOL], within_total)
+        return {"amount": args["amount"], "reason": args["reason"], "currency": order["currency"]}
+
+    def _act(self, run: dict[str, Any]) -> dict[str, Any]:
+        arguments = _refund_arguments(run)
+        if "skip_approval" not in self.defects:
+            approve = run["steps"].get("approve") or {}
+            bound = run["approval"] and _canonical(run["approval"]["arguments"]) == _canonical(
+                arguments
+            )
+            if not approve.get("approved") or not bound:
+                raise MiniError("logic", "issue_refund needs an approval bound to its arguments")
+        refund = self._tool(run, "act", "issue_refund", "POST", "/refunds", arguments)
+        return {"refund_id": refund.get("refund_id")}
+
+    def _notify(self, run: dict[str, Any]) -> dict[str, Any]:
+        facts = run["steps"]["gather"]
+        body = {
+            "to": facts["customer"].get("email"),
+            "subject": "Your refund has been issued",
+            "body": f"Hello {facts['customer'].get('name')}, your refund is on its way.",
+            "template": "refund_issued",
+        }
+        sent = self._tool(run, "notify", "send_email", "POST", "/emails", body)
+        return {"message_id": sent.get("message_id")}
+
+    def _close(self, run: dict[str, Any]) -> dict[str, Any]:
+        ticket = run["payload"]["ticket_id"]
+        body = {"status": "closed", "resolution": "refunded"}
+        closed = self._tool(run, "close", "close_ticket", "PATCH", f"/tickets/{ticket}", body)
+        return {"status": closed.get("status")}
+
+    # ------------------------------------------------------------------ the model
+
+    def _converse(
+        self,
+        run: dict[str, Any],
+        step: str,
+        messages: list[dict[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        rule: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Ask until one valid tool call arrives; one corrective re-ask per step."""
+        reasked = False
+        while True:
+            message = self._ask(run, step, messages, tools)
+            try:
+                name, args = _interpret(message, tools)
+                if rule is not None:
+                    rule(args)
+                return name, args
+            except _Violation as exc:
+                if "schema_as_tool_error" in self.defects:
+                    raise MiniError("tool", f"the {step} answer failed validation: {exc}") from None
+                if reasked:
+                    raise MiniError("model", f"the {step} answer is invalid: {exc}") from None
+                reasked = True
+                messages.append(
+                    {"role": "user", "content": f"Your answer was rejected ({exc}). Call one tool."}
+                )
+
+    def _ask(
+        self,
+        run: dict[str, Any],
+        step: str,
+        messages: list[dict[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+    ) -> Any:
+        """One model answer, retrying transient provider errors with backoff."""
+
+        def once() -> Any:
+            self._charge(run, "model")
+            self._trace(run, {"kind": "model_call", "method": "POST", "url": self.model_url})
+            try:
+                response = self._model.chat.completions.create(
+                    model=self.model_name,
+                    messages=cast(Any, list(messages)),
+                    tools=cast(Any, list(tools)),
+                )
+            except openai.APIStatusError as exc:
+                code = _error_code(exc.body)
+                if exc.status_code == 429 and code in QUOTA_CODES:
+                    raise MiniError("model", f"provider quota exhausted ({code})") from None
+                raise MiniError(
+                    "model",
+                    f"provider answered {exc.status_code}",
+                    transient=exc.status_code in TRANSIENT_STATUSES,
+                    retry_after=_seconds(exc.response.headers.get("retry-after")),
+                ) from None
+            except openai.APIConnectionError as exc:
+                raise MiniError("model", f"provider unreachable: {exc}", transient=True) from None
+            if not response.choices:
+                return None
+            choice = response.choices[0]
+            if choice.finish_reason in ("length", "content_filter"):
+                return None
+            return choice.message
+
+        return self._retrying(once, lambda exc: exc.transient)
+
+    def _charge(self, run: dict[str, Any], kind: str) -> None:
+        key = f"{kind}_calls"
+        run[key] += 1
+        limit = MAX_MODEL_CALLS if kind == "model" else MAX_TOOL_CALLS
+        if "loops_forever_on_model" in self.defects:
+            limit = LOOP_CAP + MAX_MODEL_CALLS
+        if run[key] > limit:
+            raise MiniError("logic", f"{kind} call budget of {limit} exhausted")
+
+    def _retrying(self, once: Callable[[], Any], retry: Callable[[MiniError], bool]) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return once()
+            except MiniError as exc:
+                limit = MAX_ATTEMPTS + (1 if "retry_permanent" in self.defects else 0)
+                if not retry(exc) or attempt >= limit:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1)
+                self._world.clock.sleep(min(delay, 30.0))
+
+    # ------------------------------------------------------------------ tools
+
+    def _tool(
+        self,
+        run: dict[str, Any],
+        step: str,
+        tool: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One tool call with bounded retries; a body means a side effect with a key."""
+
+        def once() -> dict[str, Any]:
+            headers = {"accept": "application/json"}
+            if body is not None:
+                key = f"{run['run_id']}:{step}"
+                if "new_key_per_retry" in self.defects:
+                    key += ":" + uuid.uuid4().hex[:8]
+                headers["Idempotency-Key"] = key
+            request = self._http.build_request(
+                method, path, headers=headers, json=None if body is None else dict(body)
+            )
+            self._charge(run, "tool")
+            if "trace_omits_tool_calls" not in self.defects:
+                # Written before sending: a crash after the effect still leaves the call traced.
+                self._trace(
+                    run,
+                    {
+                        "kind": "tool_call",
+                        "method": method,
+                        "url": str(request.url),
+                        "tool": tool,
+                        "step": step,
+                    },
+                )
+            return self._send(tool, request)
+
+        def retry(exc: MiniError) -> bool:
+            if "retry_permanent" in self.defects and exc.status is not None:
+                return True
+            return exc.transient
+
+        return cast(dict[str, Any], self._retrying(once, retry))
+
+    def _send(self, tool: str, request: httpx.Request) -> dict[str, Any]:
+        try:
+            response = self._http.send(request)
+        except httpx.TimeoutException as exc:
+            raise MiniError("tool", f"{tool}: timed out ({exc})", transient=True) from None
+        except httpx.TransportError as exc:
+            raise MiniError("tool", f"{tool}: {type(exc).__name__}", transient=True) from None
+        status, raw = response.status_code, response.content
+        if status >= 500 and "treat_500_as_success" in self.defects:
+            taken = _loads(raw)  # the defect: an error body taken as the tool's data
+            return taken if isinstance(taken, dict) else {}
+        if status == 429:
+            code = _error_code(_loads(raw))
+            if code in QUOTA_CODES:
+                raise MiniError("tool", f"{tool}: quota exhausted ({code})", status=status)
+            after = _seconds(response.headers.get("retry-after"))
+            raise MiniError(
+                "tool", f"{tool}: rate limited", transient=True, retry_after=after, status=status
+            )
+        if status >= 400:
+            transient = status in TRANSIENT_STATUSES
+            raise MiniError("tool", f"{tool}: status {status}", transient=transient, status=status)
+        if len(raw) > MAX_BODY_BYTES:
+            raise MiniError("tool", f"{tool}: body of {len(raw)} bytes is over the limit")
+        ctype = response.headers.get("content-type", "").split(";")[0].strip()
+        if ctype != "application/json" or not raw.strip():
+            raise MiniError("tool", f"{tool}: not a JSON body ({ctype!r})", transient=True)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise MiniError("tool", f"{tool}: the body is not JSON", transient=True) from None
+        problems = [
+            name
+            for name, types in BODIES[tool].items()
+            if not isinstance(data, dict)
+            or isinstance(data.get(name), bool)
+            or not isinstance(data.get(name), types)
+        ]
+        if problems:
+            raise MiniError("tool", f"{tool}: body drifted from its schema at {problems}")
+        return cast(dict[str, Any], data)
+
+    # ------------------------------------------------------------------ trace
+
+    def _trace(self, run: dict[str, Any], record: dict[str, Any]) -> None:
+        run["trace"].append({**record, "t": self._now()})
+        self._db.save()
+
+
+def _intake_problem(payload: Any) -> str | None:
+    if not isinstance(payload, Mapping):
+        return f"the ticket must be an object, got {type(payload).__name__}"
+    for name in ("ticket_id", "customer_id", "message"):
+        value = payload.get(name)
+        if not isinstance(value, str) or not value.strip():
+            return f"the ticket's {name!r} must be a non-empty string, got {value!r}"
+    return None
+
+
+def _classified(run: Mapping[str, Any]) -> str:
+    return str(run["steps"]["classify"]["order_id"])
+
+
+def _refund_arguments(run: Mapping[str, Any]) -> dict[str, Any]:
+    steps = run["steps"]
+    verdict = steps["decide"]
+    return {
+        "order_id": steps["gather"]["order"].get("order_id"),
+        "amount": verdict["amount"],
+        "currency": verdict["currency"],
+        "reason": verdict["reason"],
+    }
+
+
+def _approval(row: Mapping[str, Any]) -> Approval:
+    return Approval(
+        row["approval_id"], row["tool"], dict(row["arguments"]), row["summary"], row["expires_at"]
+    )
+
+
+def _interpret(message: Any, tools: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The one tool call of an answer, validated against the offered tools' argument schemas."""
+    if message is None:
+        raise _Violation("the answer is empty, cut off or filtered")
+    if getattr(message, "refusal", None):
+        raise _Violation("the model refused")
+    calls = list(getattr(message, "tool_calls", None) or ())
+    if len(calls) != 1:
+        raise _Violation(f"expected exactly one tool call, got {len(calls)}")
+    call = calls[0]
+    function = getattr(call, "function", None)
+    if not getattr(call, "id", None) or function is None:
+        raise _Violation("the tool call has no id or no function")
+    offered = {t["function"]["name"] for t in tools}
+    if function.name not in offered:
+        raise _Violation(f"tool {function.name!r} was not offered")
+    try:
+        args = json.loads(function.arguments)
+    except ValueError:
+        raise _Violation("the arguments are not JSON") from None
+    if not isinstance(args, dict):
+        raise _Violation("the arguments are not an object")
+    schema = ARGUMENTS[function.name]
+    extra = sorted(set(args) - set(schema))
+    if extra:
+        raise _Violation(f"undeclared argument(s) {extra}")
+    for name, (types, required) in schema.items():
+        if name not in args:
+            if required:
+                raise _Violation(f"missing argument {name!r}")
+            continue
+        value = args[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise _Violation(f"argument {name!r} has the wrong type")
+    return str(function.name), args
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {}
+
+
+def _error_code(payload: Any) -> str | None:
+    inner = payload.get("error", payload) if isinstance(payload, dict) else None
+    if isinstance(inner, dict):
+        code = inner.get("code") or inner.get("type")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def build_adapter(endpoints: Any) -> MiniAgent:
+    """The factory the harness calls (``agents.mini:build_adapter``)."""
+    return MiniAgent(endpoints)
