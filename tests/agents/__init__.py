@@ -1,1 +1,0 @@
-"""Agents for the harness's own tests: a small refund agent, correct unless told not to be."""
