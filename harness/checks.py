@@ -567,3 +567,16 @@ INPUT_UNIVERSAL: tuple[Check, ...] = (
     NoDuplicateEffects(),
 )
 """The invariants an edge-case input run must keep (its routes may not fit the new input)."""
+
+
+def known_check_names() -> frozenset[str]:
+    """The name of every check class defined so far (a gate policy may name any of them)."""
+    names: set[str] = set()
+    stack: list[type[Check]] = list(Check.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        name = cls.__dict__.get("name")
+        if isinstance(name, str):
+            names.add(name)
+    return frozenset(names)

@@ -386,3 +386,11 @@ def test_overall_puts_error_over_fail_over_pass(flags: list[tuple[bool | None, b
         assert got == "fail"
     else:
         assert got == "pass"
+
+
+def test_known_check_names_cover_every_check_a_policy_may_name() -> None:
+    from harness.checks import known_check_names
+
+    names = known_check_names()
+    assert {c.name for c in (*UNIVERSAL, *EXPECTATIONS)} <= names
+    assert {"no_reexecution", "input_handled"} <= names

@@ -206,7 +206,7 @@ def test_gate_errors_on_an_unusable_report(
         ("min_transient_recovery = 2\n", "min_transient_recovery must be a number from 0 to 1"),
         ("min_coverage = 1.5\n", "min_coverage must be a count"),
         ("min_coverage = -2\n", "min_coverage must be a count"),
-        ("checks.dupliate_effects = 0\n", "checks.dupliate_effects names a check no item"),
+        ("checks.dupliate_effects = 0\n", "checks.dupliate_effects is not a shakeout check"),
         ("max_errors = \n", "is not valid TOML"),
         ("[tool.other]\nx = 1\n", "has no [tool.shakeout.gate] table"),
     ],
