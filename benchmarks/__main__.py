@@ -31,7 +31,7 @@ def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
     if quick:
         return {
             "P1": lambda: overhead.measure(reps=5, batch=3),
-            "P2": lambda: scaling.measure(copies=1, reps=1),
+            "P2": lambda: scaling.measure(variants=150, reps=1),
             "P3": lambda: resume.measure_resume(reps=5, batch=1),
             "P3b": lambda: resume.measure_checkpoints(reps=5, batch=1),
             "P4": lambda: fault_cost.measure(reps=5, batch=2, sweep=False),
@@ -41,7 +41,7 @@ def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
         }
     return {
         "P1": lambda: overhead.measure(reps=9, batch=10),
-        "P2": lambda: scaling.measure(copies=5, reps=5),
+        "P2": lambda: scaling.measure(variants=1_000, reps=5),
         "P3": lambda: resume.measure_resume(reps=9, batch=2),
         "P3b": lambda: resume.measure_checkpoints(reps=9, batch=3),
         "P4": lambda: fault_cost.measure(reps=9, batch=6, sweep=True),

@@ -31,16 +31,22 @@ chaos_seed = {seed}
 """
 
 
-def write_session(root: Path, copies: int) -> int:
-    """Write ``copies`` copies of refund_happy (with its matrix) under ``root/scenarios``.
+def write_session(root: Path, variants: int) -> int:
+    """Write enough copies of refund_happy (with its matrix) under ``root/scenarios``.
 
     The copies set ``agent_config: {persist: false}``: the session then measures CPU work the
     harness can spread over workers, not the shared disk's fsync queue. Without persistence a
     crashed run cannot resume, so the copies leave out refund_happy's crash matrix.
 
+    Args:
+        root: the session's directory (gets ``pytest.ini`` and ``scenarios/``).
+        variants: the least number of variants the session must run.
+
     Returns:
         The number of variants (items) the session will run.
     """
+    per_copy = variants_per_copy()
+    copies = -(-variants // per_copy)
     data = yaml.safe_load(refund.SCENARIO_PATH.read_text(encoding="utf-8"))
     # crash cells need the state to survive a restart, which persist: false gives up
     data.pop("crash_matrix", None)
@@ -51,7 +57,7 @@ def write_session(root: Path, copies: int) -> int:
         data["name"] = f"refund_happy_{k:03d}"
         text = yaml.safe_dump(data, sort_keys=False)
         (root / "scenarios" / f"{data['name']}.yaml").write_text(text, encoding="utf-8")
-    return copies * variants_per_copy()
+    return copies * per_copy
 
 
 def variants_per_copy() -> int:
@@ -113,11 +119,11 @@ def comparable(path: Path) -> dict[str, Any]:
     return data
 
 
-def measure(*, copies: int, reps: int) -> Figure:
+def measure(*, variants: int, reps: int) -> Figure:
     """P2: (t(-n 0) / t(-n 2)) / machine 2-process scaling, reports compared for identity."""
     with tempfile.TemporaryDirectory(prefix="shakeout-bench-p2-") as tmp:
         root = Path(tmp)
-        variants = write_session(root, copies)
+        total = write_session(root, variants)
         serial, parallel, machine, identical = [], [], [], True
         for rep in range(reps):
             machine.append(machine_scaling())
@@ -133,7 +139,7 @@ def measure(*, copies: int, reps: int) -> Figure:
     figure = median(session) / median(machine)
     return Figure(
         id="P2",
-        title=f"xdist scaling on a {variants:,}-variant matrix session",
+        title=f"xdist scaling on a {total:,}-variant matrix session",
         ratio=figure,
         target=0.95,
         op=">=",
@@ -149,9 +155,9 @@ def measure(*, copies: int, reps: int) -> Figure:
         },
         reps=reps,
         note=(
-            f"{copies} copies of refund_happy with its matrix (agent_config persist: false), "
+            "copies of refund_happy with its fault matrix (agent_config persist: false), "
             "`pytest -n 2` vs `-n 0` as subprocesses, wall time from start to exit (start-up and "
             f"collection included); reports identical minus duration_s: {identical}"
         ),
-        extra={"variants": variants, "reports_identical": identical},
+        extra={"variants": total, "reports_identical": identical},
     )

@@ -113,7 +113,7 @@ def measure(*, small: int, large: int, reps: int) -> Figure:
             "full pytest sessions (-n 0, --chaos-report) in fresh processes over generated "
             f"benchmarks.walker scenarios ({WALK_STEPS} tool calls per run, tool-fault matrix "
             "over calls 1-4, persist: false): the reference agent's 20-60 ms runs would make a "
-            "10k session take minutes; peak RSS from getrusage at the session's end"
+            "10k session take minutes; peak RSS is the process's VmHWM at the session's end"
         ),
         extra={"variants": counts},
     )
