@@ -1,4 +1,4 @@
-"""The ``shakeout`` command line: validate, schema, faults, gate, merge, explore.
+"""The ``shakeout`` command line: validate, schema, faults, gate, merge, explore, import-cassette.
 
 Each subcommand is a thin call into the module that owns the feature; exit codes are the
 feature's own (0 ok, 1 failed, 2 error or misuse).
@@ -70,6 +70,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write the reproduction (default: the scenario file's directory)",
     )
+
+    p = sub.add_parser(
+        "import-cassette",
+        help="turn a recorded vcrpy cassette into a scenario file; exit 0 written, 2 error",
+    )
+    p.add_argument("cassette", metavar="CASSETTE", help="the vcrpy cassette (YAML or .json)")
+    p.add_argument("--name", required=True, help="the scenario name, e.g. refund_recorded")
+    p.add_argument(
+        "--input", metavar="JSON_FILE", help="a JSON file with the payload the session started"
+    )
+    p.add_argument("-o", "--output", metavar="OUT", help="the YAML file to write (default: print)")
+    p.add_argument(
+        "--model-base-url",
+        metavar="URL",
+        help="the model endpoint during recording (default: inferred from the requests)",
+    )
+    p.add_argument(
+        "--tools-base-url",
+        metavar="URL",
+        help="where the tools were during recording (default: the one other host)",
+    )
     return parser
 
 
@@ -109,6 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             agent=args.agent,
             out=args.out,
             argv=list(argv) if argv is not None else sys.argv[1:],
+        )
+    if args.command == "import-cassette":
+        from harness.recording import import_cassette_main
+
+        return import_cassette_main(
+            args.cassette,
+            name=args.name,
+            input_file=args.input,
+            out=args.output,
+            model_base_url=args.model_base_url,
+            tools_base_url=args.tools_base_url,
         )
     from harness.merge import merge_main
 

@@ -1,0 +1,902 @@
+"""Record a live agent session with vcrpy (secrets scrubbed) and turn the cassette into a scenario.
+
+Recording is the one place shakeout lets requests leave the machine, and only when the user asks
+for it by calling :func:`record_session`. A cassette then becomes a scenario mapping: each model
+answer a turn, each tool endpoint a fake service, ``expect`` pre-filled from what the recording
+shows. Faults are spliced into the replay by the harness as for any scenario (``faults:`` or
+``matrix:``), so no fault is ever recorded into a cassette.
+
+Errors::
+
+    CassetteError      the cassette is missing, unreadable or not in vcrpy's format
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import yaml
+
+DEFAULT_SCRUB = ("authorization", "x-api-key", "api-key", "cookie")
+"""Header names (case-insensitive) whose values never reach a cassette."""
+
+REDACTED = "<scrubbed>"
+"""What a scrubbed header value, or a secret found elsewhere, is replaced with."""
+
+MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "body")
+"""vcrpy matchers for the recording: the body is included, so two LLM POSTs to the same URL
+with different conversations are told apart (vcrpy's default ignores bodies)."""
+
+_MODEL_SUFFIXES = {
+    "/chat/completions": "openai_chat",
+    "/responses": "openai_responses",
+    "/messages": "anthropic_messages",
+}
+_EFFECT_METHODS = frozenset({"POST", "PATCH", "PUT"})
+_KEPT_HEADERS = ("retry-after", "location", "etag")
+# a scrubbed value shorter than this is too common a string to replace wherever it appears
+_MIN_SECRET = 6
+
+
+class CassetteError(Exception):
+    """A cassette cannot be read or converted; the message names the file and the fix."""
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def record_session(
+    cassette_path: str | PathLike[str],
+    fn: Callable[[], object],
+    *,
+    scrub: Iterable[str] = DEFAULT_SCRUB,
+) -> None:
+    """Run ``fn()`` (a live session) while vcrpy records every HTTP exchange to a cassette.
+
+    Requests really go out: this is the explicit ask to record a session against a real model
+    endpoint and real tools. The cassette is written afresh (``record_mode="all"``, earlier
+    interactions dropped), also when ``fn`` raises. Headers named in ``scrub`` are replaced by
+    ``<scrubbed>`` in requests and responses (``set-cookie`` too when ``cookie`` is scrubbed),
+    and their values are replaced wherever else they appear (URLs, bodies, other headers).
+    Bodies are kept, decompressed, since they are what the scenario is built from.
+
+    Args:
+        cassette_path: the cassette file to write (YAML, vcrpy's format).
+        fn: the session to record; its return value is ignored.
+        scrub: header names (case-insensitive) whose values must not be recorded.
+    """
+    import vcr  # type: ignore[import-untyped]  # vcrpy ships no type information
+
+    scrubber = _Scrubber(scrub)
+    recorder = vcr.VCR(
+        record_mode="all",
+        match_on=MATCH_ON,
+        decode_compressed_response=True,
+        drop_unused_requests=True,
+        before_record_request=scrubber.request,
+        before_record_response=scrubber.response,
+        before_save_interaction=scrubber.interaction,
+    )
+    with recorder.use_cassette(str(Path(cassette_path))):
+        fn()
+
+
+class _Scrubber:
+    """vcrpy hooks that redact secret headers and every place their values show up."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = frozenset(n.lower() for n in names)
+        self.secrets: set[str] = set()
+
+    def _response_names(self) -> frozenset[str]:
+        return self.names | {"set-cookie"} if "cookie" in self.names else self.names
+
+    def _remember(self, name: str, value: str) -> None:
+        candidates = {value.strip()}
+        words = value.split()
+        if len(words) == 2:  # "Bearer <token>": the token may be echoed on its own
+            candidates.add(words[1])
+        if "cookie" in name:
+            candidates.update(pair.partition("=")[2].strip() for pair in value.split(";"))
+        self.secrets.update(c for c in candidates if len(c) >= _MIN_SECRET and c != REDACTED)
+
+    def _hide(self, value: Any) -> Any:
+        # longest first, so a whole "Bearer sk-..." goes before its token part
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if isinstance(value, str):
+                value = value.replace(secret, REDACTED)
+            elif isinstance(value, bytes | bytearray):
+                value = bytes(value).replace(secret.encode(), REDACTED.encode())
+        return value
+
+    def request(self, request: Any) -> Any:
+        for name in list(request.headers):
+            if name.lower() in self.names:
+                self._remember(name.lower(), str(request.headers[name]))
+                request.headers[name] = REDACTED
+        for name in list(request.headers):
+            request.headers[name] = self._hide(request.headers[name])
+        request.uri = self._hide(request.uri)
+        if isinstance(request.body, str | bytes):  # file and iterator bodies stay as they are
+            request.body = self._hide(request.body)
+        return request
+
+    def response(self, response: dict[str, Any]) -> dict[str, Any]:
+        hidden = self._response_names()
+        headers: dict[str, list[str]] = {}
+        for name, values in (response.get("headers") or {}).items():
+            if name.lower() in hidden:
+                for value in values:
+                    self._remember(name.lower(), str(value))
+                headers[name] = [REDACTED for _ in values]
+            else:
+                headers[name] = [self._hide(v) for v in values]
+        response["headers"] = headers
+        body = response.get("body")
+        if isinstance(body, dict) and "string" in body:
+            body["string"] = self._hide(body["string"])
+        return response
+
+    def interaction(self, request: Any, response: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        # a secret first seen late (a rotated token) is hidden in the earlier interactions too
+        return self.request(request), self.response(response)
+
+
+# --------------------------------------------------------------------------- reading a cassette
+
+
+@dataclass(frozen=True)
+class _Interaction:
+    index: int
+    method: str
+    url: str
+    request_headers: Mapping[str, str]
+    request_body: bytes
+    status: int
+    response_headers: Mapping[str, str]
+    response_body: bytes
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path or "/"
+
+    def request_json(self) -> Any:
+        try:
+            return json.loads(self.request_body)
+        except ValueError:
+            return None
+
+
+def _read(path: Path) -> tuple[_Interaction, ...]:
+    if not path.is_file():
+        raise CassetteError(
+            f"cassette {str(path)!r} does not exist; record one with "
+            "harness.recording.record_session or pass the path of a vcrpy cassette"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CassetteError(f"cassette {str(path)!r} cannot be read: {exc}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            from vcr.serializers import yamlserializer  # type: ignore[import-untyped]
+
+            data = yamlserializer.deserialize(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CassetteError(
+            f"cassette {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}"
+            f" ({first}); pass a file vcrpy wrote"
+        ) from None
+    interactions = data.get("interactions") if isinstance(data, dict) else None
+    if not isinstance(interactions, list):
+        raise CassetteError(
+            f"cassette {str(path)!r} has no 'interactions' list (got "
+            f"{type(data).__name__}); pass a cassette vcrpy wrote (version 1 format)"
+        )
+    return tuple(_interaction(path, i, raw) for i, raw in enumerate(interactions))
+
+
+def _interaction(path: Path, index: int, raw: Any) -> _Interaction:
+    try:
+        request, response = raw["request"], raw["response"]
+        status = response["status"]
+        code = int(status["code"] if isinstance(status, Mapping) else status)
+        return _Interaction(
+            index=index,
+            method=str(request["method"]).upper(),
+            url=str(request["uri"]),
+            request_headers=_headers(request.get("headers")),
+            request_body=_bytes(request.get("body")),
+            status=code,
+            response_headers=_headers(response.get("headers")),
+            response_body=_bytes(_body_string(response.get("body"))),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CassetteError(
+            f"cassette {str(path)!r}: interaction {index} is malformed ({type(exc).__name__}: "
+            f"{exc}); each needs request.method/uri and response.status.code"
+        ) from None
+
+
+def _body_string(body: Any) -> Any:
+    return body.get("string") if isinstance(body, Mapping) else body
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in (raw or {}).items():
+        first = value[0] if isinstance(value, list) and value else value
+        out[str(name).lower()] = "" if first is None or first == [] else str(first)
+    return out
+
+
+def _bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if hasattr(value, "getvalue"):  # BytesIO bodies of old cassettes
+        return bytes(value.getvalue())
+    return str(value).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- model answers
+
+
+@dataclass
+class _Answer:
+    text: str | None = None
+    refusal: str | None = None
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    finish: str | None = None
+    empty: bool = False
+
+
+def _sse_events(body: bytes) -> Iterator[tuple[str | None, Any]]:
+    text = body.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        name: str | None = None
+        data: list[str] = []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if not data:
+            continue
+        payload = "\n".join(data)
+        if payload.strip() == "[DONE]":
+            continue
+        try:
+            yield name, json.loads(payload)
+        except ValueError:
+            continue
+
+
+def _is_stream(item: _Interaction) -> bool:
+    return "text/event-stream" in item.response_headers.get("content-type", "")
+
+
+def _answer(item: _Interaction, wire: str) -> _Answer:
+    stream = _is_stream(item)
+    if wire == "openai_chat":
+        return _chat_stream(item.response_body) if stream else _chat(_json(item))
+    if wire == "openai_responses":
+        return _responses_stream(item.response_body) if stream else _responses(_json(item))
+    return _messages_stream(item.response_body) if stream else _messages(_json(item))
+
+
+def _json(item: _Interaction) -> Any:
+    try:
+        return json.loads(item.response_body)
+    except ValueError:
+        raise _Unreadable("its body is not JSON") from None
+
+
+class _Unreadable(Exception):
+    """A model response that is not an answer in its wire format (noted, not converted)."""
+
+
+def _chat(body: Any) -> _Answer:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list):
+        raise _Unreadable("it has no 'choices' list")
+    if not choices:
+        return _Answer(empty=True)
+    choice = choices[0]
+    message = choice.get("message") or {}
+    calls = [
+        (str(c["function"]["name"]), str(c["function"].get("arguments") or ""))
+        for c in message.get("tool_calls") or []
+        if isinstance(c, dict) and isinstance(c.get("function"), dict)
+    ]
+    return _Answer(
+        message.get("content"), message.get("refusal"), calls, choice.get("finish_reason")
+    )
+
+
+def _chat_stream(body: bytes) -> _Answer:
+    text: list[str] = []
+    refusal: list[str] = []
+    calls: dict[int, list[str]] = {}
+    finish: str | None = None
+    saw_choice = False
+    for _, chunk in _sse_events(body):
+        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+            saw_choice = True
+            delta = choice.get("delta") or {}
+            text.append(delta.get("content") or "")
+            refusal.append(delta.get("refusal") or "")
+            for call in delta.get("tool_calls") or []:
+                slot = calls.setdefault(int(call.get("index", len(calls))), ["", ""])
+                function = call.get("function") or {}
+                slot[0] += function.get("name") or ""
+                slot[1] += function.get("arguments") or ""
+            finish = choice.get("finish_reason") or finish
+    if not saw_choice:
+        return _Answer(empty=True)
+    return _Answer(
+        "".join(text) or None,
+        "".join(refusal) or None,
+        [(name, args) for _, (name, args) in sorted(calls.items())],
+        finish,
+    )
+
+
+_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def _responses(body: Any) -> _Answer:
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, list):
+        raise _Unreadable("it has no 'output' list")
+    if not output:
+        return _Answer(empty=True)
+    answer = _Answer()
+    for item in output:
+        if item.get("type") == "function_call":
+            answer.calls.append((str(item.get("name")), str(item.get("arguments") or "")))
+        elif item.get("type") == "message":
+            for part in item.get("content") or []:
+                if part.get("type") == "refusal":
+                    answer.refusal = (answer.refusal or "") + str(part.get("refusal") or "")
+                elif part.get("type") == "output_text":
+                    answer.text = (answer.text or "") + str(part.get("text") or "")
+    reason = (body.get("incomplete_details") or {}).get("reason")
+    answer.finish = _INCOMPLETE.get(str(reason)) if body.get("status") == "incomplete" else None
+    return answer
+
+
+def _responses_stream(body: bytes) -> _Answer:
+    done: list[Any] = []
+    for name, event in _sse_events(body):
+        kind = event.get("type", name) if isinstance(event, dict) else name
+        if kind in ("response.completed", "response.incomplete"):
+            return _responses(event.get("response"))
+        if kind == "response.output_item.done":
+            done.append(event.get("item"))
+    if not done:
+        raise _Unreadable("the stream has no response.completed event")
+    return _responses({"output": done})
+
+
+_STOP = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls"}
+_STOP |= {"max_tokens": "length", "refusal": "refusal"}
+
+
+def _messages(body: Any) -> _Answer:
+    content = body.get("content") if isinstance(body, dict) else None
+    if not isinstance(content, list):
+        raise _Unreadable("it has no 'content' list")
+    return _message_answer(content, body.get("stop_reason"))
+
+
+def _message_answer(blocks: Sequence[Any], stop: Any) -> _Answer:
+    if not blocks:
+        return _Answer(empty=True)
+    answer = _Answer()
+    for block in blocks:
+        if block.get("type") == "text":
+            answer.text = (answer.text or "") + str(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            raw = block.get("input")
+            args = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
+            answer.calls.append((str(block.get("name")), args))
+    finish = _STOP.get(str(stop))
+    if finish == "refusal":
+        # Anthropic has no refusal field: a refusal is the text with stop_reason "refusal"
+        answer.refusal, answer.text, finish = answer.text or "", None, None
+    answer.finish = finish
+    return answer
+
+
+def _messages_stream(body: bytes) -> _Answer:
+    blocks: dict[int, dict[str, Any]] = {}
+    partial: dict[int, str] = {}
+    stop: Any = None
+    for name, event in _sse_events(body):
+        kind = event.get("type", name) if isinstance(event, dict) else name
+        if kind == "content_block_start":
+            index = int(event.get("index", len(blocks)))
+            blocks[index] = dict(event.get("content_block") or {})
+        elif kind == "content_block_delta":
+            index = int(event.get("index", 0))
+            delta = event.get("delta") or {}
+            block = blocks.setdefault(index, {"type": "text", "text": ""})
+            if delta.get("type") == "text_delta":
+                block["text"] = str(block.get("text") or "") + str(delta.get("text") or "")
+            elif delta.get("type") == "input_json_delta":
+                partial[index] = partial.get(index, "") + str(delta.get("partial_json") or "")
+        elif kind == "message_delta":
+            stop = (event.get("delta") or {}).get("stop_reason") or stop
+    for index, raw in partial.items():
+        blocks[index]["input"] = raw  # the raw text: parsed (or kept verbatim) with the turn
+    return _message_answer([blocks[i] for i in sorted(blocks)], stop)
+
+
+def _turn(answer: _Answer) -> dict[str, Any]:
+    calls = [{"name": name, "arguments": _arguments(args)} for name, args in answer.calls]
+    text = answer.text or None
+    derived = "tool_calls" if calls else "stop"
+    finish = answer.finish if answer.finish not in (None, derived) else None
+    if answer.empty:
+        return {"answer": {"empty": True}}
+    if finish is None and text is None and answer.refusal is None:
+        if len(calls) == 1:
+            return {"tool_call": calls[0]}
+        if calls:
+            return {"tool_calls": calls}
+    if finish is None and not calls and answer.refusal is None and text is not None:
+        return {"text": text}
+    if finish is None and not calls and text is None and answer.refusal is not None:
+        return {"refusal": answer.refusal}
+    full: dict[str, Any] = {}
+    if text is not None:
+        full["text"] = text
+    if calls:
+        full["tool_calls"] = calls
+    if finish is not None:
+        full["finish"] = finish
+    if answer.refusal is not None:
+        full["refusal"] = answer.refusal
+    return {"answer": full}
+
+
+def _arguments(raw: str) -> Any:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return raw
+    # a mapping reads best; anything else is served back verbatim as raw JSON text
+    return parsed if isinstance(parsed, dict) else raw
+
+
+# --------------------------------------------------------------------------- tool services
+
+
+def _response_spec(item: _Interaction) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if item.status != 200:
+        spec["status"] = item.status
+    content_type = item.response_headers.get("content-type", "")
+    body = item.response_body
+    parsed: Any = None
+    if body.strip() and "json" in content_type:
+        try:
+            parsed = json.loads(body)
+            spec["json"] = parsed
+        except ValueError:
+            parsed = None
+    if "json" not in spec and body:
+        spec["body"] = body.decode("utf-8", errors="replace")
+    headers = {k: v for k, v in item.response_headers.items() if k in _KEPT_HEADERS}
+    if "body" in spec and content_type and not content_type.startswith("text/plain"):
+        headers["content-type"] = content_type
+    if headers:
+        spec["headers"] = headers
+    return spec
+
+
+def _service_name(method: str, path: str, taken: set[str]) -> str:
+    words: list[str] = []
+    for segment in (s for s in path.split("/") if s):
+        if any(ch.isdigit() for ch in segment) and words:
+            # an id: name the resource it identifies in the singular (orders/O-1 -> order)
+            words[-1] = words[-1][:-1] if words[-1].endswith("s") else words[-1]
+            continue
+        words.append(re.sub(r"[^a-z0-9]+", "_", segment.lower()).strip("_"))
+    base = "_".join([method.lower(), *[w for w in words if w]])
+    base = re.sub(r"_+", "_", base)
+    if not re.match(r"^[a-z]", base):
+        base = f"tool_{base}"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+@dataclass(frozen=True)
+class _Conversion:
+    scenario: dict[str, Any]
+    notes: tuple[str, ...]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _base(url: str | None) -> tuple[str, str] | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CassetteError(
+            f"base URL {url!r} is not an http(s) URL; write e.g. 'https://api.example.com/v1'"
+        )
+    return _origin(url), parts.path.rstrip("/")
+
+
+def _under(item: _Interaction, base: tuple[str, str]) -> bool:
+    path = item.path
+    return _origin(item.url) == base[0] and (path == base[1] or path.startswith(base[1] + "/"))
+
+
+def _wire_of(item: _Interaction) -> str | None:
+    for suffix, wire in _MODEL_SUFFIXES.items():
+        if item.path.endswith(suffix):
+            return wire
+    return None
+
+
+def _is_model(item: _Interaction, base: tuple[str, str] | None) -> bool:
+    if item.method != "POST" or _wire_of(item) is None:
+        return False
+    if base is not None:
+        return _under(item, base)
+    # inferred: a model API path whose JSON body names a model and a conversation
+    body = item.request_json()
+    return isinstance(body, dict) and "model" in body and ("messages" in body or "input" in body)
+
+
+@dataclass
+class _Split:
+    model: list[_Interaction] = field(default_factory=list)
+    tools: list[_Interaction] = field(default_factory=list)
+    tools_base: tuple[str, str] | None = None
+
+
+def _split(
+    path: Path,
+    items: Sequence[_Interaction],
+    model_base_url: str | None,
+    tools_base_url: str | None,
+    notes: list[str],
+) -> _Split:
+    model_base = _base(model_base_url)
+    out = _Split(tools_base=_base(tools_base_url))
+    for item in items:
+        if _is_model(item, model_base):
+            out.model.append(item)
+        elif out.tools_base is None or _under(item, out.tools_base):
+            out.tools.append(item)
+        else:
+            notes.append(
+                f"interaction {item.index} ({item.method} {item.url}) is below neither the "
+                "model nor the tools base URL: not converted"
+            )
+    if out.tools_base is None and out.tools:
+        origins = sorted({_origin(i.url) for i in out.tools})
+        if len(origins) > 1:
+            raise CassetteError(
+                f"cassette {str(path)!r}: tool requests go to several hosts "
+                f"({', '.join(origins)}); a scenario has one tools base URL, so pass "
+                "tools_base_url (--tools-base-url) to say which one holds the tools"
+            )
+        out.tools_base = (origins[0], "")
+    return out
+
+
+def _turns(
+    path: Path, items: Sequence[_Interaction], notes: list[str]
+) -> tuple[list[dict[str, Any]], str | None, bool]:
+    turns: list[dict[str, Any]] = []
+    formats: list[str] = []
+    streamed = False
+    for n, item in enumerate(items, 1):
+        wire = _wire_of(item) or "openai_chat"
+        if not 200 <= item.status < 300:
+            notes.append(
+                f"model request {n} was answered HTTP {item.status}: not a turn (splice a model "
+                "fault into the scenario to replay a provider error)"
+            )
+            continue
+        try:
+            answer = _answer(item, wire)
+        except _Unreadable as exc:
+            notes.append(f"model request {n} ({wire}) was not converted: {exc}")
+            continue
+        formats.append(wire)
+        body = item.request_json()
+        asked = isinstance(body, dict) and body.get("stream") is True
+        streamed = streamed or asked or _is_stream(item)
+        turns.append(_turn(answer))
+    if len(set(formats)) > 1:
+        raise CassetteError(
+            f"cassette {str(path)!r} mixes model wire formats ({', '.join(sorted(set(formats)))});"
+            " a scenario speaks one: record one API per session"
+        )
+    return turns, (formats[0] if formats else None), streamed
+
+
+def _convert(
+    cassette_path: str | PathLike[str],
+    *,
+    name: str,
+    input: Mapping[str, Any] | None,
+    model_base_url: str | None,
+    tools_base_url: str | None,
+    agent_config: Mapping[str, Any] | None = None,
+) -> _Conversion:
+    path = Path(cassette_path)
+    items = _read(path)
+    notes: list[str] = []
+    split = _split(path, items, model_base_url, tools_base_url, notes)
+    turns, wire, streamed = _turns(path, split.model, notes)
+    services, effects, order = _services(split.tools, split.tools_base)
+
+    scenario: dict[str, Any] = {
+        "name": name,
+        "description": f"Imported from the recorded session {path.name}: {len(turns)} model "
+        f"turns, {len(split.tools)} tool requests.",
+        "tags": ["imported"],
+    }
+    if agent_config:
+        scenario["agent_config"] = dict(agent_config)
+    scenario["input"] = dict(input or {})
+    model: dict[str, Any] = {}
+    if wire is not None and wire != "openai_chat":
+        model["format"] = wire
+    if streamed:
+        model["stream"] = True
+    model["turns"] = turns
+    scenario["model"] = model
+    scenario["tools"] = {"services": services}
+    if effects:
+        # the recorded run committed its effects, so whatever it asked a human was approved
+        scenario["reviewer"] = ["approve"] * sum(effects.values())
+    scenario["expect"] = _expect(split, effects, order)
+    if not input:
+        notes.append("input: fill in the payload the recorded session started from")
+    if streamed and not agent_config:
+        notes.append(
+            "the session streamed its model answers: if your agent streams by configuration, "
+            "set it under 'agent_config' (the reference agent: {stream: true})"
+        )
+    return _Conversion(scenario, tuple(notes))
+
+
+def _services(
+    items: Sequence[_Interaction], base: tuple[str, str] | None
+) -> tuple[dict[str, Any], dict[str, int], list[str]]:
+    grouped: dict[tuple[str, str], list[_Interaction]] = {}
+    for item in items:
+        path = item.path
+        if base is not None and base[1] and path.startswith(base[1]):
+            path = path[len(base[1]) :] or "/"
+        grouped.setdefault((item.method, path), []).append(item)
+    taken: set[str] = set()
+    services: dict[str, Any] = {}
+    effects: dict[str, int] = {}
+    order: list[str] = []
+    for (method, path), calls in grouped.items():
+        tool = _service_name(method, path, taken)
+        order.append(tool)
+        service: dict[str, Any] = {}
+        if method != "GET":
+            service["method"] = method
+        service["path"] = path
+        specs = [_response_spec(c) for c in calls]
+        keys = [c.request_headers.get("idempotency-key") for c in calls]
+        if method in _EFFECT_METHODS and any(keys):
+            ok = [i for i, c in enumerate(calls) if 200 <= c.status < 300]
+            service["ledger"] = specs[ok[0] if ok else 0]
+            effects[tool] = len({keys[i] for i in ok if keys[i]})
+        elif all(s == specs[0] for s in specs):
+            service["respond"] = specs[0]
+        else:
+            service["sequence"] = specs
+        services[tool] = service
+    return services, effects, order
+
+
+def _expect(split: _Split, effects: Mapping[str, int], order: Sequence[str]) -> dict[str, Any]:
+    expect: dict[str, Any] = {}
+    converted = sorted([*split.model, *split.tools], key=lambda i: i.index)
+    last = converted[-1] if converted else None
+    if last is not None and last.status >= 400:
+        expect["state"] = "failed"
+        expect["category"] = "model" if last in split.model else "tool"
+    else:
+        # a final model answer or a session that ended on a successful request
+        expect["state"] = "completed"
+    if effects:
+        expect["effects"] = dict(effects)
+    if split.tools:
+        expect["calls_made"] = list(order)
+    return expect
+
+
+def cassette_to_scenario(
+    cassette_path: str | PathLike[str],
+    *,
+    name: str,
+    input: Mapping[str, Any] | None = None,
+    model_base_url: str | None = None,
+    tools_base_url: str | None = None,
+    agent_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A scenario mapping (the scenario file format) from a recorded cassette.
+
+    Each 2xx model answer (OpenAI chat completions, OpenAI responses or Anthropic messages,
+    JSON or streamed SSE) becomes a ``turns`` entry in order. Each tool endpoint (method +
+    path below the tools base URL) becomes a service named from its method and path
+    (``GET /orders/O-1`` -> ``get_order``): one distinct response -> ``respond``, several ->
+    ``sequence`` in recorded order, a POST/PATCH/PUT sent with an ``Idempotency-Key`` ->
+    ``ledger`` (its first 2xx response). ``expect`` is pre-filled from the recording: the
+    state (failed with the category of the last request when that request failed, else
+    completed), ``effects`` per ledger tool (distinct idempotency keys answered 2xx) and
+    ``calls_made``; the reviewer approves as many requests as effects were committed. The
+    scenario's base URLs are the harness defaults, so no recorded host is contacted again.
+
+    Args:
+        cassette_path: a vcrpy cassette (YAML, or JSON when the name ends in ``.json``).
+        name: the scenario name (``^[a-z][a-z0-9_]*$``).
+        input: the payload the session started from (``{}`` when not given).
+        model_base_url: where the model endpoint was during recording; None infers it
+            (POSTs ending in a model API path whose JSON body names a ``model``).
+        tools_base_url: where the tools were during recording; None takes the one host the
+            other requests went to.
+        agent_config: the scenario's ``agent_config`` (how the agent ran, e.g. streaming).
+
+    Returns:
+        The scenario as a plain mapping; ``harness.loader`` / ``Scenario`` validate it.
+
+    Raises:
+        CassetteError: the cassette is missing or malformed, or cannot become one scenario.
+    """
+    return _convert(
+        cassette_path,
+        name=name,
+        input=input,
+        model_base_url=model_base_url,
+        tools_base_url=tools_base_url,
+        agent_config=agent_config,
+    ).scenario
+
+
+def scenario_yaml(scenario: Mapping[str, Any], *, source: str, notes: Sequence[str] = ()) -> str:
+    """The scenario as a YAML file: the schema line, a header saying where it came from, notes.
+
+    Args:
+        scenario: the mapping :func:`cassette_to_scenario` returned.
+        source: the cassette it came from (shown in the header).
+        notes: what the conversion could not carry over, one comment line each.
+    """
+    from harness.loader import SCHEMA_LINE
+
+    lines = [
+        SCHEMA_LINE,
+        f"# Imported from the vcrpy cassette {source} by `shakeout import-cassette`.",
+        "# Check 'expect' (pre-filled from the recording), mark the tools that need a human",
+        "# approval with 'gated: true' (the reviewer approves up to one request per recorded",
+        "# effect), rename services if you like, then splice faults in with 'faults:' or",
+        "# 'matrix:'.",
+        *(f"# NOTE: {note}" for note in notes),
+    ]
+    body = yaml.safe_dump(dict(scenario), sort_keys=False, allow_unicode=True, width=100)
+    return "\n".join(lines) + "\n" + body
+
+
+def import_cassette_main(
+    cassette: str,
+    *,
+    name: str,
+    input_file: str | None = None,
+    out: str | None = None,
+    model_base_url: str | None = None,
+    tools_base_url: str | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """``shakeout import-cassette``: write the scenario a cassette records.
+
+    Args:
+        cassette: the cassette file.
+        name: the scenario name.
+        input_file: a JSON file holding the session's input payload.
+        out: the YAML file to write (None prints it).
+        model_base_url: see :func:`cassette_to_scenario`.
+        tools_base_url: see :func:`cassette_to_scenario`.
+        stdout: where the YAML goes without ``out`` (default ``sys.stdout``).
+        stderr: where problems are reported (default ``sys.stderr``).
+
+    Returns:
+        0 when written, 2 when the cassette, the input file or the name is unusable.
+    """
+    from pydantic import ValidationError
+
+    from harness.loader import ScenarioError, load_scenario
+    from harness.scenario import NAME_PATTERN, Scenario
+
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+
+    def fail(message: str) -> int:
+        stderr.write(f"shakeout import-cassette: {message}\n")
+        return 2
+
+    if not re.match(NAME_PATTERN, name):
+        return fail(
+            f"--name {name!r} is not a scenario name; use lower case letters, digits and "
+            "underscores, starting with a letter (e.g. refund_recorded)"
+        )
+    payload: Any = None
+    if input_file is not None:
+        try:
+            payload = json.loads(Path(input_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return fail(f"--input {input_file!r} cannot be read as JSON: {exc}")
+        if not isinstance(payload, dict):
+            return fail(
+                f"--input {input_file!r} holds a {type(payload).__name__}; the input must be "
+                "a JSON object (the payload given to the agent's start)"
+            )
+    try:
+        conversion = _convert(
+            cassette,
+            name=name,
+            input=payload,
+            model_base_url=model_base_url,
+            tools_base_url=tools_base_url,
+        )
+    except CassetteError as exc:
+        return fail(str(exc))
+    try:
+        Scenario.model_validate(conversion.scenario)
+    except ValidationError as exc:  # pragma: no cover - a converter bug, not user input
+        return fail(f"the scenario converted from {cassette!r} is invalid (a bug): {exc}")
+    text = scenario_yaml(conversion.scenario, source=Path(cassette).name, notes=conversion.notes)
+    if out is None:
+        stdout.write(text)
+        return 0
+    target = Path(out)
+    try:
+        target.write_text(text, encoding="utf-8")
+        load_scenario(target)
+    except OSError as exc:
+        return fail(f"cannot write {out!r}: {exc}")
+    except ScenarioError as exc:  # pragma: no cover - a converter bug, not user input
+        return fail(f"the written scenario does not load (a bug): {exc}")
+    stderr.write(
+        f"wrote {out} ({len(conversion.scenario['model']['turns'])} turns, "
+        f"{len(conversion.scenario['tools']['services'])} services)\n"
+    )
+    for note in conversion.notes:
+        stderr.write(f"note: {note}\n")
+    return 0
