@@ -16,6 +16,7 @@ from typing import Any
 import hypothesis
 import pytest
 
+from harness.adapter import AgentAdapter
 from harness.loader import ScenarioError, load_scenario
 from harness.matrix import expand
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
@@ -130,6 +131,7 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.variant = variant
         self.result: RunResult | None = None
+        self._input_run: tuple[AgentAdapter, int, float, Any] | None = None
         self.add_marker(pytest.mark.chaos)
         for tag in variant.scenario.tags:
             self.extra_keyword_matches.add(tag)
@@ -165,10 +167,19 @@ class ScenarioItem(pytest.Item):
         if self.result.verdict == "fail":
             raise ScenarioFailed(self.result.explain())
 
+    def teardown(self) -> None:
+        # The record (every exchange, bodies included) has served its purpose once the report
+        # entry is attached: drop it, so a session's memory does not grow with its items.
+        self.result = None
+        self._input_run = None
+        # The setup and call reports carry the report entry already.
+        self.user_properties[:] = [p for p in self.user_properties if p[0] != "shakeout"]
+
     def _run_inputs(self) -> None:
         """Search the input family with Hypothesis; a failing payload is shrunk, then reported."""
         from faults.inputs import INPUT_STRATEGIES
 
+        assert self._input_run is not None, "setup() prepares the input search"
         adapter, seed, wall, config = self._input_run
         variant = self.variant
         strategy = INPUT_STRATEGIES[variant.input_family or ""](variant.scenario.input)

@@ -187,6 +187,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
         "shakeout-report",
     )
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(PropertyReleaser(), "shakeout-release-properties")
 
 
 def _session_seed(config: pytest.Config) -> int:
@@ -286,6 +288,22 @@ def pytest_runtest_makereport(
         if text is not None:
             report.longrepr = text
     return report
+
+
+class PropertyReleaser:
+    """Frees a report's shakeout properties once every plugin has read them.
+
+    pytest keeps every report until the session ends, so without this a session's memory grows
+    with each item's report entry. By trylast, the report plugin and JUnit XML have read them.
+    Registered only where reports end (not on xdist workers, which still send them on).
+    """
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.user_properties:
+            report.user_properties = [
+                p for p in report.user_properties if not str(p[0]).startswith("shakeout")
+            ]
 
 
 # --------------------------------------------------------------------------- fixtures
