@@ -388,6 +388,45 @@ class Interceptor:
         self._set(socket.socket, "connect_ex", guarded_connect_ex)
 
 
+_SEALED = False
+
+
+def seal_network() -> None:
+    """From now on, refuse every non-loopback connection of this process, for good.
+
+    Called after a run timed out: its hung agent call lives on in a thread Python cannot kill,
+    and once the world is gone that thread's requests would reach the real network. Idempotent;
+    interceptors entered later keep the seal (they restore what they found).
+    """
+    global _SEALED
+    if _SEALED:
+        return
+    connect = socket.socket.connect
+    connect_ex = socket.socket.connect_ex
+
+    def refuse(address: Any) -> NetworkBlockedError:
+        return NetworkBlockedError(
+            f"shakeout blocked a connection to {_where(address)}: an agent call that timed out "
+            "earlier in this process may still be running, so no connection leaves the "
+            "machine for the rest of the session. Fix the hang (see the run that reported "
+            "'no terminal state within N s')"
+        )
+
+    def sealed_connect(sock: socket.socket, address: Any) -> None:
+        if not _is_loopback(sock, address):
+            raise refuse(address)
+        connect(sock, address)
+
+    def sealed_connect_ex(sock: socket.socket, address: Any) -> int:
+        if not _is_loopback(sock, address):
+            raise refuse(address)
+        return connect_ex(sock, address)
+
+    socket.socket.connect = sealed_connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = sealed_connect_ex  # type: ignore[method-assign, assignment]
+    _SEALED = True
+
+
 def _where(address: Any) -> str:
     return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else repr(address)
 

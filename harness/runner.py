@@ -25,6 +25,7 @@ from harness.checks import Expectation
 from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
+from harness.intercept import seal_network
 from harness.model import ScriptedModel
 from harness.record import EffectRecord, Exchange, RunRecord
 from harness.scenario import Scenario
@@ -251,6 +252,10 @@ def run_variant(
                 if hard is not None:
                     notes = tuple(k.note() for k in hard.release())
                     hard_errors = tuple(hard.handler_errors)
+        if result.timed_out is not None:
+            # The hung call's thread lives on and would reach the real network once the world
+            # is gone: this process refuses non-loopback connections from now on.
+            seal_network()
         harness_error = result.harness_error
         errors = (*world.harness_errors, *hard_errors)
         if errors and harness_error is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import http.server
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -478,3 +480,25 @@ def test_responses_carry_a_content_length_unless_the_answer_sets_one() -> None:
     with Interceptor(lambda r: next(answers)):
         assert HTTPX2.get("http://x.test/").headers["content-length"] == "3"
         assert HTTPX2.get("http://x.test/").headers["content-length"] == "9"
+
+
+def test_a_sealed_process_refuses_the_network_for_good_but_keeps_loopback() -> None:
+    # In a child process: the seal is permanent, and this test process must stay unsealed.
+    code = (
+        "import socket\n"
+        "from harness.intercept import NetworkBlockedError, seal_network\n"
+        "seal_network(); seal_network()\n"
+        "try:\n"
+        "    socket.create_connection(('203.0.113.7', 80), timeout=1)\n"
+        "except NetworkBlockedError as exc:\n"
+        "    print('blocked:', exc)\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\n"
+        "socket.create_connection(srv.getsockname(), timeout=1).close()\n"
+        "print('loopback ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "blocked: shakeout blocked a connection to 203.0.113.7:80" in done.stdout
+    assert "loopback ok" in done.stdout
