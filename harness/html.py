@@ -213,7 +213,8 @@ def render_html(report: Report, *, title: str = "shakeout fault-injection report
     A Content-Security-Policy forbids every fetch; the one inline script is allowed by its hash.
 
     Args:
-        report: the report.
+        report: the report; only its summary and its non-passing items are read (the pytest
+            session passes a report holding just those).
         title: the page title and heading.
 
     Returns:

@@ -50,7 +50,8 @@ def render_markdown(report: Report, *, title: str = "shakeout fault-injection re
     """Render the report's summary, matrices and failures as GitHub-flavoured Markdown.
 
     Args:
-        report: the report.
+        report: the report; only its summary and its non-passing items are read (the pytest
+            session passes a report holding just those).
         title: the level-2 heading.
 
     Returns:

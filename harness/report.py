@@ -4,24 +4,27 @@ It reads the ``("shakeout", entry)`` pair each scenario item appends to ``user_p
 call phase. Those travel with the test reports, so under xdist the controller sees every entry
 and is the only process that writes files. Items that never produced an entry (collection
 errors, a crashed worker's item, a harness exception) are recorded with verdict ``error``.
+Entries wait in a temporary spool file, not in memory, until the report is streamed out.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tempfile
 import tomllib
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from pydantic import ValidationError
 
-from harness.gate import PolicyError, evaluate_gate, format_gate, load_policy
+from harness.gate import GatePolicy, PolicyError, evaluate_gate, format_gate, load_policy
 from harness.html import write_html
 from harness.markdown import write_markdown
-from harness.report_model import Report, ReportItem, write_text_atomic
+from harness.report_model import Report, ReportItem, ReportWriter, SummaryAccumulator
 
 PROPERTY = "shakeout"
 """The ``user_properties`` name of a scenario item's entry."""
@@ -61,20 +64,17 @@ def _parse_nodeid(nodeid: str) -> tuple[str, str]:
     return name, "base"
 
 
-def _entry_from_properties(props: Sequence[tuple[str, object]]) -> Mapping[str, Any] | None:
-    entry: Mapping[str, Any] | None = None
+def _entry_text(props: Sequence[tuple[str, object]]) -> str | None:
+    # After junit_properties the entry is JSON text; it is parsed only when the report is built.
+    text: str | None = None
     for name, value in props:
         if name != PROPERTY:
             continue
         if isinstance(value, str):
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError:
-                parsed = {"_unparsable": value[:200]}
-            entry = parsed if isinstance(parsed, dict) else {"_unparsable": value[:200]}
+            text = value
         elif isinstance(value, Mapping):
-            entry = value
-    return entry
+            text = json.dumps(value, sort_keys=True, default=str)
+    return text
 
 
 def junit_properties(props: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
@@ -112,6 +112,12 @@ class ReportPlugin:
     Registered by ``harness.plugin`` on every process; only the xdist controller (or a session
     without xdist) writes files and prints the terminal summary.
 
+    Memory does not grow with the items' entries: each entry's JSON text is appended to a
+    temporary spool file as it arrives and only its offset is kept. At the end of the session
+    the items are built one at a time in nodeid order, streamed into the JSON report and counted
+    into the summary; only the items the Markdown, HTML and gate read (the non-passing ones, and
+    the ones a gate rule names) stay in memory, in :attr:`session_report`.
+
     Args:
         config: the pytest config.
         seed: the session seed.
@@ -136,19 +142,32 @@ class ReportPlugin:
         self.markdown_path = markdown_path
         self.html_path = html_path
         self.policy_path = policy_path
-        self._entries: dict[str, Mapping[str, Any]] = {}
+        # nodeid -> (offset, length, hash) of its entry's JSON text in the spool.
+        self._spooled: dict[str, tuple[int, int, int]] = {}
+        self._spool: BinaryIO | None = None
+        self._spool_end = 0
         self._problems: dict[str, list[tuple[str, str]]] = {}
         self._scenario_nodeids: set[str] = set()
         self._reported: set[str] = set()
         self._collected: set[str] = set()
         self._crashed = False
         self._report: Report | None = None
+        self._policy: GatePolicy | PolicyError | None = None
         self.written: list[Path] = []
 
     @property
     def is_writer(self) -> bool:
         """Whether this process writes the files (the xdist controller or a plain session)."""
         return not hasattr(self.config, "workerinput")
+
+    @property
+    def session_report(self) -> Report | None:
+        """After the session: its full summary with only the items Markdown, HTML and gate read.
+
+        Those are the non-passing items, the first item, and (with a gate policy) the items a
+        category or check rule of the policy names; the JSON file holds every item.
+        """
+        return self._report
 
     def _is_scenario(self, report: pytest.TestReport | pytest.CollectReport) -> bool:
         nodeid = report.nodeid
@@ -162,11 +181,14 @@ class ReportPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record a phase's report; rewrite its properties for JUnit before junitxml reads them."""
         report.user_properties = junit_properties(report.user_properties)
+        if not self.is_writer:
+            # A worker only rewrites the properties; the controller keeps the books.
+            return
         nodeid = report.nodeid
         self._reported.add(nodeid)
-        entry = _entry_from_properties(report.user_properties)
-        if entry is not None:
-            self._entries[nodeid] = entry
+        text = _entry_text(report.user_properties)
+        if text is not None:
+            self._spool_entry(nodeid, text)
             self._scenario_nodeids.add(nodeid)
         elif self._is_scenario(report):
             self._scenario_nodeids.add(nodeid)
@@ -176,6 +198,35 @@ class ReportPlugin:
                 self._crashed = True
                 when = "crash"
             self._problems.setdefault(nodeid, []).append((when, _reason(report)))
+
+    def _spool_entry(self, nodeid: str, text: str) -> None:
+        # The setup and call reports both carry the entry: spool the same text once.
+        known = self._spooled.get(nodeid)
+        data = text.encode("utf-8")
+        digest = hash(data)
+        if known is not None and known[1:] == (len(data), digest):
+            return
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile(prefix="shakeout-entries-")  # noqa: SIM115
+            # Closed at unconfigure; the finalizer covers a plugin used outside a session.
+            weakref.finalize(self, self._spool.close)
+        self._spool.seek(self._spool_end)
+        self._spool.write(data)
+        self._spooled[nodeid] = (self._spool_end, len(data), digest)
+        self._spool_end += len(data)
+
+    def _entry(self, nodeid: str) -> Mapping[str, Any] | None:
+        place = self._spooled.get(nodeid)
+        if place is None or self._spool is None:
+            return None
+        offset, length, _ = place
+        self._spool.seek(offset)
+        text = self._spool.read(length).decode("utf-8")
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            parsed = None
+        return parsed if isinstance(parsed, dict) else {"_unparsable": text[:200]}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Record a scenario file that failed to collect as an error item."""
@@ -188,19 +239,23 @@ class ReportPlugin:
         """xdist controller: remember scenario items, to report those a dead worker never ran."""
         self._collected.update(i for i in ids if i.split("::", 1)[0].endswith(SCENARIO_SUFFIXES))
 
-    def items(self) -> list[ReportItem]:
-        """The items gathered so far, one per scenario nodeid, in nodeid order."""
-        out: list[ReportItem] = []
-        nodeids = set(self._entries) | set(self._problems)
+    def _nodeids(self) -> list[str]:
+        nodeids = set(self._spooled) | set(self._problems)
         if self._crashed:
             nodeids |= self._collected - self._reported
-        for nodeid in sorted(nodeids):
-            out.append(self._item(nodeid))
-        return out
+        return sorted(nodeids)
 
-    def _item(self, nodeid: str) -> ReportItem:
+    def iter_items(self) -> Iterator[ReportItem]:
+        """The items gathered so far, one per scenario nodeid, in nodeid order, built lazily."""
+        for nodeid in self._nodeids():
+            yield self._item(nodeid, self._entry(nodeid))
+
+    def items(self) -> list[ReportItem]:
+        """The items gathered so far, one per scenario nodeid, in nodeid order."""
+        return list(self.iter_items())
+
+    def _item(self, nodeid: str, entry: Mapping[str, Any] | None) -> ReportItem:
         problems = self._problems.get(nodeid, [])
-        entry = self._entries.get(nodeid)
         scenario, variant = _parse_nodeid(nodeid)
         if entry is None:
             if problems:
@@ -249,18 +304,51 @@ class ReportPlugin:
         return item.model_copy(update={"verdict": verdict, "error": text})
 
     def build_report(self) -> Report:
-        """The report of everything gathered so far."""
-        return Report.build(self.items(), self.seed)
+        """The full report of everything gathered so far (every item in memory at once)."""
+        return Report.build(self.iter_items(), self.seed)
+
+    def _load_policy(self) -> GatePolicy | PolicyError | None:
+        if self.policy_path is None and not _has_gate_table(self.config.rootpath):
+            return None
+        try:
+            return load_policy(self.policy_path, cwd=self.config.rootpath)
+        except PolicyError as exc:
+            return exc
+
+    def _finish(self) -> Report:
+        """Stream every item once: into the JSON file, the summary, and the kept subset."""
+        policy = self._policy if isinstance(self._policy, GatePolicy) else None
+        kept: list[ReportItem] = []
+        summary = SummaryAccumulator()
+        writer = ReportWriter(self.json_path, self.seed) if self.json_path else None
+        try:
+            for n, item in enumerate(self.iter_items()):
+                if writer is not None:
+                    writer.add(item)
+                else:
+                    summary.add(item)
+                # The first item keeps the view non-empty, as evaluate_gate checks policy
+                # check names only against a non-empty report.
+                if n == 0 or _kept(item, policy):
+                    kept.append(item)
+            if writer is not None:
+                totals = writer.finish()
+                self.written.append(writer.path)
+            else:
+                totals = summary.summary()
+        finally:
+            if writer is not None:
+                writer.close()
+        return Report(seed=self.seed, summary=totals, items=kept)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the requested files, on the controller only."""
         if not self.is_writer:
             return
-        report = self._report = self.build_report()
-        if self.json_path:
-            self.written.append(write_text_atomic(self.json_path, report.to_json()))
-        if report.items or self.markdown_path:
+        self._policy = self._load_policy()
+        report = self._report = self._finish()
+        if report.summary.total or self.markdown_path:
             self.written.extend(write_markdown(report, self.markdown_path))
         if self.html_path:
             self.written.append(write_html(report, self.html_path))
@@ -269,8 +357,11 @@ class ReportPlugin:
         """Print counts per verdict, fault class and category, the files and the gate verdict."""
         if not self.is_writer:
             return
-        report = self._report if self._report is not None else self.build_report()
-        if not report.items and not self.written:
+        if self._report is None:
+            self._policy = self._load_policy()
+            self._report = self._finish()
+        report = self._report
+        if not report.summary.total and not self.written:
             return
         tr = terminalreporter
         tr.write_sep("=", "shakeout")
@@ -283,16 +374,34 @@ class ReportPlugin:
             markup = {"red": True} if "FAIL" in line or "ERROR" in line else {}
             tr.write_line(line, **markup)
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Delete the spool."""
+        if self._spool is not None:
+            self._spool.close()
+
     def _gate_lines(self, report: Report) -> list[str]:
-        if self.policy_path is None and not _has_gate_table(self.config.rootpath):
+        if self._policy is None:
             return []
         label = self.json_path or "<this session>"
+        if isinstance(self._policy, PolicyError):
+            return [f"shakeout gate: ERROR {self._policy}"]
         try:
-            policy = load_policy(self.policy_path, cwd=self.config.rootpath)
-            result = evaluate_gate(report, policy)
+            result = evaluate_gate(report, self._policy)
         except PolicyError as exc:
             return [f"shakeout gate: ERROR {exc}"]
-        return format_gate(result, label, len(report.items))
+        return format_gate(result, label, report.summary.total)
+
+
+def _kept(item: ReportItem, policy: GatePolicy | None) -> bool:
+    # What Markdown and HTML list (non-passing items) and what a gate rule may name: its
+    # category and failed-check rules count passing items too.
+    if item.verdict != "pass":
+        return True
+    if policy is None:
+        return False
+    if item.category is not None and item.category in policy.category:
+        return True
+    return any(c.passed is False and c.name in policy.checks for c in item.checks)
 
 
 def _describe(when: str, reason: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -248,8 +250,90 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return dest
 
 
-def _count_verdicts(items: Iterable[ReportItem]) -> VerdictCounts:
-    counts = Counter(i.verdict for i in items)
+_ITEMS_TAIL = '"items": []\n}\n'
+# The items list sits at nesting depth 2 of the report's indent-2 JSON.
+_ITEM_INDENT = " " * 4
+
+
+class ReportWriter:
+    """Writes a report file one item at a time, holding neither the items nor their JSON.
+
+    The file is byte-identical to ``Report.build(items, seed).to_json()``: each item's JSON is
+    appended to a temporary file while the summary accumulates, and :meth:`finish` writes the
+    header and summary, copies the items after them, and renames the result into place.
+
+    Args:
+        path: destination; parent directories are created.
+        seed: the session seed.
+    """
+
+    def __init__(self, path: str | Path, seed: int) -> None:
+        self.path = Path(path)
+        self.seed = seed
+        self._summary = SummaryAccumulator()
+        # Lives until finish() or close(), across many add() calls: no with-block fits.
+        self._items = tempfile.TemporaryFile(  # noqa: SIM115
+            "w+", encoding="utf-8", prefix="shakeout-items-"
+        )
+        self._count = 0
+        self._last: str | None = None
+
+    def __enter__(self) -> ReportWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, item: ReportItem) -> None:
+        """Append one item; items must come in nodeid order (the order ``Report.build`` sorts to).
+
+        Args:
+            item: the report item.
+
+        Raises:
+            ValueError: the item's nodeid sorts before the previous one's.
+        """
+        if self._last is not None and item.nodeid < self._last:
+            raise ValueError(
+                f"report items must be added in nodeid order: got {item.nodeid!r} after "
+                f"{self._last!r}; sort the items by nodeid first"
+            )
+        self._last = item.nodeid
+        self._summary.add(item)
+        text = item.model_dump_json(indent=2, by_alias=True).replace("\n", "\n" + _ITEM_INDENT)
+        self._items.write(("," if self._count else "") + "\n" + _ITEM_INDENT + text)
+        self._count += 1
+
+    def finish(self) -> Summary:
+        """Write the file atomically and release the temporary one.
+
+        Returns:
+            The summary written.
+        """
+        summary = self._summary.summary()
+        head = Report(seed=self.seed, summary=summary, items=[]).to_json()
+        if not head.endswith(_ITEMS_TAIL):  # pragma: no cover - pydantic changed its layout
+            raise RuntimeError(f"unexpected report layout, ends with {head[-40:]!r}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            if self._count:
+                out.write(head[: -len(_ITEMS_TAIL)] + '"items": [')
+                self._items.seek(0)
+                shutil.copyfileobj(self._items, out)
+                out.write("\n  ]\n}\n")
+            else:
+                out.write(head)
+        tmp.replace(self.path)
+        self.close()
+        return summary
+
+    def close(self) -> None:
+        """Release the temporary file without writing (idempotent)."""
+        self._items.close()
+
+
+def _verdict_counts(counts: Counter[str]) -> VerdictCounts:
     return VerdictCounts(
         total=sum(counts.values()),
         passed=counts["pass"],
@@ -262,8 +346,8 @@ def _sorted_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: d[k] for k in sorted(d)}
 
 
-def summarize(items: list[ReportItem]) -> Summary:
-    """Compute the summary figures of a list of items (order does not matter).
+def summarize(items: Iterable[ReportItem]) -> Summary:
+    """Compute the summary figures of the items (order does not matter).
 
     Args:
         items: the report items.
@@ -271,66 +355,101 @@ def summarize(items: list[ReportItem]) -> Summary:
     Returns:
         The summary.
     """
-    by_fault_items: dict[str, list[ReportItem]] = {}
-    by_category: Counter[str] = Counter()
-    by_check: dict[str, Counter[str]] = {}
-    confusion: dict[str, Counter[str]] = {}
-    cells: dict[str, dict[str, list[int]]] = {}
-    transient_items = transient_recovered = 0
+    acc = SummaryAccumulator()
     for item in items:
+        acc.add(item)
+    return acc.summary()
+
+
+class SummaryAccumulator:
+    """Builds the summary one item at a time, holding only counters (never the items).
+
+    ``summarize`` is this over a list; the pytest session feeds it items as it streams the report.
+    """
+
+    def __init__(self) -> None:
+        self._total = 0
+        self._verdicts: Counter[str] = Counter()
+        self._by_fault: dict[str, Counter[str]] = {}
+        self._by_category: Counter[str] = Counter()
+        self._by_check: dict[str, Counter[str]] = {}
+        self._confusion: dict[str, Counter[str]] = {}
+        self._cells: dict[str, dict[str, list[int]]] = {}
+        self._crash = [0, 0, 0, 0]
+        self._transient_items = self._transient_recovered = 0
+
+    def add(self, item: ReportItem) -> None:
+        """Count one item.
+
+        Args:
+            item: the report item.
+        """
+        self._total += 1
+        self._verdicts[item.verdict] += 1
         category = item.category or NONE_KEY
-        by_category[category] += 1
+        self._by_category[category] += 1
         for key in item.injected_keys():
-            by_fault_items.setdefault(key, []).append(item)
-            confusion.setdefault(key, Counter())[category] += 1
+            self._by_fault.setdefault(key, Counter())[item.verdict] += 1
+            self._confusion.setdefault(key, Counter())[category] += 1
         for check in item.checks:
             state = {True: "passed", False: "failed", None: "not_applicable"}[check.passed]
-            by_check.setdefault(check.name, Counter())[state] += 1
-        row = cells.setdefault(item.scenario, {})
+            self._by_check.setdefault(check.name, Counter())[state] += 1
+        row = self._cells.setdefault(item.scenario, {})
+        injected = {f.key for f in item.faults_injected}
         fired = set(item.fired_keys())
         for key in dict.fromkeys([*(f.key for f in item.faults_injected), *fired]):
             cell = row.setdefault(key, [0, 0])
-            cell[0] += key in {f.key for f in item.faults_injected}
+            cell[0] += key in injected
             cell[1] += key in fired
+        self._crash[0] += item.crash
+        self._crash[1] += item.restarts
+        self._crash[2] += item.reexecuted_steps
+        self._crash[3] += item.duplicate_effects
         if _is_transient_only(item):
-            transient_items += 1
-            transient_recovered += item.verdict == "pass"
-    matrix = {
-        scenario: {k: CoverageCell(injected=c[0], fired=c[1]) for k, c in _sorted_dict(row).items()}
-        for scenario, row in _sorted_dict(cells).items()
-    }
-    planned = sum(len(row) for row in matrix.values())
-    exercised = sum(1 for row in matrix.values() for c in row.values() if c.fired)
-    return Summary(
-        total=len(items),
-        by_verdict=_count_verdicts(items),
-        by_fault={k: _count_verdicts(v) for k, v in _sorted_dict(by_fault_items).items()},
-        by_category=_sorted_dict(by_category),
-        by_check={
-            name: CheckCounts(
-                passed=c["passed"], failed=c["failed"], not_applicable=c["not_applicable"]
-            )
-            for name, c in _sorted_dict(by_check).items()
-        },
-        confusion={k: _sorted_dict(v) for k, v in _sorted_dict(confusion).items()},
-        coverage=Coverage(
-            matrix=matrix,
-            planned_pairs=planned,
-            exercised_pairs=exercised,
-            fraction=exercised / planned if planned else None,
-        ),
-        crash=CrashFigures(
-            crash_variants=sum(1 for i in items if i.crash),
-            restarts=sum(i.restarts for i in items),
-            reexecuted_steps=sum(i.reexecuted_steps for i in items),
-            duplicate_effects=sum(i.duplicate_effects for i in items),
-        ),
-        transient_recovery=TransientRecovery(
-            items=transient_items,
-            recovered=transient_recovered,
-            rate=transient_recovered / transient_items if transient_items else None,
-        ),
-    )
+            self._transient_items += 1
+            self._transient_recovered += item.verdict == "pass"
+
+    def summary(self) -> Summary:
+        """The summary of the items added so far."""
+        matrix = {
+            scenario: {
+                k: CoverageCell(injected=c[0], fired=c[1]) for k, c in _sorted_dict(row).items()
+            }
+            for scenario, row in _sorted_dict(self._cells).items()
+        }
+        planned = sum(len(row) for row in matrix.values())
+        exercised = sum(1 for row in matrix.values() for c in row.values() if c.fired)
+        items, recovered = self._transient_items, self._transient_recovered
+        return Summary(
+            total=self._total,
+            by_verdict=_verdict_counts(self._verdicts),
+            by_fault={k: _verdict_counts(c) for k, c in _sorted_dict(self._by_fault).items()},
+            by_category=_sorted_dict(self._by_category),
+            by_check={
+                name: CheckCounts(
+                    passed=c["passed"], failed=c["failed"], not_applicable=c["not_applicable"]
+                )
+                for name, c in _sorted_dict(self._by_check).items()
+            },
+            confusion={k: _sorted_dict(v) for k, v in _sorted_dict(self._confusion).items()},
+            coverage=Coverage(
+                matrix=matrix,
+                planned_pairs=planned,
+                exercised_pairs=exercised,
+                fraction=exercised / planned if planned else None,
+            ),
+            crash=CrashFigures(
+                crash_variants=self._crash[0],
+                restarts=self._crash[1],
+                reexecuted_steps=self._crash[2],
+                duplicate_effects=self._crash[3],
+            ),
+            transient_recovery=TransientRecovery(
+                items=items,
+                recovered=recovered,
+                rate=recovered / items if items else None,
+            ),
+        )
 
 
 def _is_transient_only(item: ReportItem) -> bool:

@@ -174,3 +174,13 @@ def test_missing_chromium_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match=r"run scripts/install-chromium\.sh"):
         chromium()
+
+
+def test_the_summary_and_the_non_passing_items_are_all_it_reads() -> None:
+    # The pytest session renders from a report that holds only those (see ReportPlugin).
+    view = Report(
+        seed=REPORT.seed,
+        summary=REPORT.summary,
+        items=[i for i in REPORT.items if i.verdict != "pass"],
+    )
+    assert render_html(view) == render_html(REPORT)

@@ -121,3 +121,13 @@ def test_write_markdown_without_destinations_writes_nothing(
 ) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     assert write_markdown(REPORT, None) == []
+
+
+def test_the_summary_and_the_non_passing_items_are_all_it_reads() -> None:
+    # The pytest session renders from a report that holds only those (see ReportPlugin).
+    view = Report(
+        seed=REPORT.seed,
+        summary=REPORT.summary,
+        items=[i for i in REPORT.items if i.verdict != "pass"],
+    )
+    assert render_markdown(view) == render_markdown(REPORT)

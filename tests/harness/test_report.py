@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from harness.gate import evaluate_gate, format_gate, load_policy
 from harness.report import ReportPlugin, junit_properties
 from harness.report_model import Report, load_report
 
@@ -395,3 +396,92 @@ def test_only_the_controller_writes(pytester: pytest.Pytester, tmp_path: Path) -
     assert not plugin.is_writer
     plugin.pytest_sessionfinish(session=None, exitstatus=0)
     assert not target.exists()
+
+
+def realistic_entry(k: int) -> dict[str, Any]:
+    # Shaped like the runner's report_item: faults, checks, effects, and a request timeline
+    # (the runner keeps timelines for non-passing items only).
+    verdict = ["pass", "pass", "pass", "fail", "error"][k % 5]
+    key = ["tool_http_503", "tool_timeout", "model_invalid_json"][k % 3]
+    name = f"refund[{key}@get_order#{k}]"
+    return {
+        "nodeid": f"scenarios/refund.yaml::{name}",
+        "scenario": "refund",
+        "variant": f"{key}@get_order#{k}",
+        "verdict": verdict,
+        "category": "tool" if k % 2 else None,
+        "terminal_state": "failed" if k % 2 else "completed",
+        "faults_injected": [
+            {"key": key, "surface": "tool", "category": "tool", "transient": k % 4 == 0}
+        ],
+        "faults_fired": [{"key": key, "surface": "tool", "where": "get_order", "call_index": k}],
+        "checks": [
+            {"name": "terminal_state", "passed": True, "reason": "reached «failed»"},
+            {"name": "category", "passed": verdict == "pass", "reason": "want tool\ngot none"},
+        ],
+        "effects": [{"tool": "refund", "idempotency_key": f"o{k}", "replays": k % 2}],
+        "restarts": k % 3,
+        "duration_s": 0.0123 * k,
+        "seed": 7,
+        "reproduce": f"pytest 'scenarios/refund.yaml::{name}' --chaos-seed=7",
+        "requests": []
+        if verdict == "pass"
+        else [{"seq": 1, "surface": "tool", "method": "GET", "url": "http://t/o", "faults": [key]}],
+    }
+
+
+def phase_report(entry: dict[str, Any], when: str) -> pytest.TestReport:
+    failed = when == "call" and entry["verdict"] != "pass"
+    return pytest.TestReport(
+        nodeid=entry["nodeid"],
+        location=("scenarios/refund.yaml", None, entry["nodeid"]),
+        keywords={},
+        outcome="failed" if failed else "passed",
+        longrepr="scenario failed" if failed else None,
+        when=when,  # type: ignore[arg-type]
+        user_properties=[("shakeout", entry)],
+    )
+
+
+def test_the_streamed_report_is_byte_identical_to_the_built_one(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    entries = [realistic_entry(k) for k in range(40)]
+    plugin = ReportPlugin(pytester.parseconfig(), 7, str(tmp_path / "r.json"), None, None, None)
+    for entry in reversed(entries):
+        # Setup and call both carry the entry, as harness.collect attaches it in setup.
+        plugin.pytest_runtest_logreport(phase_report(entry, "setup"))
+        plugin.pytest_runtest_logreport(phase_report(entry, "call"))
+    plugin.pytest_sessionfinish(session=None, exitstatus=1)  # type: ignore[arg-type]
+    expected = Report.build(entries, seed=7)
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == expected.to_json()
+    assert plugin.build_report() == expected
+    view = plugin.session_report
+    assert view is not None
+    assert view.summary == expected.summary
+    assert [i.nodeid for i in view.items] == [
+        i.nodeid for n, i in enumerate(expected.items) if n == 0 or i.verdict != "pass"
+    ], "the session keeps the first item and the non-passing ones only"
+    plugin.pytest_unconfigure(plugin.config)
+
+
+def test_the_session_keeps_the_passing_items_a_gate_rule_names(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    policy = tmp_path / "gate.toml"
+    policy.write_text("max_failures = 100\n[category]\ntool = 0\n[checks]\ncategory = 0\n")
+    entries = [realistic_entry(k) for k in range(12)]
+    config = pytester.parseconfig()
+    plugin = ReportPlugin(config, 7, None, None, None, str(policy))
+    for entry in entries:
+        plugin.pytest_runtest_logreport(phase_report(entry, "call"))
+    plugin.pytest_sessionfinish(session=None, exitstatus=1)  # type: ignore[arg-type]
+    full = Report.build(entries, seed=7)
+    view = plugin.session_report
+    assert view is not None
+    assert len(view.items) < len(full.items)
+    rules = load_policy(str(policy), cwd=config.rootpath)
+    assert format_gate(evaluate_gate(view, rules), "r", view.summary.total) == format_gate(
+        evaluate_gate(full, rules), "r", len(full.items)
+    )
+    plugin.pytest_unconfigure(config)

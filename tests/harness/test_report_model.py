@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from harness.report_model import (
     Report,
     ReportError,
     ReportItem,
+    ReportWriter,
+    SummaryAccumulator,
     load_report,
     report_schema,
     summarize,
@@ -303,3 +306,85 @@ def test_summary_counts_add_up_and_ignore_order(data: list[dict[str, Any]], rnd:
     rnd.shuffle(shuffled)
     assert Report.build(shuffled, seed=1) == report
     assert summarize(report.items) == s
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(items(), TEXT, st.floats(0, 1e6, allow_nan=False), st.integers(-(2**40), 2**40))
+def test_the_streamed_file_is_byte_identical_to_the_built_report(
+    data: list[dict[str, Any]], text: str, duration: float, seed: int
+) -> None:
+    for n, d in enumerate(data):
+        # Free text and floats are where a hand-made JSON writer would drift from pydantic's.
+        d.update(duration_s=duration * n, error=text or None, reproduce=f"pytest '{text}'")
+        d["requests"] = [
+            {"seq": 1, "surface": "tool", "method": "GET", "url": f"http://t/{text}", "faults": []}
+        ]
+        d["checks"] = [{"name": text or "c", "passed": n % 3 == 0 or None, "reason": text}]
+    report = Report.build(data, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        with ReportWriter(Path(tmp) / "r.json", seed) as writer:
+            for model in report.items:
+                writer.add(model)
+            summary = writer.finish()
+        assert (Path(tmp) / "r.json").read_bytes() == report.to_json().encode("utf-8")
+        assert [p.name for p in Path(tmp).iterdir()] == ["r.json"], "temporary file left behind"
+    assert summary == report.summary
+
+
+def test_the_streamed_file_of_a_realistic_session_loads_and_matches(tmp_path: Path) -> None:
+    data = []
+    for k in range(60):
+        verdict = ["pass", "pass", "fail", "error"][k % 4]
+        key = ["tool_http_503", "tool_timeout", "model_invalid_json"][k % 3]
+        data.append(
+            item(
+                f"scenarios/s{k % 5}.yaml::s{k % 5}[{key}@get_order#{k}]",
+                verdict,
+                scenario=f"s{k % 5}",
+                variant=f"{key}@get_order#{k}",
+                faults_injected=[fault(key, transient=k % 2 == 0)],
+                faults_fired=[fired(key)] if k % 3 else [],
+                category=None if verdict == "pass" else "tool",
+                terminal_state="completed" if verdict == "pass" else "failed",
+                checks=[
+                    {"name": "terminal_state", "passed": True, "reason": ""},
+                    {"name": "category", "passed": verdict == "pass", "reason": "want «tool»"},
+                    {"name": "no_reexecution", "passed": None, "reason": "no restart"},
+                ],
+                effects=[{"tool": "refund", "idempotency_key": f"k{k}", "replays": k % 2}],
+                approvals=[{"approval_id": f"a{k}", "tool": "refund", "decision": "approve"}],
+                crash=k % 7 == 0,
+                restarts=k % 7 == 0,
+                duration_s=0.013 * k,
+                seed=k,
+                reproduce=f"pytest 'scenarios/s{k % 5}.yaml::s{k % 5}[{key}@get_order#{k}]'",
+                error="harness:\n  trace | line" if verdict == "error" else None,
+            )
+        )
+    report = Report.build(data, seed=11)
+    with ReportWriter(tmp_path / "out" / "r.json", 11) as writer:
+        for model in report.items:
+            writer.add(model)
+        writer.finish()
+    assert (tmp_path / "out" / "r.json").read_text(encoding="utf-8") == report.to_json()
+    assert load_report(tmp_path / "out" / "r.json") == report
+
+
+def test_the_writer_refuses_items_out_of_nodeid_order(tmp_path: Path) -> None:
+    with ReportWriter(tmp_path / "r.json", 1) as writer:
+        writer.add(ReportItem.model_validate(item("b")))
+        with pytest.raises(ValueError, match="nodeid order: got 'a' after 'b'; sort the items"):
+            writer.add(ReportItem.model_validate(item("a")))
+    assert not (tmp_path / "r.json").exists(), "a writer closed without finish writes nothing"
+
+
+def test_the_accumulator_matches_summarize_item_by_item() -> None:
+    models = [ReportItem.model_validate(d) for d in [item("a", "fail"), item("b", crash=True)]]
+    acc = SummaryAccumulator()
+    assert acc.summary() == summarize([])
+    for n, model in enumerate(models, 1):
+        acc.add(model)
+        assert acc.summary() == summarize(models[:n])
