@@ -10,6 +10,7 @@ Entries wait in a temporary spool file, not in memory, until the report is strea
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import tomllib
@@ -164,8 +165,10 @@ class ReportPlugin:
     def session_report(self) -> Report | None:
         """After the session: its full summary with only the items Markdown, HTML and gate read.
 
-        Those are the non-passing items, the first item, and (with a gate policy) the items a
-        category or check rule of the policy names; the JSON file holds every item.
+        Those are the first item and, when a Markdown or HTML file or a gate wants them, the
+        non-passing items and the items a category or check rule of the policy names (without
+        timelines, effects, approvals and passed checks unless the HTML page shows them). The
+        JSON file holds every item whole.
         """
         return self._report
 
@@ -321,6 +324,13 @@ class ReportPlugin:
         kept: list[ReportItem] = []
         summary = SummaryAccumulator()
         writer = ReportWriter(self.json_path, self.seed) if self.json_path else None
+        # Without a Markdown or HTML file or a gate, nothing reads the items after the summary.
+        wanted = bool(
+            self.html_path
+            or self.markdown_path
+            or os.environ.get("GITHUB_STEP_SUMMARY")
+            or policy is not None
+        )
         try:
             for n, item in enumerate(self.iter_items()):
                 if writer is not None:
@@ -329,8 +339,8 @@ class ReportPlugin:
                     summary.add(item)
                 # The first item keeps the view non-empty, as evaluate_gate checks policy
                 # check names only against a non-empty report.
-                if n == 0 or _kept(item, policy):
-                    kept.append(item)
+                if n == 0 or (wanted and _kept(item, policy)):
+                    kept.append(item if self.html_path else _slim(item))
             if writer is not None:
                 totals = writer.finish()
                 self.written.append(writer.path)
@@ -390,6 +400,19 @@ class ReportPlugin:
         except PolicyError as exc:
             return [f"shakeout gate: ERROR {exc}"]
         return format_gate(result, label, report.summary.total)
+
+
+def _slim(item: ReportItem) -> ReportItem:
+    # Markdown and the gate read no timelines, effects or approvals, and only failed checks;
+    # the HTML page (which shows timelines) keeps items whole.
+    return item.model_copy(
+        update={
+            "requests": [],
+            "effects": [],
+            "approvals": [],
+            "checks": [c for c in item.checks if c.passed is False],
+        }
+    )
 
 
 def _kept(item: ReportItem, policy: GatePolicy | None) -> bool:

@@ -447,7 +447,8 @@ def test_the_streamed_report_is_byte_identical_to_the_built_one(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
     entries = [realistic_entry(k) for k in range(40)]
-    plugin = ReportPlugin(pytester.parseconfig(), 7, str(tmp_path / "r.json"), None, None, None)
+    md = str(tmp_path / "r.md")
+    plugin = ReportPlugin(pytester.parseconfig(), 7, str(tmp_path / "r.json"), md, None, None)
     for entry in reversed(entries):
         # Setup and call both carry the entry, as harness.collect attaches it in setup.
         plugin.pytest_runtest_logreport(phase_report(entry, "setup"))
@@ -462,6 +463,29 @@ def test_the_streamed_report_is_byte_identical_to_the_built_one(
     assert [i.nodeid for i in view.items] == [
         i.nodeid for n, i in enumerate(expected.items) if n == 0 or i.verdict != "pass"
     ], "the session keeps the first item and the non-passing ones only"
+    assert all(not i.requests for i in view.items), "Markdown reads no request timelines"
+    plugin.pytest_unconfigure(plugin.config)
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_the_session_keeps_items_only_for_the_files_that_read_them(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, html: bool
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    page = str(tmp_path / "r.html") if html else None
+    plugin = ReportPlugin(pytester.parseconfig(), 7, None, None, page, None)
+    entries = [realistic_entry(k) for k in range(10)]
+    for entry in entries:
+        plugin.pytest_runtest_logreport(phase_report(entry, "call"))
+    plugin.pytest_sessionfinish(session=None, exitstatus=1)  # type: ignore[arg-type]
+    view = plugin.session_report
+    assert view is not None
+    assert view.summary == Report.build(entries, seed=7).summary
+    if html:
+        bad = [i for i in Report.build(entries, seed=7).items if i.verdict != "pass"]
+        assert [i for i in view.items if i.verdict != "pass"] == bad, "HTML shows whole items"
+    else:
+        assert len(view.items) == 1, "no Markdown, HTML or gate: only the first item is kept"
     plugin.pytest_unconfigure(plugin.config)
 
 
