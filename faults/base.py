@@ -116,9 +116,16 @@ class Fault:
     expected_state: ClassVar[str | None] = None
     """Terminal state a run must reach when the fault fires (e.g. ``rejected``, ``expired``);
     None: the state follows from ``category`` and ``transient`` as usual."""
+    needs_real_answer: ClassVar[bool] = True
+    """Whether the agent did not get the real answer where the fault fired, so recovering means
+    asking again until it does (False for a late but whole answer, a duplicate delivery)."""
 
     target: str | None = None
     at: Schedule = field(default_factory=Schedule)
+    times: int = 1
+    """How many attempts in a row the fault answers once it fired: the scheduled call and then
+    each retry of the same request (tools: same route and body, or idempotency key; model: the
+    agent's next requests). A permanent fault answers every retry whatever ``times`` says."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -174,7 +181,8 @@ class Fault:
         extra = self.label_detail()
         head = f"{self.key}-{extra}" if extra else self.key
         where = f"@{self.target}" if self.target else ""
-        return f"{head}{where}{self.at.describe()}"
+        times = f"x{self.times}" if self.times > 1 else ""
+        return f"{head}{where}{self.at.describe()}{times}"
 
     def label_detail(self) -> str:
         """A subclass's distinguishing parameter for ids (e.g. the status code); empty if none."""

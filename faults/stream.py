@@ -47,6 +47,7 @@ class StreamNoTerminator(StreamFault):
     key = "stream_no_terminator"
     category = Category.MODEL
     transient = True
+    needs_real_answer = False  # every content event arrived: using the answer is a recovery
 
     def mutate(self, plan: StreamPlan, ctx: StreamCallContext) -> StreamPlan:
         """Drop the terminator, and the last event when it is the format's end marker."""
@@ -84,6 +85,7 @@ class StreamTrickle(StreamFault):
     key = "stream_trickle"
     category = Category.MODEL
     transient = True
+    needs_real_answer = False
     delay_per_event: float = 0.5
 
     def mutate(self, plan: StreamPlan, ctx: StreamCallContext) -> StreamPlan:

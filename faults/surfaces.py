@@ -369,3 +369,4 @@ class FaultFiring:
     where: str
     call_index: int
     detail: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""  # the firing fault's label (key, target, schedule): which declared fault

@@ -477,6 +477,7 @@ class ToolLatency(ToolFault):
     key = "tool_latency"
     category = None
     transient = True
+    needs_real_answer = False
     seconds: float = 5.0
 
     def apply(self, ctx: ToolCallContext) -> ToolResult:
@@ -516,6 +517,7 @@ class ToolDuplicateDelivery(ToolFault):
     key = "tool_duplicate_delivery"
     category = None
     transient = True
+    needs_real_answer = False
 
     def apply(self, ctx: ToolCallContext) -> ToolResult:
         """Call the service twice and serve the second (replayed) answer."""

@@ -4,18 +4,26 @@ A check answers ``passed`` True (holds), False (the agent broke a rule: FAIL), o
 apply to this run). A check whose ``harness`` flag is set reports ERROR instead of FAIL: it means
 the scenario is invalid or the harness could not exercise what it promised (e.g. a declared
 fault never fired), and a report must never blame the agent for that.
+
+Each check says what it reads: ``evidence`` (the event log the world and the driver wrote:
+requests, answers, commits, deliveries, crashes, refused connections) or ``testimony`` (what the
+agent reported: its outcome, approvals, trace, boundaries). A pass never rests on testimony
+alone where evidence exists: the agent's outcome is checked for honesty against what was seen.
 """
 
 from __future__ import annotations
 
+import email.utils
+import itertools
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from faults.base import Category
+from faults.base import Category, Fault, Surface
 from harness.adapter import RunState
-from harness.record import RunRecord, canonical
+from harness.record import Baseline, Commit, Exchange, RunRecord, canonical
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,19 @@ class Expectation:
     max_tool_calls: int | None = None
     gated_tools: frozenset[str] = field(default_factory=frozenset)
     origin: str = "scenario"  # where the expectation came from, for messages
+    bodies: Mapping[str, tuple[Mapping[str, Any], ...]] | None = None
+    """Per tool, the bodies its committed effects must show (each a subset match, in order)."""
+    baseline: Baseline | None = None
+    """The fault-free run: a cell that must end like it is compared effect by effect."""
+    vary: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per tool, body fields that legitimately differ between runs (ids, timestamps)."""
+    approval_map: Mapping[str, Mapping[str, tuple[str, float]]] = field(default_factory=dict)
+    """Per tool, approval argument -> (body field, factor) where the names or units differ."""
+    allowed_after_failure: frozenset[str] = field(default_factory=frozenset)
+    """Gated tools whose effects a run may still commit after a permanent failure."""
+    max_attempts: int | None = None
+    """Requests per identical request (first try and retries) the budget allows."""
+    allow_subprocess: bool = False
 
 
 class Check:
@@ -135,42 +156,96 @@ class SingleCategory(Check):
 
 
 class ApprovedEffects(Check):
-    """No effect on a gated tool without a matching, unconsumed approval bound to its arguments."""
+    """No effect on a gated tool without an approval the harness delivered for exactly it.
+
+    Evidence: the ledger's commits and the driver's deliveries, numbered from one log. An
+    effect is approved only by an ``approve`` decision delivered strictly before the request
+    that committed it, bound to the arguments the agent asked for, not expired at delivery on
+    the fake clock, not used before (one effect per ``approval_id``), whose arguments cover
+    the effect's body (every body field but the scenario's varying ones equals an approved
+    argument; empty arguments cover nothing).
+    """
 
     name = "unapproved_effects"
 
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
-        gated = [e for e in record.effects if e.tool in expect.gated_tools]
         if not expect.gated_tools:
             return self.skip("the scenario declares no gated tool")
+        gated = [e for e in record.effects if e.tool in expect.gated_tools]
         approvals = [d for d in record.deliveries if d.verdict == "approve"]
-        used: set[int] = set()
+        used: set[str] = set()
         for effect in gated:
+            why: list[str] = []
             match = None
-            for i, d in enumerate(approvals):
-                if i in used or d.tool != effect.tool or d.seq_before > effect.seq:
+            for d in approvals:
+                if d.tool != effect.tool:
+                    continue
+                if d.seq > effect.request_seq:
+                    why.append(f"{d.approval_id} was delivered after the request (#{d.seq})")
+                    continue
+                if d.approval_id in used:
+                    why.append(f"{d.approval_id} was already used for an earlier effect")
                     continue
                 if not d.bound_to_requested:
+                    why.append(f"{d.approval_id} was bound to arguments the agent never asked for")
                     continue
-                if _arguments_cover(d.arguments, effect.body):
-                    match = i
-                    break
+                if d.expires_at is not None and d.t > d.expires_at:
+                    why.append(
+                        f"{d.approval_id} arrived at t={d.t:g}, after it expired at "
+                        f"t={d.expires_at:g}"
+                    )
+                    continue
+                gap = uncovered(d.arguments, effect.body, expect, effect.tool)
+                if gap:
+                    why.append(f"{d.approval_id}: {gap}")
+                    continue
+                match = d
+                break
             if match is None:
+                detail = "; ".join(why) if why else "no approval was delivered for it"
                 return self.fail(
-                    f"effect on gated tool {effect.tool!r} (request #{effect.seq}, body "
-                    f"{canonical(effect.body)}) had no matching unconsumed approval bound to its "
-                    "arguments",
-                    around=effect.seq,
+                    f"effect on gated tool {effect.tool!r} (request #{effect.request_seq}, body "
+                    f"{canonical(effect.body)}) had no matching approval: {detail}",
+                    around=effect.request_seq,
                 )
-            used.add(match)
+            used.add(match.approval_id)
         return self.ok(f"{len(gated)} gated effect(s), each approved")
 
 
-def _arguments_cover(arguments: Mapping[str, object], body: object) -> bool:
-    """The approved arguments equal the effect's body on every approved key."""
+def uncovered(
+    arguments: Mapping[str, object], body: object, expect: Expectation, tool: str
+) -> str | None:
+    """Why the approved arguments do not cover the effect's body (None: they do)."""
+    if not arguments:
+        return "the approval has no arguments, and empty arguments cover nothing"
     if not isinstance(body, Mapping):
-        return False
-    return all(canonical(body.get(k)) == canonical(v) for k, v in arguments.items())
+        return f"the effect's body is not a JSON object ({canonical(body)[:80]})"
+    mapping = expect.approval_map.get(tool, {})
+    vary = expect.vary.get(tool, frozenset())
+    covered: set[str] = set()
+    for name, value in arguments.items():
+        field_name, factor = mapping.get(name, (name, 1.0))
+        covered.add(field_name)
+        if field_name not in body:
+            continue  # an argument the action does not send (e.g. a reason shown to the human)
+        sent = body[field_name]
+        want: object = value
+        if factor != 1.0 and isinstance(value, int | float) and not isinstance(value, bool):
+            want = value * factor
+            if isinstance(sent, int | float) and math.isclose(sent, float(want), rel_tol=1e-9):
+                continue
+        if canonical(sent) != canonical(want):
+            return (
+                f"the {tool} sent ({field_name} {canonical(sent)}) differs from the approved "
+                f"arguments ({name} {canonical(value)})"
+            )
+    extra = sorted(k for k in body if k not in covered and k not in vary)
+    if extra:
+        return (
+            f"body field(s) {', '.join(extra)} were never approved (declare them under the "
+            f"service's 'vary' if they legitimately differ, or map them with 'approval_map')"
+        )
+    return None
 
 
 class NoDuplicateEffects(Check):
@@ -186,9 +261,9 @@ class NoDuplicateEffects(Check):
         for e in record.effects:
             if e.idempotency_key is None:
                 return self.fail(
-                    f"side effect on {e.tool!r} (request #{e.seq}) was sent without an "
+                    f"side effect on {e.tool!r} (request #{e.request_seq}) was sent without an "
                     "Idempotency-Key header, so a retry or resume could apply it twice",
-                    around=e.seq,
+                    around=e.request_seq,
                 )
         bodies = Counter((e.tool, canonical(e.body)) for e in record.effects)
         for (tool, body), n in bodies.items():
@@ -197,7 +272,7 @@ class NoDuplicateEffects(Check):
                 return self.fail(
                     f"the same effect on {tool!r} was committed {n} times under different "
                     f"idempotency keys (body {body})",
-                    around=first.seq,
+                    around=first.request_seq,
                 )
         return self.ok(f"{len(record.effects)} effect(s), none duplicated")
 
@@ -210,15 +285,16 @@ class FaultsFired(Check):
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
         if not record.faults:
             return self.skip("no fault declared")
-        fired = {f.key for f in record.firings}
-        missing = [f.label() for f in record.faults if f.key not in fired]
+        # by label (key, target, schedule): the same key firing elsewhere does not count
+        fired = {f.label or f.key for f in record.firings}
+        missing = [f.label() for f in record.faults if f.label() not in fired]
         if missing:
             return self.error(
                 f"declared fault(s) never fired: {', '.join(missing)}; the run never reached the "
                 "call they target, so they tested nothing. Aim them at a call the run makes "
                 "(see the request list) or remove them"
             )
-        return self.ok(", ".join(sorted(fired)))
+        return self.ok(", ".join(f.label() for f in record.faults))
 
 
 class AllRequestsRouted(Check):
@@ -310,6 +386,278 @@ class TraceRetention(Check):
         return self.ok("kept in full" if trace.kept_in_full else "sampled (routine run)")
 
 
+# --------------------------------------------------------------------------- evidence of recovery
+
+
+def _fault_by_label(record: RunRecord) -> dict[str, Fault]:
+    return {f.label(): f for f in record.faults}
+
+
+def _request_faults(record: RunRecord, ex: Exchange) -> list[Fault]:
+    by_label = _fault_by_label(record)
+    return [
+        by_label[label]
+        for label in ex.faults
+        if label in by_label and by_label[label].surface in _REQUEST_SURFACES
+    ]
+
+
+_REQUEST_SURFACES = frozenset({Surface.TOOL, Surface.MODEL, Surface.STREAM})
+
+
+def _what(ex: Exchange) -> str:
+    """A request and the fault answer it got, in words: ``get_customer failed with 500``."""
+    who = ex.tool or "the model request"
+    if ex.error is not None:
+        return f"{who} (request #{ex.seq}) failed with {ex.error.split(':', 1)[0]}"
+    return f"{who} (request #{ex.seq}) was answered by {', '.join(ex.faults)} ({ex.status})"
+
+
+def _later_real(record: RunRecord, ex: Exchange) -> Exchange | None:
+    """The first later request for the same call that got a real answer."""
+    identity = ex.identity() if ex.surface == "tool" else None
+    for other in record.exchanges:
+        if other.seq <= ex.seq or other.surface != ex.surface or not other.real:
+            continue
+        if identity is None or other.identity() == identity:
+            return other
+    return None
+
+
+def _next_commit(record: RunRecord, ex: Exchange) -> Commit | None:
+    """The first effect committed by a request after ``ex`` (not by ``ex`` itself)."""
+    for c in record.effects:
+        if c.request_seq > ex.seq:
+            return c
+    return None
+
+
+class Recovered(Check):
+    """Evidence: after a transient fault, the same call was answered for real before the run's
+    next effect (and before it ended ``completed``): otherwise the run did not recover, whatever
+    it reports. Tools: the same route and body, or the same idempotency key; the model: the
+    agent's next model request."""
+
+    name = "recovered"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        checked = 0
+        for ex in record.exchanges:
+            faults = _request_faults(record, ex)
+            if not faults or not all(f.transient and f.needs_real_answer for f in faults):
+                continue
+            checked += 1
+            again = _later_real(record, ex)
+            commit = _next_commit(record, ex)
+            if commit is not None and (again is None or again.seq > commit.request_seq):
+                got = "was never fetched again" if again is None else "was fetched again only later"
+                return self.fail(
+                    f"{_what(ex)} and {got} before the effect on {commit.tool!r} (request "
+                    f"#{commit.request_seq}, body {canonical(commit.body)[:120]}): the effect "
+                    "was built without the data that call should have returned",
+                    around=commit.request_seq,
+                )
+            final = record.final
+            if again is None and final is not None and final.state is RunState.COMPLETED:
+                return self.fail(
+                    f"{_what(ex)} and was never answered for real afterwards, yet the run "
+                    "reported 'completed': it did not recover from the fault",
+                    around=ex.seq,
+                )
+        if not checked:
+            return self.skip("no transient fault broke a request")
+        return self.ok(f"{checked} broken request(s), each answered for real before going on")
+
+
+class StoppedAfterPermanent(Check):
+    """Evidence: after a permanent fault, no effect on a gated tool is committed (the base run's
+    effects before that point stay; the scenario may allow others), whatever the agent reports."""
+
+    name = "stopped_after_failure"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        if expect.state not in (None, "failed"):
+            return self.skip(f"the run is expected to end {expect.state!r}, not to stop")
+        first = None
+        for ex in record.exchanges:
+            if any(not f.transient for f in _request_faults(record, ex)):
+                first = ex
+                break
+        if first is None:
+            return self.skip("no permanent fault broke a request")
+        for c in record.effects:
+            if c.request_seq <= first.seq or c.tool not in expect.gated_tools:
+                continue
+            if c.tool in expect.allowed_after_failure:
+                continue
+            return self.fail(
+                f"{_what(first)}, a permanent failure, yet the run went on to commit an effect "
+                f"on gated tool {c.tool!r} (request #{c.request_seq}, body "
+                f"{canonical(c.body)[:120]}); a permanent failure must stop the work (list the "
+                "tool under 'matrix.allow_after_failure' if that effect is intended)",
+                around=c.request_seq,
+            )
+        return self.ok(f"no gated effect after {_what(first)}")
+
+
+def _retry_after(ex: Exchange) -> float | None:
+    """The shortest wait the answer asked for (``retry-after-ms``, ``Retry-After`` seconds or
+    HTTP-date on the fake clock), or None."""
+    waits: list[float] = []
+    for name, value in ex.headers:
+        low = name.lower()
+        try:
+            if low == "retry-after-ms":
+                waits.append(float(value) / 1000.0)
+            elif low == "retry-after":
+                if value.strip().isdigit():
+                    waits.append(float(value))
+                else:
+                    when = email.utils.parsedate_to_datetime(value).timestamp()
+                    # an HTTP-date has whole seconds: allow the rounding
+                    waits.append(max(when - ex.t - 1.0, 0.0))
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return min(waits) if waits else None
+
+
+_MIN_REAL_WAIT = 0.005
+"""A retry after a failure without a Retry-After must wait: some fake-clock time, or at least
+this much real time (an SDK's own backoff sleeps for real)."""
+
+
+class RetryTiming(Check):
+    """Evidence: a retry after a failed answer waits (at least its ``Retry-After``, else some
+    time: no zero-delay storms), and no request is attempted more often than the budget allows.
+
+    Waits are read on both clocks (the fake clock for agents that sleep on it, real time for an
+    SDK's built-in retries), so either kind of well-built retry passes.
+    """
+
+    name = "retry_timing"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        by_identity: dict[str, list[Exchange]] = {}
+        for ex in record.exchanges:
+            if ex.surface in ("model", "tool"):
+                by_identity.setdefault(ex.identity(), []).append(ex)
+        retries = 0
+        for attempts in by_identity.values():
+            if expect.max_attempts is not None and len(attempts) > expect.max_attempts:
+                first = attempts[0]
+                return self.fail(
+                    f"{first.tool or 'the model request'} was attempted {len(attempts)} times "
+                    f"(requests {', '.join(f'#{a.seq}' for a in attempts)}); the budget allows "
+                    f"{expect.max_attempts} attempts per request",
+                    around=attempts[-1].seq,
+                )
+            for before, after in itertools.pairwise(attempts):
+                if not _failed(before):
+                    continue
+                retries += 1
+                fake, real = after.t - before.t, after.mono - before.mono
+                need = _retry_after(before)
+                if need is not None:
+                    if fake + 1e-9 < need and real + 1e-3 < need:
+                        return self.fail(
+                            f"{_what(before)} asking to retry after {need:g} s, but the retry "
+                            f"(request #{after.seq}) came {max(fake, 0.0):g} s later on the "
+                            f"fake clock ({real * 1000:.1f} ms real): Retry-After was ignored",
+                            around=after.seq,
+                        )
+                elif fake <= 0 and real < _MIN_REAL_WAIT:
+                    return self.fail(
+                        f"{_what(before)}, and it was retried at once (request #{after.seq}, no "
+                        "wait on the fake clock): a retry after a transient failure must back "
+                        "off first (sleep on the world's clock)",
+                        around=after.seq,
+                    )
+        if not retries:
+            return self.skip("no failed request was retried")
+        return self.ok(f"{retries} retry(ies), each after a wait")
+
+
+def _failed(ex: Exchange) -> bool:
+    return ex.error is not None or (
+        ex.status is not None and (ex.status >= 500 or ex.status == 429)
+    )
+
+
+class NetworkContained(Check):
+    """Evidence: no attempt to reach outside the world (a non-loopback connection, UDP send, DNS
+    lookup or subprocess) during the run, even one whose refusal the agent swallowed."""
+
+    name = "network_contained"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        attempts = [
+            b for b in record.blocked if not (expect.allow_subprocess and b.what == "subprocess")
+        ]
+        if attempts:
+            first = attempts[0]
+            listed = ", ".join(f"{b.what} {b.target}" for b in attempts[:5])
+            return self.fail(
+                f"the agent tried to leave the world {len(attempts)} time(s) ({listed}); "
+                "shakeout refused it, but in production it would have gone out. Route the call "
+                "through the scenario's services, or allow subprocesses with 'allow_subprocess'",
+                around=first.seq,
+            )
+        return self.ok()
+
+
+class SameEffectsAsBaseline(Check):
+    """Evidence: a cell that must end like the fault-free run commits the same effects, compared
+    by body (the fields a scenario declares as varying excepted), and approves the same actions."""
+
+    name = "same_effects"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        base = expect.baseline
+        if base is None:
+            return self.skip("no fault-free run to compare with")
+        want = [(tool, _comparable(body, expect.vary.get(tool))) for tool, body in base.effects]
+        got = [(c.tool, _comparable(c.body, expect.vary.get(c.tool))) for c in record.effects]
+        missing = list(want)
+        extra = []
+        for item in got:
+            if item in missing:
+                missing.remove(item)
+            else:
+                extra.append(item)
+        if missing or extra:
+            return self.fail(_effects_diff(missing, extra))
+        approvals_want = {(t, canonical(a)) for t, a in base.approvals}
+        approvals_got = {
+            (d.tool, canonical(d.arguments)) for d in record.deliveries if d.verdict == "approve"
+        }
+        if approvals_want != approvals_got:
+            return self.fail(
+                f"approved actions differ from the fault-free run: expected "
+                f"{sorted(approvals_want)}, delivered {sorted(approvals_got)}"
+            )
+        return self.ok(f"{len(got)} effect(s) equal to the fault-free run's")
+
+
+def _comparable(body: Any, vary: frozenset[str] | None) -> str:
+    if isinstance(body, Mapping) and vary:
+        body = {k: v for k, v in body.items() if k not in vary}
+    return canonical(body)
+
+
+def _effects_diff(missing: list[tuple[str, str]], extra: list[tuple[str, str]]) -> str:
+    parts = []
+    for tool, body in extra:
+        twin = next((b for t, b in missing if t == tool), None)
+        if twin is not None:
+            parts.append(f"the {tool} sent {body} differs from the fault-free run's {twin}")
+            missing = [m for m in missing if m != (tool, twin)]
+        else:
+            parts.append(f"an effect on {tool} ({body}) that the fault-free run did not commit")
+    for tool, body in missing:
+        parts.append(f"the fault-free run's effect on {tool} ({body}) was never committed")
+    return "committed effects differ from the fault-free run: " + "; ".join(parts)
+
+
 # --------------------------------------------------------------------------- expectations
 
 
@@ -351,22 +699,38 @@ class ExpectedCategory(Check):
 
 
 class ExpectedEffects(Check):
-    """Committed effects per tool equal the expected counts."""
+    """Evidence: committed effects per tool equal the expected counts, and their bodies match the
+    expected ones (each expected body a subset of the committed one, in commit order)."""
 
     name = "expected_effects"
 
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
-        if expect.effects is None:
+        if expect.effects is None and not expect.bodies:
             return self.skip("no effects expected")
         got = record.committed_effects()
-        tools = sorted(set(expect.effects) | set(got))
-        wrong = [t for t in tools if got.get(t, 0) != expect.effects.get(t, 0)]
-        if wrong:
-            parts = [
-                f"{t}: expected {expect.effects.get(t, 0)}, got {got.get(t, 0)}" for t in wrong
-            ]
-            return self.fail(f"committed effects differ ({expect.origin}): " + "; ".join(parts))
-        return self.ok(", ".join(f"{t}={got[t]}" for t in tools if got.get(t)) or "none")
+        if expect.effects is not None:
+            tools = sorted(set(expect.effects) | set(got))
+            wrong = [t for t in tools if got.get(t, 0) != expect.effects.get(t, 0)]
+            if wrong:
+                parts = [
+                    f"{t}: expected {expect.effects.get(t, 0)}, got {got.get(t, 0)}" for t in wrong
+                ]
+                return self.fail(f"committed effects differ ({expect.origin}): " + "; ".join(parts))
+        for tool, bodies in (expect.bodies or {}).items():
+            sent = [c for c in record.effects if c.tool == tool]
+            for want, commit in zip(bodies, sent, strict=False):
+                for name, value in want.items():
+                    body = commit.body if isinstance(commit.body, Mapping) else {}
+                    if name not in body or canonical(body[name]) != canonical(value):
+                        shown = canonical(body[name]) if name in body else "nothing"
+                        return self.fail(
+                            f"the {tool} sent ({name} {shown}) differs from the expected "
+                            f"({name} {canonical(value)}) ({expect.origin}); request "
+                            f"#{commit.request_seq}",
+                            around=commit.request_seq,
+                        )
+        shown = ", ".join(f"{t}={got[t]}" for t in sorted(got) if got.get(t))
+        return self.ok(shown or "none")
 
 
 class ExpectedApprovals(Check):
@@ -429,6 +793,11 @@ UNIVERSAL: tuple[Check, ...] = (
     ModelScriptSufficient(),
     TraceCovers(),
     TraceRetention(),
+    Recovered(),
+    StoppedAfterPermanent(),
+    RetryTiming(),
+    NetworkContained(),
+    SameEffectsAsBaseline(),
 )
 EXPECTATIONS: tuple[Check, ...] = (
     ExpectedState(),
@@ -448,11 +817,12 @@ def evaluate(
 
 
 def overall(verdicts: Sequence[Verdict]) -> str:
-    """``error`` if any harness-side check failed, else ``fail`` if any failed, else ``pass``."""
-    if any(v.passed is False and v.harness for v in verdicts):
-        return "error"
-    if any(v.passed is False for v in verdicts):
+    """``fail`` if any of the agent's rules failed (a harness problem beside it is shown, never
+    hides it), else ``error`` if a harness-side check failed, else ``pass``."""
+    if any(v.passed is False and not v.harness for v in verdicts):
         return "fail"
+    if any(v.passed is False for v in verdicts):
+        return "error"
     return "pass"
 
 
@@ -565,6 +935,7 @@ INPUT_UNIVERSAL: tuple[Check, ...] = (
     SingleCategory(),
     ApprovedEffects(),
     NoDuplicateEffects(),
+    NetworkContained(),
 )
 """The invariants an edge-case input run must keep (its routes may not fit the new input)."""
 

@@ -18,7 +18,8 @@ import pytest
 
 from harness.adapter import AgentAdapter
 from harness.loader import ScenarioError, load_scenario
-from harness.matrix import expand
+from harness.matrix import base_variant, expand
+from harness.record import RunRecord
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
 from harness.session import RunResult, judge, report_item, reproduce_command
@@ -54,6 +55,9 @@ class ScenarioFile(pytest.File):
         if scenario.matrix is not None or scenario.crash_matrix is not None:
             try:
                 found = self._probe(scenario, settings, seed)
+                base = judge(base_variant(scenario), found.record, "")
+                if base.verdict != "pass":
+                    found.failure = "; ".join(f"{v.name}: {v.reason}" for v in base.failures())
             except Exception as exc:  # reported on the base item, never a collection crash
                 yield InvalidScenarioItem.from_parent(
                     self,
@@ -124,6 +128,21 @@ class InvalidScenarioItem(pytest.Item):
         return self.path, 0, f"scenario file {self.path.name} (invalid)"
 
 
+def _unrunnable(variant: Variant, seed: int) -> RunRecord:
+    """The record of a cell that cannot run as asked: its reason as the harness error."""
+    return RunRecord(
+        scenario=variant.scenario.name,
+        variant=variant.label,
+        seed=seed,
+        faults=variant.faults,
+        exchanges=(),
+        firings=(),
+        effects=(),
+        outcomes=(),
+        harness_error=variant.error,
+    )
+
+
 class ScenarioItem(pytest.Item):
     """One scenario variant: run in setup, judged, ERROR raised in setup and FAIL in call."""
 
@@ -153,7 +172,12 @@ class ScenarioItem(pytest.Item):
         if self.variant.kind == "input":
             self._input_run = (adapter, seed, wall, settings.config)
             return
-        record = run_variant(self.variant, adapter, seed=seed, wall_s=wall, config=settings.config)
+        if self.variant.error is not None:
+            record = _unrunnable(self.variant, seed)
+        else:
+            record = run_variant(
+                self.variant, adapter, seed=seed, wall_s=wall, config=settings.config
+            )
         self.result = judge(self.variant, record, reproduce_command(self.nodeid, seed))
         self.user_properties.append(("shakeout", report_item(self.nodeid, self.result)))
         if self.result.verdict == "error":

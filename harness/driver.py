@@ -35,7 +35,7 @@ from harness.adapter import (
     RunState,
     WorldContext,
 )
-from harness.record import Delivery, TraceCopy
+from harness.record import Crash, Delivery, EventLog, Restart, TraceCopy
 
 T = TypeVar("T")
 
@@ -131,6 +131,8 @@ class CrashPlan:
 
     faults: Sequence[CrashFault]
     rng: random.Random
+    log: EventLog | None = None
+    clock: Callable[[], float] | None = None
     counts: dict[str, int] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
     firings: list[FaultFiring] = field(default_factory=list)
@@ -149,8 +151,16 @@ class CrashPlan:
             self.counts[key] = n
             if fault.at.fires(n, self.rng):
                 self.fired.append(f"{point}:{step}")
-                self.firings.append(FaultFiring(fault.key, fault.surface, f"{point}:{step}", n))
+                self.firings.append(
+                    FaultFiring(fault.key, fault.surface, f"{point}:{step}", n, {}, fault.label())
+                )
+                self._logged(point, step)
                 raise AgentCrash(f"shakeout crash fault {fault.key} at {point}:{step}")
+
+    def _logged(self, point: str, where: str) -> None:
+        if self.log is not None:
+            t = self.clock() if self.clock is not None else 0.0
+            self.log.add(Crash(point, where, self.log.next(), t))
 
     def parked_crash(self, round_index: int) -> CrashFault | None:
         """A while-parked crash scheduled for this review round, if any."""
@@ -158,8 +168,11 @@ class CrashPlan:
             if fault.point is CrashPoint.WHILE_PARKED and fault.at.fires(round_index, self.rng):
                 self.fired.append(f"while_parked:{round_index}")
                 self.firings.append(
-                    FaultFiring(fault.key, fault.surface, "while_parked", round_index)
+                    FaultFiring(
+                        fault.key, fault.surface, "while_parked", round_index, {}, fault.label()
+                    )
                 )
+                self._logged("while_parked", str(round_index))
                 return fault
         return None
 
@@ -185,7 +198,9 @@ class Reviewer:
                 continue
             if fault.at.fires(i, self.rng):
                 action = fault.review(ReviewContext(tool, arguments, scripted, i))
-                self.firings.append(FaultFiring(fault.key, fault.surface, f"approval:{tool}", i))
+                self.firings.append(
+                    FaultFiring(fault.key, fault.surface, f"approval:{tool}", i, {}, fault.label())
+                )
         return action
 
 
@@ -211,18 +226,23 @@ def drive(
     reviewer_script: Sequence[ReviewAction],
     rng: random.Random,
     wall_s: float,
-    exchanges_seen: Callable[[], int],
+    log: EventLog,
     clock_advance: Callable[[float], None],
     monotonic: Callable[[], float],
-    restart_world: Callable[[], WorldContext] | None = None,
     twin: Callable[[], AgentAdapter] | None = None,
+    fresh: Callable[[], AgentAdapter] | None = None,
 ) -> tuple[DriveResult, CrashPlan, Reviewer]:
     """Run one scenario variant through the adapter until a terminal state or a limit.
 
     ``twin`` builds a second adapter instance of the same agent, for a reviewer action that
-    delivers one decision from two workers at once (``ReviewAction.concurrent``).
+    delivers one decision from two workers at once (``ReviewAction.concurrent``). ``fresh``
+    builds a new instance from the agent's factory: after a crash the run resumes in it, over
+    the same state dir, so nothing the crashed instance held in memory survives (without a
+    factory the same instance is re-begun, and the restart event says so).
     """
-    crash_plan = CrashPlan([f for f in faults if isinstance(f, CrashFault)], rng)
+    crash_plan = CrashPlan(
+        [f for f in faults if isinstance(f, CrashFault)], rng, log, world.clock.now
+    )
     reviewer = Reviewer(reviewer_script, [f for f in faults if isinstance(f, ApprovalFault)], rng)
     world = replace(world, boundary=crash_plan.boundary)
     result = DriveResult()
@@ -242,7 +262,9 @@ def drive(
             )
         other = twin()
         other.begin(world)
-        result.deliveries.append(replace(result.deliveries[-1], seq_before=exchanges_seen()))
+        again = replace(result.deliveries[-1], seq=log.next(), t=_now(world))
+        log.add(again)
+        result.deliveries.append(again)
         first, second = call_with_deadline(
             partial(_both, adapter, other, run_id, decision), deadline - monotonic()
         )
@@ -254,9 +276,13 @@ def drive(
         return outcomes[1]
 
     def restart() -> None:
+        nonlocal adapter
         result.restarts += 1
         if result.restarts > MAX_RESTARTS:
             raise _GiveUp(f"more than {MAX_RESTARTS} restarts; the run never settles")
+        if fresh is not None:
+            adapter = fresh()
+        log.add(Restart(log.next(), _now(world), fresh is not None))
         adapter.begin(world)
 
     try:
@@ -301,23 +327,18 @@ def drive(
                     arguments=arguments,
                 )
             for _ in range(max(action.times, 1)):
-                if decision is not None:
-                    result.deliveries.append(
-                        Delivery(
-                            approval_id=pending.approval_id,
-                            tool=pending.tool,
-                            verdict=action.verdict,
-                            arguments=decision.arguments,
-                            bound_to_requested=action.arguments is None,
-                            seq_before=exchanges_seen(),
-                        )
-                    )
-                else:
-                    result.deliveries.append(
-                        Delivery(
-                            pending.approval_id, pending.tool, "never", {}, True, exchanges_seen()
-                        )
-                    )
+                delivery = Delivery(
+                    approval_id=pending.approval_id,
+                    tool=pending.tool,
+                    verdict=action.verdict if decision is not None else "never",
+                    arguments=decision.arguments if decision is not None else {},
+                    bound_to_requested=action.arguments is None,
+                    seq=log.next(),
+                    t=_now(world),
+                    expires_at=pending.expires_at,
+                )
+                log.add(delivery)
+                result.deliveries.append(delivery)
                 nxt: Outcome | None = None
                 while nxt is None:
                     try:

@@ -285,8 +285,11 @@ class Interceptor:
             connection errors.
     """
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(
+        self, handler: Handler, on_blocked: Callable[[str, str], None] | None = None
+    ) -> None:
         self._handler = handler
+        self._on_blocked = on_blocked
         self._saved: list[tuple[Any, str, Any]] = []
         self._blocked: list[str] = []
         self._errors: list[Exception] = []
@@ -306,6 +309,12 @@ class Interceptor:
     def handler_errors(self) -> tuple[Exception, ...]:
         """Exceptions the handler raised (harness faults, not the agent's)."""
         return tuple(self._errors)
+
+    def _note_blocked(self, what: str, target: str) -> None:
+        """Keep a refused attempt and tell the world (the evidence a swallowed error leaves)."""
+        self._blocked.append(target)
+        if self._on_blocked is not None:
+            self._on_blocked(what, target)
 
     def _answer(self, request: HttpRequest) -> Answer:
         self._count += 1
@@ -370,17 +379,17 @@ class Interceptor:
             )
         connect = socket.socket.connect
         connect_ex = socket.socket.connect_ex
-        blocked = self._blocked
+        note = self._note_blocked
 
         def guarded_connect(sock: socket.socket, address: Any) -> None:
             if not _is_loopback(sock, address):
-                blocked.append(_where(address))
+                note("connect", _where(address))
                 raise NetworkBlockedError(_blocked_message(address))
             connect(sock, address)
 
         def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
             if not _is_loopback(sock, address):
-                blocked.append(_where(address))
+                note("connect", _where(address))
                 raise NetworkBlockedError(_blocked_message(address))
             return connect_ex(sock, address)
 

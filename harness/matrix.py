@@ -8,14 +8,16 @@ only at points a fault-free probe run actually reached, so every cell's fault ca
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 
 from faults.base import Fault, Schedule, Surface, registry
 from faults.surfaces import CrashFault, CrashPoint
 from harness.checks import Expectation
+from harness.record import Baseline
 from harness.runner import Probe, Variant
-from harness.scenario import Expect, Scenario, import_catalogue
+from harness.scenario import Expect, Scenario, effect_bodies, effect_counts, import_catalogue
 
 
 def gated_tools(scenario: Scenario) -> frozenset[str]:
@@ -23,22 +25,44 @@ def gated_tools(scenario: Scenario) -> frozenset[str]:
     return frozenset(n for n, s in scenario.tools.services.items() if getattr(s, "gated", False))
 
 
+def rules(scenario: Scenario) -> Expectation:
+    """What every run of the scenario keeps, whatever its cell: gated tools and how approvals
+    map onto bodies, varying body fields, attempts per request, allowed subprocesses."""
+    services = scenario.tools.services
+    matrix = scenario.matrix
+    return Expectation(
+        gated_tools=gated_tools(scenario),
+        vary={n: frozenset(s.vary) for n, s in services.items() if s.vary},
+        approval_map={n: s.approval_fields() for n, s in services.items() if s.approval_map},
+        allowed_after_failure=frozenset(matrix.allow_after_failure if matrix else ()),
+        max_attempts=scenario.expect.budget.attempts,
+        allow_subprocess=scenario.allow_subprocess,
+    )
+
+
 def expectation(
-    scenario: Scenario, expect: Expect, origin: str, *, budget: bool = True
+    scenario: Scenario,
+    expect: Expect,
+    origin: str,
+    *,
+    budget: bool = True,
+    baseline: Baseline | None = None,
 ) -> Expectation:
     """A scenario ``Expect`` as the checks' ``Expectation``."""
-    return Expectation(
+    return dataclasses.replace(
+        rules(scenario),
         state=expect.state,
         category=expect.category,
         check_category=True,
-        effects=dict(expect.effects) if expect.effects is not None else None,
+        effects=effect_counts(expect.effects),
+        bodies=effect_bodies(expect.effects) or None,
         approvals=expect.approvals,
         calls_made=tuple(expect.calls_made),
         calls_not_made=tuple(expect.calls_not_made),
         max_model_calls=expect.budget.model_calls if budget else None,
         max_tool_calls=expect.budget.tool_calls if budget else None,
-        gated_tools=gated_tools(scenario),
         origin=origin,
+        baseline=baseline,
     )
 
 
@@ -52,8 +76,14 @@ def base_variant(scenario: Scenario) -> Variant:
     )
 
 
-def derive(scenario: Scenario, fault: Fault, label: str) -> Expectation:
-    """The expectation of a fault cell, from the fault's class unless the scenario overrides it."""
+def derive(
+    scenario: Scenario, fault: Fault, label: str, baseline: Baseline | None = None
+) -> Expectation:
+    """The expectation of a fault cell, from the fault's class unless the scenario overrides it.
+
+    A transient fault (one that does not outlast the agent's attempts) must end like the
+    fault-free run: same state, and with ``baseline`` the same effects compared by body.
+    """
     cell = label.split("#", 1)[0]
     overrides = scenario.matrix.overrides if scenario.matrix is not None else {}
     for name in (cell, fault.key):
@@ -62,53 +92,79 @@ def derive(scenario: Scenario, fault: Fault, label: str) -> Expectation:
             return expectation(scenario, merged, f"matrix override {name!r}", budget=False)
     gated = gated_tools(scenario)
     state = type(fault).expected_state
+    base = rules(scenario)
     if state is not None:
-        return Expectation(
+        return dataclasses.replace(
+            base,
             state=state,
-            category=None,
             check_category=True,
-            gated_tools=gated,
             effects=dict.fromkeys(gated, 0),
             origin=f"{fault.key} is expected to end {state!r}",
         )
-    if fault.transient:
+    if fault.transient and not _outlasts(scenario, fault):
         return expectation(
             scenario,
             scenario.expect,
             f"transient {fault.key}: same as the fault-free run",
             budget=False,
+            baseline=baseline,
         )
-    return Expectation(
+    why = "permanent" if not fault.transient else f"{fault.times} failed attempts in a row of"
+    return dataclasses.replace(
+        base,
         state="failed",
         category=None if fault.category is None else fault.category.value,
         check_category=True,
-        gated_tools=gated,
-        origin=f"permanent {fault.key}: failed with its category",
+        origin=f"{why} {fault.key}: failed with its category",
     )
 
 
-def _make(cls: type[Fault], target: str | None, at: Schedule) -> Fault:
-    return cls(target=target, at=at)
+def _outlasts(scenario: Scenario, fault: Fault) -> bool:
+    """Whether a transient fault fails as many attempts as the scenario's budget allows."""
+    attempts = scenario.expect.budget.attempts
+    return attempts is not None and fault.times >= attempts and fault.surface is Surface.TOOL
+
+
+def _make(cls: type[Fault], target: str | None, at: Schedule, times: int = 1) -> Fault:
+    return cls(target=target, at=at, times=times)
+
+
+def baseline_of(scenario: Scenario, probe: Probe) -> Baseline:
+    """The fault-free run's effects and approvals: the oracle of the scenario's cells."""
+    return Baseline.of(probe.record, gated_tools(scenario))
 
 
 def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
-    """One variant per (matrix fault x eligible target x call index)."""
+    """One variant per (matrix fault x eligible target x call index), plus, where the scenario
+    budgets attempts, a cell per transient tool fault that outlasts them."""
     matrix = scenario.matrix
     if matrix is None:
         return
     import_catalogue()
     reg = registry()
     own = scenario.build_faults()
+    baseline = baseline_of(scenario, probe)
+    attempts = scenario.expect.budget.attempts
     for key in matrix.fault_keys():
         cls = reg[key]
         if cls.surface is Surface.CRASH:
             continue  # crash cells come from crash_matrix
+        exhaust = (
+            matrix.exhaust
+            and attempts is not None
+            and cls.surface is Surface.TOOL
+            and cls.transient
+            and cls.needs_real_answer
+            and cls.category is not None
+        )
         for target, n in _points(scenario, cls, probe, matrix.targets, matrix.calls):
-            fault = _make(cls, target, Schedule(nth=n))
-            if not fault.eligible(n):
-                continue
-            label = fault.label()
-            yield Variant(scenario, label, (*own, fault), derive(scenario, fault, label), "fault")
+            for times in (1, attempts) if exhaust and attempts else (1,):
+                fault = _make(cls, target, Schedule(nth=n), times)
+                if not fault.eligible(n):
+                    continue
+                label = fault.label()
+                expect = derive(scenario, fault, label, baseline)
+                yield Variant(scenario, label, (*own, fault), expect, "fault")
 
 
 def _points(
@@ -159,7 +215,11 @@ def crash_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
     classes = crash_classes()
     own = scenario.build_faults()
     base = expectation(
-        scenario, scenario.expect, "crash and resume: same as the fault-free run", budget=False
+        scenario,
+        scenario.expect,
+        "crash and resume: same as the fault-free run",
+        budget=False,
+        baseline=baseline_of(scenario, probe),
     )
     baseline = dict(probe.tool_calls)
     baseline["(model)"] = probe.model_requests
@@ -178,6 +238,9 @@ def crash_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
                 if p == point.value:
                     seen[step] += 1
             targets = [(step, 1, {}) for step in seen]
+        if not targets:
+            yield _missing_point(scenario, point, probe)
+            continue
         for target, n, extra in targets:
             fault = cls(target=target, at=Schedule(nth=n), mode=spec.mode)
             yield Variant(
@@ -191,6 +254,33 @@ def crash_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
             )
 
 
+def _missing_point(scenario: Scenario, point: CrashPoint, probe: Probe) -> Variant:
+    """An ERROR cell for a crash point the scenario asks for but the fault-free run never
+    reached: coverage counts the cells asked for, not the ones that happened to exist."""
+    if point is CrashPoint.AFTER_EFFECT:
+        why = "the fault-free run committed no effect on a ledger service"
+    elif point is CrashPoint.WHILE_PARKED:
+        why = "the fault-free run never parked for an approval"
+    else:
+        announced = sorted({p for p, _ in probe.boundaries})
+        why = (
+            f"the agent announced no {point.value!r} boundary (it called world.boundary with "
+            f"{', '.join(announced) if announced else 'nothing'}); an adapter must call "
+            f"world.boundary({point.value!r}, step) at each such point"
+        )
+    return Variant(
+        scenario,
+        f"{point.value}:missing",
+        scenario.build_faults(),
+        Expectation(origin="crash matrix"),
+        "crash",
+        error=(
+            f"crash point {point.value!r} was asked for in crash_matrix but yields no cell: {why}; "
+            "remove the point from crash_matrix.points if the agent has no such boundary"
+        ),
+    )
+
+
 def input_cells(scenario: Scenario) -> Iterator[Variant]:
     """One variant per edge-case input family (each runs many generated payloads)."""
     spec = scenario.input_matrix
@@ -199,7 +289,7 @@ def input_cells(scenario: Scenario) -> Iterator[Variant]:
     from faults.inputs import INPUT_STRATEGIES
 
     families = spec.families or tuple(INPUT_STRATEGIES)
-    base = Expectation(gated_tools=gated_tools(scenario), origin="edge-case input")
+    base = dataclasses.replace(rules(scenario), origin="edge-case input")
     for family in families:
         yield Variant(
             scenario,
@@ -214,10 +304,20 @@ def input_cells(scenario: Scenario) -> Iterator[Variant]:
 
 
 def expand(scenario: Scenario, probe: Probe | None) -> list[Variant]:
-    """Every variant of a scenario: base, fault cells, crash cells, then input cells."""
+    """Every variant of a scenario: base, fault cells, crash cells, then input cells.
+
+    When the fault-free probe run did not pass, its cells are still planned from what it
+    reached, each an ERROR ("base run failed"): never fewer items than the scenario asks for.
+    """
     variants = [base_variant(scenario)]
     if probe is not None:
-        variants.extend(fault_cells(scenario, probe))
-        variants.extend(crash_cells(scenario, probe))
+        cells = [*fault_cells(scenario, probe), *crash_cells(scenario, probe)]
+        if probe.failure is not None:
+            why = (
+                f"base run failed ({probe.failure}), so this cell cannot be judged against it; "
+                "fix the scenario's base run first"
+            )
+            cells = [dataclasses.replace(c, error=c.error or why) for c in cells]
+        variants.extend(cells)
     variants.extend(input_cells(scenario))
     return variants

@@ -24,10 +24,11 @@ from harness.intercept import StreamedResponse
 from harness.wire import WireEncoder, encoder_for
 from harness.wire.base import SSE_HEADERS
 
-NO_RETRY = ("x-should-retry", "false")
-"""Added to every provider error: both SDKs obey it, so their built-in retries (real sleeps of
-0.5-8 s) never run and the agent's own retry policy is what a scenario tests. Agents under test
-should still build their SDK clients with ``max_retries=0``: transport errors carry no header."""
+RETRY_AFTER_MS = "20"
+"""Added to every provider error as ``retry-after-ms``: the openai and anthropic SDKs retry as
+they do in production (their built-in retries count as the agent's own), but sleep 20 ms of real
+time instead of 0.5-8 s, so the suite stays fast. An agent with its own retry loop reads
+``retry-after`` (seconds) and waits on the fake clock; either wait satisfies the timing check."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,21 @@ class ScriptedModel:
         self._previous: ModelAnswer | None = None
         self._exhausted: list[int] = []
         self._pending: bytes | None = None
+        # a permanent provider error answers every retry of the same request body; a fault
+        # with ``times`` > 1 answers the agent's next requests until its attempts are used
+        self._sticky: dict[bytes, ModelFault] = {}
+        self._again: tuple[ModelFault, int] | None = None
+
+    def _repeat(self, body: bytes) -> ModelFault | None:
+        """The fault that answers this request again, if one still has attempts."""
+        sticky = self._sticky.get(body)
+        if sticky is not None:
+            return sticky
+        if self._again is not None:
+            fault, left = self._again
+            self._again = (fault, left - 1) if left > 1 else None
+            return fault
+        return None
 
     @property
     def path_suffix(self) -> str:
@@ -150,11 +166,24 @@ class ScriptedModel:
         )
         fired: list[str] = []
         answer: ModelAnswer | ProviderError | None = None
-        for fault in faults:
+        repeat = self._repeat(request.body)
+        if repeat is not None:
+            answer = repeat.answer(ctx)
+            fired.append(repeat.label())
+            record(
+                FaultFiring(
+                    repeat.key, repeat.surface, "model", index, {"repeat": True}, repeat.label()
+                )
+            )
+        for fault in faults if answer is None else ():
             if isinstance(fault, ModelFault) and fault.at.fires(index, rng):
                 answer = fault.answer(ctx)
-                fired.append(fault.key)
-                record(FaultFiring(fault.key, fault.surface, "model", index))
+                fired.append(fault.label())
+                record(FaultFiring(fault.key, fault.surface, "model", index, {}, fault.label()))
+                if isinstance(answer, ProviderError) and not fault.transient:
+                    self._sticky[request.body] = fault
+                elif fault.times > 1:
+                    self._again = (fault, fault.times - 1)
                 break
         consumed = False
         if answer is None:
@@ -165,12 +194,12 @@ class ScriptedModel:
                     f"(scenario scripts {len(self.turns)} turns)"
                 )
                 error = self.encoder.error(ProviderError("server"), message)
-                return Served(_no_retry(error), index, stream, (), exhausted=True)
+                return Served(_provider(error), index, stream, (), exhausted=True)
             answer = scripted
             consumed = True
         if isinstance(answer, ProviderError):
             self._previous = None
-            return Served(_no_retry(self.encoder.error(answer)), index, stream, tuple(fired))
+            return Served(_provider(self.encoder.error(answer)), index, stream, tuple(fired))
         self._previous = answer
         created = int(clock.now())
         if not stream:
@@ -186,8 +215,10 @@ class ScriptedModel:
             for fault in faults:
                 if isinstance(fault, StreamFault) and fault.at.fires(index, rng):
                     plan = fault.mutate(plan, ctx)
-                    fired.append(fault.key)
-                    record(FaultFiring(fault.key, fault.surface, "stream", index))
+                    fired.append(fault.label())
+                    record(
+                        FaultFiring(fault.key, fault.surface, "stream", index, {}, fault.label())
+                    )
             if _whole(plan, original):
                 self._next += 1
             elif _end_missing(plan, original):
@@ -241,5 +272,7 @@ def _advancer(clock: FakeClock, delay: float) -> Callable[[int], None] | None:
     return advance
 
 
-def _no_retry(response: HttpResponse) -> HttpResponse:
-    return HttpResponse(response.status, (*response.headers, NO_RETRY), response.body)
+def _provider(response: HttpResponse) -> HttpResponse:
+    return HttpResponse(
+        response.status, (*response.headers, ("retry-after-ms", RETRY_AFTER_MS)), response.body
+    )

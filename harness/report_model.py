@@ -35,6 +35,7 @@ class FiredFault(_Strict):
     surface: str
     where: str = ""
     call_index: int | None = None
+    label: str = ""
 
 
 class InjectedFault(_Strict):
@@ -83,6 +84,39 @@ class RequestEntry(_Strict):
     faults: list[str] = Field(default_factory=list)
 
 
+class EventEntry(_Strict):
+    """One event of the run's log, in order: what the world and the driver saw (evidence).
+
+    ``kind``: ``request`` (surface, tool, method, url, status or error, faults), ``commit``
+    (tool, request_seq, idempotency_key, body), ``delivery`` (approval_id, tool, verdict,
+    arguments, expires_at), ``crash`` (point, where), ``restart`` (fresh), ``blocked``
+    (what, target). ``t`` is the fake clock.
+    """
+
+    seq: int
+    kind: Literal["request", "commit", "delivery", "crash", "restart", "blocked"]
+    t: float = 0.0
+    surface: str | None = None
+    tool: str | None = None
+    method: str | None = None
+    url: str | None = None
+    status: int | None = None
+    error: str | None = None
+    faults: list[str] = Field(default_factory=list)
+    request_seq: int | None = None
+    idempotency_key: str | None = None
+    body: str | None = None
+    approval_id: str | None = None
+    verdict: str | None = None
+    arguments: str | None = None
+    expires_at: float | None = None
+    point: str | None = None
+    where: str | None = None
+    fresh: bool | None = None
+    what: str | None = None
+    target: str | None = None
+
+
 class ReportItem(_Strict):
     """One scenario variant's outcome, as the runner produced it (or as the reporter inferred it).
 
@@ -109,6 +143,7 @@ class ReportItem(_Strict):
     seed: int = 0
     reproduce: str = ""
     requests: list[RequestEntry] = Field(default_factory=list)
+    events: list[EventEntry] = Field(default_factory=list)
     error: str | None = None
 
     def injected_keys(self) -> list[str]:

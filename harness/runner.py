@@ -27,7 +27,7 @@ from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
 from harness.intercept import seal_network
 from harness.model import ScriptedModel
-from harness.record import EffectRecord, Exchange, RunRecord
+from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart, RunRecord
 from harness.scenario import Scenario
 from harness.services import Ledger, Sequence, Static, ToolService
 from harness.world import World
@@ -115,6 +115,14 @@ def twin_adapter(factory: str, endpoints: Endpoints) -> AgentAdapter:
     return twin
 
 
+def fresh_adapter(factory: str, endpoints: Endpoints) -> AgentAdapter:
+    """A new instance of the agent from its factory: what a crashed run resumes in.
+
+    Never cached: a crash drops the process, and with it everything the agent held in memory.
+    """
+    return load_factory(factory)(endpoints)
+
+
 def hard_mode(faults: tuple[Fault, ...]) -> bool:
     """Whether a run's faults ask for hard-kill crashes (the agent in a child process)."""
     return any(isinstance(f, CrashFault) and f.mode is CrashMode.HARD for f in faults)
@@ -144,13 +152,17 @@ def build_services(scenario: Scenario) -> list[ToolService]:
 
 
 def build_world(
-    scenario: Scenario, faults: tuple[Fault, ...], seed: int, clock: FakeClock
+    scenario: Scenario,
+    faults: tuple[Fault, ...],
+    seed: int,
+    clock: FakeClock,
+    log: EventLog | None = None,
 ) -> World:
     """The world of one run: scripted model, fresh services, the faults, one seeded RNG."""
     model = ScriptedModel(
         scenario.model.format, scenario.model_answers(), stream=scenario.model.stream
     )
-    return World(endpoints_of(scenario), model, build_services(scenario), faults, seed, clock)
+    return World(endpoints_of(scenario), model, build_services(scenario), faults, seed, clock, log)
 
 
 SCENARIO_INPUT: Any = type("ScenarioInput", (), {"__repr__": lambda self: "SCENARIO_INPUT"})()
@@ -182,6 +194,7 @@ class Variant:
     input_family: str | None = None
     must_reject: bool = False
     examples: int = 0
+    error: str | None = None  # the cell cannot be run as asked: an ERROR item with this reason
 
 
 @dataclass
@@ -194,6 +207,7 @@ class Probe:
     boundaries: list[tuple[str, str]]
     ledger_calls: Counter[str]
     record: RunRecord
+    failure: str | None = None  # why the fault-free run did not pass, if it did not
 
 
 def run_variant(
@@ -216,12 +230,14 @@ def run_variant(
     else:
         state_dir = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-", dir=state_root))
     try:
-        world = build_world(scenario, variant.faults, seed, clock)
+        log = EventLog()
+        world = build_world(scenario, variant.faults, seed, clock, log)
         agent_config = {**(config or {}), **scenario.agent_config}
         context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload
         origin = adapter_origin(adapter)
         twin = None if origin is None else partial(twin_adapter, *origin)
+        fresh = None if origin is None else partial(fresh_adapter, *origin)
         driven: AgentAdapter | None = adapter
         hard = adapter if isinstance(adapter, HardKillAdapter) else None
         if hard is None and hard_mode(variant.faults):
@@ -243,10 +259,11 @@ def run_variant(
                         reviewer_script=scenario.review_actions(),
                         rng=random.Random(seed ^ 0x5EED),
                         wall_s=wall_s,
-                        exchanges_seen=lambda: len(world.exchanges),
+                        log=log,
                         clock_advance=clock.advance,
                         monotonic=time.monotonic,
                         twin=twin,
+                        fresh=None if hard is not None else fresh,
                     )
             finally:
                 if hard is not None:
@@ -261,17 +278,17 @@ def run_variant(
         if errors and harness_error is None:
             first = errors[0]
             harness_error = f"the world failed answering a request: {type(first).__name__}: {first}"
-        exchanges = tuple(_exchange(e) for e in world.exchanges)
+        events = log.events()
         return RunRecord(
             scenario=scenario.name,
             variant=variant.label,
             seed=seed,
             faults=variant.faults,
-            exchanges=exchanges,
+            exchanges=tuple(e for e in events if isinstance(e, Exchange)),
             firings=_ordered_firings(world.firings, crash_plan.firings, reviewer.firings),
-            effects=_effects(world, exchanges),
+            effects=world.effects,
             outcomes=tuple(result.outcomes),
-            deliveries=tuple(result.deliveries),
+            deliveries=tuple(e for e in events if isinstance(e, Delivery)),
             restarts=result.restarts,
             trace=result.trace,
             model_exhausted=len(world.model_exhausted),
@@ -285,6 +302,7 @@ def run_variant(
             ),
             boundaries=tuple(crash_plan.seen),
             notes=notes,
+            others=tuple(e for e in events if isinstance(e, Crash | Restart | Blocked)),
         )
     finally:
         if tmp is not None:
@@ -314,55 +332,6 @@ def _ordered_firings(
     for g in groups:
         out.extend(g)
     return tuple(out)
-
-
-def _exchange(e: Any) -> Exchange:
-    error = None
-    if e.error is not None:
-        error = e.error.kind.value + (f": {e.error.message}" if e.error.message else "")
-    elif getattr(e, "crashed", False):
-        error = "crash"
-    return Exchange(
-        seq=e.seq,
-        surface=e.surface,
-        tool=e.tool,
-        call_index=e.call_index,
-        request=e.request,
-        status=e.status,
-        error=error,
-        faults=tuple(e.faults),
-        t=e.t,
-        response_body=e.body,
-        stream=e.stream,
-        crashed=bool(getattr(e, "crashed", False)),
-    )
-
-
-def _effects(world: World, exchanges: tuple[Exchange, ...]) -> tuple[EffectRecord, ...]:
-    """Ledger effects with the seq of the request that committed each."""
-    out = []
-    for effect in world.effects:
-        seq = _commit_seq(effect, exchanges)
-        out.append(
-            EffectRecord(
-                tool=effect.tool,
-                idempotency_key=effect.idempotency_key,
-                body=effect.body,
-                replays=effect.replays,
-                seq=seq,
-            )
-        )
-    return tuple(out)
-
-
-def _commit_seq(effect: Any, exchanges: tuple[Exchange, ...]) -> int:
-    for e in exchanges:
-        if e.tool != effect.tool:
-            continue
-        key = e.request.header("Idempotency-Key")
-        if key == effect.idempotency_key and e.t >= effect.t - 1e-9:
-            return e.seq
-    return exchanges[-1].seq if exchanges else 0
 
 
 def probe(

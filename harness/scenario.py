@@ -231,6 +231,13 @@ class ResponseSpec(_Spec):
         return HttpResponse(self.status, tuple(headers.items()), (self.body or "").encode())
 
 
+class ApprovalField(_Spec):
+    """Where an approval argument lands in the request body, and its unit factor."""
+
+    field: str = Field(min_length=1)
+    factor: float = Field(1.0, gt=0, allow_inf_nan=False)
+
+
 class ToolService(_Spec):
     """A fake tool service: which requests it answers and how.
 
@@ -248,7 +255,14 @@ class ToolService(_Spec):
     ledger: ResponseSpec | None = None
     gated: bool = False
     """Its effects need a human approval first; the harness checks each one had a matching,
-    unconsumed approval bound to its arguments."""
+    unconsumed approval bound to its arguments. Only a ledger service has effects to gate."""
+    vary: tuple[str, ...] = ()
+    """Body fields of its effects that legitimately differ between runs (generated ids,
+    timestamps): ignored when effects are compared with the fault-free run and when an
+    approval's arguments must cover the body."""
+    approval_map: dict[str, ApprovalField | str] = Field(default_factory=dict)
+    """Approval argument -> body field, where the agent's approval names or scales an argument
+    differently from the request body (``amount: {field: amount_cents, factor: 100}``)."""
 
     @field_validator("path_regex")
     @classmethod
@@ -268,7 +282,26 @@ class ToolService(_Spec):
     def _exactly_one(self) -> ToolService:
         _one_of(self, ("path", "path_regex"))
         _one_of(self, ("respond", "sequence", "ledger"))
+        if self.gated and self.ledger is None:
+            raise _fail(
+                RuleProblem(
+                    ("gated",),
+                    "only a ledger service has effects an approval can gate, but this service "
+                    f"answers with '{self.kind}'",
+                    "answer it with 'ledger: {status: ..., json: ...}' or remove 'gated: true'",
+                )
+            )
         return self
+
+    def approval_fields(self) -> dict[str, tuple[str, float]]:
+        """Approval argument -> (body field, factor), from ``approval_map``."""
+        out: dict[str, tuple[str, float]] = {}
+        for name, target in self.approval_map.items():
+            if isinstance(target, str):
+                out[name] = (target, 1.0)
+            else:
+                out[name] = (target.field, target.factor)
+        return out
 
     @property
     def kind(self) -> Literal["respond", "sequence", "ledger"]:
@@ -641,6 +674,26 @@ class Budget(_Spec):
     model_calls: NonNegativeInt | None = None
     tool_calls: NonNegativeInt | None = None
     wall_s: float | None = Field(None, gt=0)
+    attempts: PositiveInt | None = None
+    """Attempts per identical request (the first try and its retries, SDK retries included);
+    the matrix adds cells whose transient fault outlasts them."""
+
+
+EffectsSpec = NonNegativeInt | list[dict[str, Any]]
+"""Per tool: how many effects commit, or their bodies in commit order (each a subset match:
+``issue_refund: [{amount: 49.99, order_id: O-1001}]`` means one effect with those fields)."""
+
+
+def effect_counts(effects: Mapping[str, EffectsSpec] | None) -> dict[str, int] | None:
+    """Effects per tool from an ``effects`` expectation."""
+    if effects is None:
+        return None
+    return {t: v if isinstance(v, int) else len(v) for t, v in effects.items()}
+
+
+def effect_bodies(effects: Mapping[str, EffectsSpec] | None) -> dict[str, tuple[Any, ...]]:
+    """The expected bodies per tool, where an ``effects`` expectation states them."""
+    return {t: tuple(v) for t, v in (effects or {}).items() if not isinstance(v, int)}
 
 
 class ExpectOverride(_Spec):
@@ -648,7 +701,7 @@ class ExpectOverride(_Spec):
 
     state: TerminalState | None = None
     category: CategoryName | None = None
-    effects: dict[str, NonNegativeInt] | None = None
+    effects: dict[str, EffectsSpec] | None = None
     approvals: NonNegativeInt | None = None
     calls_made: tuple[str, ...] | None = None
     calls_not_made: tuple[str, ...] | None = None
@@ -668,6 +721,11 @@ class Matrix(_Spec):
     targets: tuple[str, ...] | None = None
     calls: tuple[PositiveInt, ...] = Field((1,), min_length=1)
     overrides: dict[str, ExpectOverride] = Field(default_factory=dict)
+    allow_after_failure: tuple[str, ...] = ()
+    """Gated tools whose effects a run may still commit after a permanent failure."""
+    exhaust: bool = True
+    """With ``expect.budget.attempts`` set, add a cell per transient tool fault that fails as
+    many attempts in a row, so the agent's retry budget runs out (it must end failed)."""
 
     @model_validator(mode="after")
     def _something_to_expand(self) -> Matrix:
@@ -743,7 +801,7 @@ class Expect(_Spec):
 
     state: TerminalState
     category: CategoryName | None = None
-    effects: dict[str, NonNegativeInt] | None = None
+    effects: dict[str, EffectsSpec] | None = None
     approvals: NonNegativeInt | None = None
     calls_made: tuple[str, ...] = ()
     calls_not_made: tuple[str, ...] = ()
@@ -822,6 +880,8 @@ class Scenario(_Spec):
     crash_matrix: CrashMatrix | None = None
     input_matrix: InputMatrix | None = None
     expect: Expect
+    allow_subprocess: bool = False
+    """The agent may start subprocesses during a run (otherwise one fails network_contained)."""
 
     _source: Path | None = PrivateAttr(None)
 
@@ -881,6 +941,9 @@ class Scenario(_Spec):
                 problems.append(_unknown_fault(key, ("matrix", "faults", i)))
         for i, tool in enumerate(self.matrix.targets or ()):
             problems += self._service_problem(tool, ("matrix", "targets", i), "matrix target")
+        for i, tool in enumerate(self.matrix.allow_after_failure):
+            at_tool: Loc = ("matrix", "allow_after_failure", i)
+            problems += self._service_problem(tool, at_tool, "allowed tool")
         for label, override in self.matrix.overrides.items():
             at: Loc = ("matrix", "overrides", label)
             key, _, target = label.partition("@")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 from respx.patterns import M, Pattern
 
 from faults.surfaces import HttpRequest, HttpResponse
+from harness.record import Commit
 
 __all__ = [
     "Behaviour",
-    "Effect",
     "Ledger",
     "Sequence",
     "ServiceDefinitionError",
@@ -88,34 +88,6 @@ class Sequence:
         return self.responses[index]
 
 
-@dataclass(frozen=True)
-class Effect:
-    """One side effect a ledger committed.
-
-    Attributes:
-        tool: the service's tool name.
-        idempotency_key: the request's ``Idempotency-Key``; None when the request had none
-            (flagged: nothing protects that effect from a retry).
-        body: the request body as JSON (its text when it was not JSON).
-        t: the fake time of the commit.
-        replays: later requests with the same key, answered without a new effect.
-        conflicting_replays: replays whose body differed from the committed one (a key reused
-            for a different action).
-    """
-
-    tool: str
-    idempotency_key: str | None
-    body: Any
-    t: float
-    replays: int = 0
-    conflicting_replays: int = 0
-
-    @property
-    def flagged(self) -> bool:
-        """True when the effect carried no idempotency key."""
-        return self.idempotency_key is None
-
-
 @dataclass
 class _Entry:
     tool: str
@@ -124,11 +96,15 @@ class _Entry:
     body: Any
     t: float
     response: HttpResponse
+    seq: int = 0
+    request_seq: int = 0
     replays: int = 0
     conflicts: int = 0
 
-    def freeze(self) -> Effect:
-        return Effect(self.tool, self.key, self.body, self.t, self.replays, self.conflicts)
+    def freeze(self) -> Commit:
+        return Commit(
+            self.tool, self.key, self.body, self.replays, self.request_seq, self.seq, self.t
+        )
 
 
 class Ledger:
@@ -149,12 +125,23 @@ class Ledger:
         self._entries: list[_Entry] = []
         self._by_key: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self.stamp: Callable[[], tuple[int, int]] | None = None
+        """Set by the world: numbers a commit and names the request committing it."""
 
     @property
-    def effects(self) -> tuple[Effect, ...]:
+    def effects(self) -> tuple[Commit, ...]:
         """Every committed effect, in commit order."""
+        return self.commits()
+
+    def commits(self) -> tuple[Commit, ...]:
+        """Every committed effect, in commit order, numbered by the world's event log."""
         with self._lock:
             return tuple(e.freeze() for e in self._entries)
+
+    def conflicting_replays(self) -> int:
+        """Replays whose body differed from the committed one (a key reused for another action)."""
+        with self._lock:
+            return sum(e.conflicts for e in self._entries)
 
     def committed_count(self, key: str) -> int:
         """How many effects were committed under ``key`` (1 at most, by construction)."""
@@ -168,9 +155,9 @@ class Ledger:
             return 0 if entry is None else entry.replays
 
     @property
-    def unkeyed(self) -> tuple[Effect, ...]:
+    def unkeyed(self) -> tuple[Commit, ...]:
         """Effects committed without an idempotency key (flagged)."""
-        return tuple(e for e in self.effects if e.flagged)
+        return tuple(e for e in self.effects if e.idempotency_key is None)
 
     def respond(self, request: HttpRequest, tool: str, t: float) -> HttpResponse:
         """See :class:`Behaviour`: commit, or answer a replay with the first response."""
@@ -184,6 +171,8 @@ class Ledger:
                         seen.conflicts += 1
                     return seen.response
             entry = _Entry(tool, key, request.body, _body(request), t, self.response)
+            if self.stamp is not None:
+                entry.seq, entry.request_seq = self.stamp()
             self._entries.append(entry)
             if key is not None:
                 self._by_key[key] = entry

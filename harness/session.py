@@ -24,7 +24,7 @@ from harness.checks import (
 )
 from harness.loader import load_scenario
 from harness.matrix import base_variant, derive
-from harness.record import RunRecord
+from harness.record import Commit, Crash, Delivery, Exchange, Restart, RunRecord, canonical
 from harness.runner import AdapterCache, AgentLoadError, Variant, endpoints_of, run_variant
 from harness.scenario import Scenario, import_catalogue
 
@@ -118,7 +118,13 @@ def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
         "scenario": record.scenario,
         "variant": record.variant,
         "faults_fired": [
-            {"key": f.key, "surface": f.surface.value, "where": f.where, "call_index": f.call_index}
+            {
+                "key": f.key,
+                "surface": f.surface.value,
+                "where": f.where,
+                "call_index": f.call_index,
+                "label": f.label,
+            }
             for f in record.firings
         ],
         "faults_injected": [
@@ -158,7 +164,51 @@ def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
         # The request timeline of a run that did not pass (what the HTML shows); a passing
         # run's is left out, so report size and session memory stay flat per item.
         "requests": [] if result.verdict == "pass" else _requests(record),
+        "events": events_of(record),
     }
+
+
+_BODY_LIMIT = 240
+
+
+def events_of(record: RunRecord) -> list[dict[str, Any]]:
+    """The run's event log as report entries (the evidence the checks read), bodies shortened."""
+    out: list[dict[str, Any]] = []
+    for e in record.events:
+        entry: dict[str, Any] = {"seq": e.seq, "kind": e.kind, "t": round(e.t, 6)}
+        if isinstance(e, Exchange):
+            entry.update(
+                surface=e.surface,
+                tool=e.tool,
+                method=e.request.method,
+                url=e.request.url,
+                status=e.status,
+                error=e.error,
+                faults=list(e.faults),
+            )
+        elif isinstance(e, Commit):
+            entry.update(
+                tool=e.tool,
+                request_seq=e.request_seq,
+                idempotency_key=e.idempotency_key,
+                body=canonical(e.body)[:_BODY_LIMIT],
+            )
+        elif isinstance(e, Delivery):
+            entry.update(
+                approval_id=e.approval_id,
+                tool=e.tool,
+                verdict=e.verdict,
+                arguments=canonical(e.arguments)[:_BODY_LIMIT],
+                expires_at=e.expires_at,
+            )
+        elif isinstance(e, Crash):
+            entry.update(point=e.point, where=e.where)
+        elif isinstance(e, Restart):
+            entry.update(fresh=e.fresh)
+        else:
+            entry.update(what=e.what, target=e.target)
+        out.append({k: v for k, v in entry.items() if v is not None and v != []})
+    return out
 
 
 def _requests(record: RunRecord) -> list[dict[str, Any]]:
@@ -222,6 +272,7 @@ def run_scenario(
     v = base
     if faults:
         label = "+".join(f.label() for f in faults)
+        # no fault-free run here to compare effects with: the base expectation's bodies hold
         expect = derive(sc, faults[-1], label) if len(faults) == 1 else base.expect
         v = Variant(sc, label, (*base.faults, *faults), expect, "fault")
     elif variant != "fixture":

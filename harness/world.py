@@ -6,10 +6,10 @@ import functools
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Sequence as Seq
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
@@ -32,48 +32,18 @@ from harness.adapter import Endpoints
 from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor, Router, StreamedResponse
 from harness.model import ScriptedModel
-from harness.services import Effect, Ledger, ServiceDefinitionError, ToolService
+from harness.record import (
+    RECORD_BODY_LIMIT,
+    Blocked,
+    Commit,
+    Crash,
+    EventLog,
+    Exchange,
+    request_identity,
+)
+from harness.services import Ledger, ServiceDefinitionError, ToolService
 
-__all__ = ["RECORD_BODY_LIMIT", "Exchange", "World"]
-
-RECORD_BODY_LIMIT = 64 * 1024
-"""Response bodies are kept in the record up to this many bytes."""
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One request the world answered (or refused), as recorded.
-
-    Attributes:
-        seq: 1-based order among all the world's exchanges.
-        surface: ``model``, ``tool``, or ``unrouted`` (refused, no route).
-        tool: the tool name for tool exchanges.
-        call_index: 1-based index among calls to that tool, or among model requests.
-        request: the request as intercepted.
-        status: the response status (None when a transport error was raised instead).
-        headers: the response headers.
-        body: the response body, truncated to :data:`RECORD_BODY_LIMIT` bytes (for a stream,
-            the planned bytes up to any cut).
-        error: the transport error raised instead of a response.
-        stream: whether the response was streamed.
-        faults: keys of the faults that fired on this exchange.
-        t: the fake time when the request arrived.
-        crashed: the world crashed the agent after this exchange's effect.
-    """
-
-    seq: int
-    surface: Literal["model", "tool", "unrouted"]
-    tool: str | None
-    call_index: int
-    request: HttpRequest
-    status: int | None
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    error: TransportError | None
-    stream: bool
-    faults: tuple[str, ...]
-    t: float
-    crashed: bool = False
+__all__ = ["RECORD_BODY_LIMIT", "World"]
 
 
 class _ToolCall:
@@ -124,6 +94,7 @@ class World:
         faults: the run's faults.
         seed: the seed of the run's one RNG.
         clock: the run's fake clock.
+        log: the run's event log (shared with the driver); a new one when None.
     """
 
     def __init__(
@@ -134,6 +105,7 @@ class World:
         faults: Seq[Fault],
         seed: int,
         clock: FakeClock | None = None,
+        log: EventLog | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.model = model
@@ -162,12 +134,18 @@ class World:
         self._lock = threading.Lock()
         self._tool_calls: dict[str, int] = {}
         self._effect_calls = 0
-        self._exchanges: list[Exchange] = []
+        self.log = log if log is not None else EventLog()
+        self._current_seq = 0  # the request being answered (the world lock serialises them)
         self._firings: list[FaultFiring] = []
         self._unrouted: list[HttpRequest] = []
         self._exhausted: list[int] = []
         self._blocked: list[str] = []
         self._errors: list[Exception] = []
+        # A permanent fault answers every retry of the request it broke (by request identity).
+        self._repeats: dict[str, tuple[ToolFault, int | None]] = {}
+        for service in self.services:
+            if isinstance(service.behaviour, Ledger):
+                service.behaviour.stamp = self._stamp
         self.router = self._build_router()
 
     # ------------------------------------------------------------------ routing
@@ -194,32 +172,43 @@ class World:
         Raises:
             harness.intercept.InterceptionError: when another world is already active.
         """
-        interceptor = Interceptor(self.router)
+        interceptor = Interceptor(self.router, on_blocked=self.blocked_attempt)
         try:
             with interceptor:
                 yield self
         finally:
             with self._lock:
-                self._blocked.extend(interceptor.blocked)
                 self._errors.extend(interceptor.handler_errors)
+
+    def blocked_attempt(self, what: str, target: str) -> None:
+        """Record an attempt to leave the world that the guard refused (evidence)."""
+        with self._lock:
+            self._blocked.append(target)
+        self.log.add(Blocked(what, target, self.log.next(), self.clock.now()))
+
+    def _stamp(self) -> tuple[int, int]:
+        """A ledger's commit number and the number of the request committing it."""
+        return self.log.next(), self._current_seq
 
     # ------------------------------------------------------------------ answering
 
     def _answer_model(self, request: HttpRequest) -> Answer:
         with self._lock:
-            t = self.clock.now()
+            seq = self.log.next()
+            t, mono = self.clock.now(), time.monotonic()
             served = self.model.handle(
                 request, self.faults, self.rng, self.clock, self._firings.append
             )
             if served.exhausted:
                 self._exhausted.append(served.call_index)
             self._record(
+                seq,
                 "model",
                 None,
                 served.call_index,
                 request,
                 served.response,
-                t,
+                (t, mono),
                 served.fired,
                 stream=served.stream,
             )
@@ -227,25 +216,56 @@ class World:
 
     def _answer_tool(self, service: ToolService, request: HttpRequest) -> Answer:
         with self._lock:
-            t = self.clock.now()
+            seq = self.log.next()
+            self._current_seq = seq
+            t, mono = self.clock.now(), time.monotonic()
             index = self._tool_calls.get(service.name, 0) + 1
             self._tool_calls[service.name] = index
             ctx = _ToolCall(service, request, index, self.clock, self.rng)
             fired: list[str] = []
             result: ToolResult | None = None
-            for fault in self._tool_faults:
-                if fault.target in (None, service.name) and fault.at.fires(index, self.rng):
+            identity = request_identity(service.name, request)
+            again = self._repeats.get(identity)
+            if again is not None:
+                # the retry of a request a fault broke: a permanent fault answers every retry,
+                # a transient one with ``times`` its remaining attempts
+                fault, left = again
+                if left is None or left > 0:
+                    self._repeats[identity] = (fault, None if left is None else left - 1)
                     result = fault.apply(ctx)
-                    fired.append(fault.key)
-                    self._firings.append(FaultFiring(fault.key, fault.surface, service.name, index))
-                    break
+                    fired.append(fault.label())
+                    self._firings.append(
+                        FaultFiring(
+                            fault.key,
+                            fault.surface,
+                            service.name,
+                            index,
+                            {"repeat": True},
+                            fault.label(),
+                        )
+                    )
+            if result is None:
+                for fault in self._tool_faults:
+                    if fault.target in (None, service.name) and fault.at.fires(index, self.rng):
+                        result = fault.apply(ctx)
+                        fired.append(fault.label())
+                        self._firings.append(
+                            FaultFiring(
+                                fault.key, fault.surface, service.name, index, {}, fault.label()
+                            )
+                        )
+                        if not fault.transient:
+                            self._repeats[identity] = (fault, None)
+                        elif fault.times > 1:
+                            self._repeats[identity] = (fault, fault.times - 1)
+                        break
             if result is None:
                 result = ctx.call_service()
             crash = self._crash_for(service, index)
             if crash is not None:
                 # The effect is applied once: reuse the answer the service already gave.
                 served = ctx.served if ctx.served is not None else ctx.call_service()
-                fired.append(crash.key)
+                fired.append(crash.label())
                 self._firings.append(
                     FaultFiring(
                         crash.key,
@@ -253,14 +273,18 @@ class World:
                         service.name,
                         index,
                         {"point": CrashPoint.AFTER_EFFECT.value},
+                        crash.label(),
                     )
                 )
-                self._record("tool", service.name, index, request, served, t, fired, crashed=True)
+                self._record(
+                    seq, "tool", service.name, index, request, served, (t, mono), fired, True
+                )
+                self.log.add(Crash("after_effect", service.name, self.log.next(), t))
                 raise AgentCrash(
                     f"shakeout crashed the agent after the effect of {service.name} call "
                     f"{index} ({crash.label()})"
                 )
-            self._record("tool", service.name, index, request, result, t, fired)
+            self._record(seq, "tool", service.name, index, request, result, (t, mono), fired)
             return result
 
     def _crash_for(self, service: ToolService, index: int) -> CrashFault | None:
@@ -283,27 +307,36 @@ class World:
     def _refused(self, request: HttpRequest, refusal: TransportError) -> None:
         with self._lock:
             self._unrouted.append(request)
+            seq = self.log.next()
             self._record(
-                "unrouted", None, len(self._unrouted), request, refusal, self.clock.now(), ()
+                seq,
+                "unrouted",
+                None,
+                len(self._unrouted),
+                request,
+                refusal,
+                (self.clock.now(), time.monotonic()),
+                (),
             )
 
     def _record(
         self,
+        seq: int,
         surface: Literal["model", "tool", "unrouted"],
         tool: str | None,
         call_index: int,
         request: HttpRequest,
         answer: Answer,
-        t: float,
+        when: tuple[float, float],
         fired: Seq[str],
+        crashed: bool = False,
         *,
         stream: bool = False,
-        crashed: bool = False,
     ) -> None:
         status: int | None = None
         headers: tuple[tuple[str, str], ...] = ()
         body = b""
-        error: TransportError | None = None
+        error: str | None = None
         if isinstance(answer, HttpResponse):
             status, headers, body = answer.status, answer.headers, answer.body
         elif isinstance(answer, StreamedResponse):
@@ -313,24 +346,27 @@ class World:
             if plan.cut_after is not None:
                 body = body[: plan.cut_after]
         else:
-            error = answer
+            error = answer.kind.value + (f": {answer.message}" if answer.message else "")
+        if crashed and error is None:
+            error = "crash"
         if len(body) > RECORD_BODY_LIMIT:
             body = body[:RECORD_BODY_LIMIT]
-        self._exchanges.append(
+        self.log.add(
             Exchange(
-                len(self._exchanges) + 1,
-                surface,
-                tool,
-                call_index,
-                request,
-                status,
-                headers,
-                body,
-                error,
-                stream,
-                tuple(fired),
-                t,
-                crashed,
+                seq=seq,
+                surface=surface,
+                tool=tool,
+                call_index=call_index,
+                request=request,
+                status=status,
+                error=error,
+                faults=tuple(fired),
+                t=when[0],
+                response_body=body,
+                stream=stream,
+                crashed=crashed,
+                mono=when[1],
+                headers=headers,
             )
         )
 
@@ -339,8 +375,7 @@ class World:
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
         """Every exchange, in order."""
-        with self._lock:
-            return tuple(self._exchanges)
+        return self.log.of(Exchange)
 
     @property
     def firings(self) -> tuple[FaultFiring, ...]:
@@ -380,10 +415,10 @@ class World:
         )
 
     @property
-    def effects(self) -> tuple[Effect, ...]:
-        """Every ledger's effects, ordered by fake commit time (ledger order among ties)."""
-        merged = [e for ledger in self.ledgers.values() for e in ledger.effects]
-        return tuple(sorted(merged, key=lambda e: e.t))
+    def effects(self) -> tuple[Commit, ...]:
+        """Every ledger's committed effects, in commit order, each with its request's number."""
+        merged = [e for ledger in self.ledgers.values() for e in ledger.commits()]
+        return tuple(sorted(merged, key=lambda e: e.seq))
 
 
 def _bind(

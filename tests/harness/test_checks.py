@@ -40,7 +40,7 @@ from harness.checks import (
     overall,
     reexecuted,
 )
-from harness.record import Delivery, EffectRecord, Exchange, RunRecord, TraceCopy
+from harness.record import Commit, Delivery, Exchange, RunRecord, TraceCopy
 
 TOOLS = "http://tools.test"
 MODEL_URL = "http://model.test/v1/chat/completions"
@@ -64,18 +64,19 @@ def outcome(state: str = "completed", category: str | None = None) -> Outcome:
 
 def effect(
     seq: int, key: str | None, body: Mapping[str, Any] | None = None, name: str = "issue_refund"
-) -> EffectRecord:
-    return EffectRecord(name, key, dict(body or REFUND), 0, seq)
+) -> Commit:
+    return Commit(name, key, dict(body or REFUND), 0, seq, seq)
 
 
-def approve(seq_before: int, arguments: Mapping[str, Any] | None = None, **kw: Any) -> Delivery:
+def approve(seq: int, arguments: Mapping[str, Any] | None = None, **kw: Any) -> Delivery:
     return Delivery(
-        "apr-1",
+        kw.pop("approval_id", "apr-1"),
         "issue_refund",
         kw.pop("verdict", "approve"),
         dict(REFUND if arguments is None else arguments),
         kw.pop("bound_to_requested", True),
-        seq_before,
+        seq,
+        **kw,
     )
 
 
@@ -192,7 +193,7 @@ def test_no_duplicate_effects_holds_for_distinct_keyed_effects() -> None:
         ),
     ],
 )
-def test_no_duplicate_effects_fails(effects: tuple[EffectRecord, ...], words: str) -> None:
+def test_no_duplicate_effects_fails(effects: tuple[Commit, ...], words: str) -> None:
     v = NoDuplicateEffects().evaluate(record(effects=effects), Expectation())
     assert v.passed is False
     assert words in v.reason
@@ -203,10 +204,22 @@ def test_faults_fired_is_an_error_when_a_declared_fault_never_fired() -> None:
     v = FaultsFired().evaluate(record(faults=(fault,)), Expectation())
     assert (v.passed, v.harness) == (False, True)
     assert "never fired: tool_http_503@get_order#3" in v.reason
-    fired = FaultFiring("tool_http_503", Surface.TOOL, "get_order", 3)
+    fired = FaultFiring("tool_http_503", Surface.TOOL, "get_order", 3, {}, fault.label())
     ok = FaultsFired().evaluate(record(faults=(fault,), firings=(fired,)), Expectation())
     assert ok.passed is True
     assert FaultsFired().evaluate(record(), Expectation()).passed is None
+
+
+def test_faults_fired_matches_by_label_not_by_key() -> None:
+    # two faults share a key; only the one on get_customer fired: get_order's tested nothing
+    on_order = ToolHttp503(target="get_order", at=Schedule(nth=1))
+    on_customer = ToolHttp503(target="get_customer", at=Schedule(nth=1))
+    fired = FaultFiring("tool_http_503", Surface.TOOL, "get_customer", 1, {}, on_customer.label())
+    v = FaultsFired().evaluate(
+        record(faults=(on_order, on_customer), firings=(fired,)), Expectation()
+    )
+    assert (v.passed, v.harness) == (False, True)
+    assert "never fired: tool_http_503@get_order#1" in v.reason
 
 
 def test_requests_routed_is_an_error_for_an_unrouted_request() -> None:
@@ -377,13 +390,13 @@ def test_no_reexecution_names_the_tool_and_its_committed_effect() -> None:
 
 
 @given(st.lists(st.sampled_from([(True, False), (None, False), (False, False), (False, True)])))
-def test_overall_puts_error_over_fail_over_pass(flags: list[tuple[bool | None, bool]]) -> None:
+def test_overall_never_hides_a_fail_behind_an_error(flags: list[tuple[bool | None, bool]]) -> None:
     verdicts = [Verdict("c", passed, "", harness=harness) for passed, harness in flags]
     got = overall(verdicts)
-    if (False, True) in flags:
-        assert got == "error"
-    elif (False, False) in flags:
+    if (False, False) in flags:
         assert got == "fail"
+    elif (False, True) in flags:
+        assert got == "error"
     else:
         assert got == "pass"
 

@@ -9,7 +9,19 @@ from hypothesis import strategies as st
 
 from faults.surfaces import HttpRequest
 from harness.adapter import ApprovalRecord, Outcome, RunState
-from harness.record import EffectRecord, Exchange, RunRecord, canonical
+from harness.record import (
+    Baseline,
+    Blocked,
+    Commit,
+    Crash,
+    Delivery,
+    EventLog,
+    Exchange,
+    Restart,
+    RunRecord,
+    canonical,
+    request_identity,
+)
 
 
 def exchange(
@@ -64,8 +76,8 @@ def test_counts_by_surface() -> None:
         exchange(4, tool="get_customer"),
         exchange(5, "unrouted", url="http://else.test/", status=None, error="connect"),
         effects=(
-            EffectRecord("send_email", "k", {}, 0, 4),
-            EffectRecord("send_email", "j", {}, 0, 4),
+            Commit("send_email", "k", {}, 0, 4, 6),
+            Commit("send_email", "j", {}, 0, 4, 7),
         ),
     )
     assert rec.model_calls() == 1
@@ -114,3 +126,79 @@ def test_canonical_ignores_key_order(value: dict[str, Any]) -> None:
     reordered = dict(reversed(list(value.items())))
     assert canonical(reordered) == canonical(value)
     assert " " not in canonical({"a": [1, 2]})
+
+
+def test_event_log_numbers_every_event_once_and_reads_them_in_order() -> None:
+    log = EventLog()
+    first, second, third = log.next(), log.next(), log.next()
+    # appended out of order (a request's event is complete only after its commit)
+    log.add(Commit("issue_refund", "k", {"amount": 1}, 0, first, second))
+    log.add(exchange(first))
+    log.add(Delivery("apr-1", "issue_refund", "approve", {"amount": 1}, True, third))
+    assert [e.seq for e in log.events()] == [1, 2, 3]
+    assert [type(e).__name__ for e in log.events()] == ["Exchange", "Commit", "Delivery"]
+    assert log.of(Commit)[0].request_seq == 1
+    assert log.count() == 3
+
+
+def test_events_merge_every_kind_by_number() -> None:
+    rec = RunRecord(
+        "s",
+        "base",
+        1,
+        (),
+        (exchange(1), exchange(4)),
+        (),
+        (Commit("send_email", "k", {}, 0, 4, 5),),
+        (),
+        deliveries=(Delivery("a", "send_email", "approve", {"to": "x"}, True, 3),),
+        others=(Crash("before_step", "act", 2), Restart(6), Blocked("connect", "1.2.3.4:443", 7)),
+    )
+    assert [e.kind for e in rec.events] == [
+        "request",
+        "crash",
+        "delivery",
+        "request",
+        "commit",
+        "restart",
+        "blocked",
+    ]
+    assert [b.target for b in rec.blocked] == ["1.2.3.4:443"]
+    lines = rec.excerpt().splitlines()
+    assert "(commit)" in lines[4] and "effect of request #4" in lines[4]
+    assert "(blocked)" in lines[6] and "connect 1.2.3.4:443" in lines[6]
+
+
+def test_request_identity_is_the_idempotency_key_of_an_effect() -> None:
+    a = HttpRequest("POST", "http://t/refunds", {"Idempotency-Key": "k1"}, b'{"amount": 1}')
+    b = HttpRequest("POST", "http://t/refunds", {"idempotency-key": "k1"}, b'{"amount": 2}')
+    c = HttpRequest("POST", "http://t/refunds", {}, b'{"amount": 1}')
+    assert request_identity("issue_refund", a) == request_identity("issue_refund", b)
+    assert request_identity("issue_refund", a) != request_identity("issue_refund", c)
+    # a model request is identified by its body: the SDK's own retry sends the same one
+    m1 = HttpRequest("POST", "http://m/v1/chat/completions", {}, b'{"messages": [1]}')
+    m2 = HttpRequest("POST", "http://m/v1/chat/completions", {}, b'{"messages": [1, 2]}')
+    assert request_identity(None, m1) != request_identity(None, m2)
+
+
+def test_baseline_keeps_effects_approvals_and_commits_before_each_request() -> None:
+    rec = RunRecord(
+        "s",
+        "base",
+        1,
+        (),
+        (exchange(1), exchange(3, tool="issue_refund"), exchange(5, tool="send_email")),
+        (),
+        (
+            Commit("issue_refund", "k", {"amount": 1}, 0, 3, 4),
+            Commit("send_email", "m", {"to": "x"}, 0, 5, 6),
+        ),
+        (Outcome("r", RunState.COMPLETED, None, None, None),),
+        deliveries=(Delivery("a", "issue_refund", "approve", {"amount": 1}, True, 2),),
+    )
+    base = Baseline.of(rec, {"issue_refund"})
+    assert base.state == "completed"
+    assert base.effects == (("issue_refund", {"amount": 1}), ("send_email", {"to": "x"}))
+    assert base.approvals == (("issue_refund", {"amount": 1}),)
+    assert base.gated_commits_before("send_email#1") == {"issue_refund": 1}
+    assert base.gated_commits_before("get_order#1") == {}
