@@ -8,7 +8,14 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 
-from harness.report_model import NONE_KEY, Report, ReportItem, RequestEntry, write_text_atomic
+from harness.report_model import (
+    NONE_KEY,
+    EventEntry,
+    Report,
+    ReportItem,
+    RequestEntry,
+    write_text_atomic,
+)
 
 _CSS = """
 :root { color-scheme: light dark; --bg: #fff; --fg: #1b1f24; --muted: #59636e; --line: #d1d9e0;
@@ -182,6 +189,44 @@ def _timeline(requests: Sequence[RequestEntry]) -> str:
     )
 
 
+def _event_row(e: EventEntry) -> str:
+    """One event of the run's log as a timeline row: who, what, and how it ended."""
+    cls = ""
+    if e.kind == "request":
+        outcome = e.error if e.error else (e.status if e.status is not None else "")
+        who, what = e.tool or e.surface or "", f"{e.method} {e.url}"
+        detail = ", ".join(e.faults)
+        cls = ' class="faulted"' if e.faults else ""
+    elif e.kind == "commit":
+        who, what = e.tool or "", f"effect committed by request #{e.request_seq}"
+        outcome, detail = e.idempotency_key or "(no key)", e.body or ""
+    elif e.kind == "delivery":
+        who, what = "reviewer", f"{e.verdict} {e.approval_id} for {e.tool}"
+        outcome = f"expires {e.expires_at:g}" if e.expires_at is not None else ""
+        detail = e.arguments or ""
+    elif e.kind == "crash":
+        who, what, outcome, detail = "harness", f"crash at {e.point}", e.where or "", ""
+        cls = ' class="faulted"'
+    elif e.kind == "restart":
+        who, what = "harness", "restart in a fresh adapter" if e.fresh else "restart (same adapter)"
+        outcome, detail = "", ""
+    else:
+        who, what, outcome, detail = "guard", f"refused {e.what}", e.target or "", ""
+        cls = ' class="faulted"'
+    return (
+        f'<tr{cls}><td class="num">{e.seq}</td><td class="num">{e.t:g}</td><td>{_e(e.kind)}</td>'
+        f"<td>{_e(who)}</td><td><code>{_e(what)}</code></td><td>{_e(outcome)}</td>"
+        f"<td><code>{_e(detail)}</code></td></tr>"
+    )
+
+
+def _events(events: Sequence[EventEntry]) -> str:
+    """The run's event log (the evidence the checks read) as a timeline table."""
+    head = "".join(f"<th>{h}</th>" for h in ("#", "t", "event", "who", "what", "outcome", "detail"))
+    rows = "".join(_event_row(e) for e in events)
+    return f'<table class="timeline"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
 def _failure(item: ReportItem) -> str:
     failed = [c for c in item.checks if c.passed is False]
     search = " ".join(
@@ -203,7 +248,10 @@ def _failure(item: ReportItem) -> str:
     parts.append(f"<p>Faults fired: {_e(fired or 'none')}</p>")
     if item.reproduce:
         parts.append(f"<p>Reproduce:</p><pre><code>{_e(item.reproduce)}</code></pre>")
-    parts.append(f"<p>Request timeline:</p>{_timeline(item.requests)}</details>")
+    if item.events:
+        parts.append(f"<p>Timeline (the run's event log):</p>{_events(item.events)}</details>")
+    else:
+        parts.append(f"<p>Request timeline:</p>{_timeline(item.requests)}</details>")
     return "".join(parts)
 
 

@@ -153,6 +153,48 @@ def test_failure_shows_its_request_timeline_with_the_faulted_request_marked() ->
     ) in html
 
 
+def test_failure_shows_the_event_log_as_its_timeline() -> None:
+    events = [
+        {
+            "seq": 1,
+            "kind": "request",
+            "surface": "tool",
+            "tool": "issue_refund",
+            "method": "POST",
+            "url": "http://tools/refunds",
+            "status": 201,
+        },
+        {
+            "seq": 2,
+            "kind": "commit",
+            "tool": "issue_refund",
+            "request_seq": 1,
+            "idempotency_key": "k1",
+            "body": '{"amount":4999}',
+        },
+        {
+            "seq": 3,
+            "kind": "delivery",
+            "tool": "issue_refund",
+            "approval_id": "apr-1",
+            "verdict": "approve",
+            "arguments": '{"amount":4999}',
+            "expires_at": 3600.0,
+        },
+        {"seq": 4, "kind": "crash", "point": "after_checkpoint", "where": "act"},
+        {"seq": 5, "kind": "restart", "fresh": True},
+        {"seq": 6, "kind": "blocked", "what": "connect", "target": "203.0.113.1:443"},
+    ]
+    failing = item("t::early", verdict="fail", events=events)
+    html = render_html(Report.build([failing], seed=1))
+    assert "s event log)" in html
+    assert "effect committed by request #1" in html
+    assert "approve apr-1 for issue_refund" in html
+    assert "crash at after_checkpoint" in html
+    assert "restart in a fresh adapter" in html
+    assert "refused connect" in html
+
+
 def test_no_failures() -> None:
     html = render_html(Report.build([item("t::a")], seed=1))
     assert "No failures." in html

@@ -39,6 +39,16 @@ DEFECTS: Mapping[str, str] = {
     "trace_omits_tool_calls": "tool calls are not written to the trace",
     "trace_never_kept": "the trace policy drops every run's trace, failed ones included",
     "loops_forever_on_model": "the decide step keeps asking the model, ignoring its answers",
+    "inflate_refund": "refunds 100x the proposed amount (and asks approval for that amount)",
+    "empty_approval_args": "asks approval with empty arguments, then refunds whatever it likes",
+    "refund_before_parking": "sends the refund as its last request before parking for approval",
+    "ignore_permanent_read": "a permanent 4xx on a read is ignored: the run goes on, then "
+    "reports failed",
+    "memory_resume": "keeps progress in memory only and 'resumes' from it (nothing persisted)",
+    "no_boundaries": "announces no crash boundaries to the harness",
+    "retry_at_once": "retries a failed request at once, ignoring Retry-After and backoff",
+    "retry_past_limit": "retries a transient failure one attempt past its limit",
+    "approval_reuse": "a decision delivered twice is used twice (a second refund)",
 }
 """Every defect the agent can switch on, with what it breaks."""
 
@@ -159,12 +169,15 @@ class Trace:
 class _Store:
     """Every run of one state directory, as one JSON file rewritten atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, persist: bool = True) -> None:
         self.path = path
-        self.existed = path.exists()
+        self.persist = persist
+        self.existed = persist and path.exists()
         self.runs: dict[str, dict[str, Any]] = json.loads(path.read_text()) if self.existed else {}
 
     def save(self) -> None:
+        if not self.persist:
+            return
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.runs, sort_keys=True))
         os.replace(tmp, self.path)
@@ -207,6 +220,7 @@ class MiniAgent:
         self._store: _Store | None = None
         self.defects: frozenset[str] = frozenset()
         self._restarted = False
+        self._memory: _Store | None = None
 
     # ------------------------------------------------------------------ the adapter surface
 
@@ -221,6 +235,15 @@ class MiniAgent:
             )
         self.defects = names
         self._world = world
+        if "memory_resume" in names:
+            # the defect: progress lives in this instance only (it survives a re-begin of the
+            # same object, never a new process)
+            path = Path(world.state_dir) / "mini.json"
+            if self._memory is None or self._memory.path != path:
+                self._memory = _Store(path, persist=False)
+            self._store = self._memory
+            self._restarted = False
+            return
         self._store = _Store(Path(world.state_dir) / "mini.json")
         self._restarted = self._store.existed
 
@@ -258,6 +281,11 @@ class MiniAgent:
         if run is None:
             raise KeyError(f"no run {run_id!r} in this state directory; start it first")
         if run["state"] in TERMINAL:
+            if "approval_reuse" in self.defects and decision is not None and decision.approved:
+                # the defect: the same approval, delivered again, pays again
+                arguments = _refund_arguments(run)
+                key = f"{run['run_id']}:act:again:{len(run['trace'])}"
+                self._http.post("/refunds", json=arguments, headers={"Idempotency-Key": key})
             return self._outcome(run)
         if run["state"] == "awaiting_approval":
             approval = run["approval"]
@@ -295,7 +323,8 @@ class MiniAgent:
         return float(self._world.clock.now())
 
     def _boundary(self, point: str, step: str) -> None:
-        self._world.boundary(point, step)
+        if "no_boundaries" not in self.defects:
+            self._world.boundary(point, step)
 
     def _next(self, run: Mapping[str, Any]) -> tuple[str | None, str | None]:
         steps = run["steps"]
@@ -318,6 +347,8 @@ class MiniAgent:
         try:
             while True:
                 step, terminal = self._next(run)
+                if terminal is not None and run.get("swallowed"):
+                    return self._finish(run, "failed", MiniError("tool", run["swallowed"]))
                 if terminal is not None:
                     return self._finish(run, terminal)
                 assert step is not None
@@ -335,14 +366,18 @@ class MiniAgent:
         if run["approval"] is None:
             self._boundary("before_step", "approve")
             arguments = _refund_arguments(run)
+            if "refund_before_parking" in self.defects:
+                run["steps"]["act"] = self._act(run, early=True)
+            if "empty_approval_args" in self.defects:
+                arguments = {}
             digest = hashlib.sha256(_canonical(arguments).encode()).hexdigest()[:12]
             run["approval"] = {
                 "approval_id": f"apr-{run['run_id']}-{digest}",
                 "tool": "issue_refund",
                 "arguments": arguments,
                 "summary": (
-                    f"refund {arguments['amount']} {arguments['currency']} for order "
-                    f"{arguments['order_id']}: {arguments['reason']}"
+                    f"refund {arguments.get('amount')} {arguments.get('currency')} for order "
+                    f"{arguments.get('order_id')}: {arguments.get('reason')}"
                 ),
                 "expires_at": self._now() + APPROVAL_TTL_S,
                 "decision": None,
@@ -418,9 +453,16 @@ class MiniAgent:
                 f"order {order.get('order_id')!r} belongs to customer "
                 f"{order.get('customer_id')!r}, not to {payload['customer_id']!r}",
             )
-        customer = self._tool(
-            run, "gather", "get_customer", "GET", f"/customers/{payload['customer_id']}"
-        )
+        try:
+            customer = self._tool(
+                run, "gather", "get_customer", "GET", f"/customers/{payload['customer_id']}"
+            )
+        except MiniError as exc:
+            if "ignore_permanent_read" not in self.defects or exc.transient:
+                raise
+            # the defect: the failure is remembered for the report, the work goes on
+            run["swallowed"] = f"{exc.category}: {exc}"
+            customer = {}
         policy = self._tool(run, "gather", "get_refund_policy", "GET", "/policy/refunds")
         return {"order": order, "customer": customer, "policy": policy}
 
@@ -441,11 +483,17 @@ class MiniAgent:
                 raise _Violation(f"amount {args['amount']} is outside 0..{order['total']}")
 
         _, args = self._converse(run, "decide", messages, [PROPOSE_TOOL], within_total)
-        return {"amount": args["amount"], "reason": args["reason"], "currency": order["currency"]}
+        return {
+            "amount": args["amount"],
+            "reason": args["reason"],
+            "currency": order["currency"],
+            "inflate": "inflate_refund" in self.defects,
+        }
 
-    def _act(self, run: dict[str, Any]) -> dict[str, Any]:
+    def _act(self, run: dict[str, Any], early: bool = False) -> dict[str, Any]:
         arguments = _refund_arguments(run)
-        if "skip_approval" not in self.defects:
+        lax = {"skip_approval", "empty_approval_args"} & self.defects
+        if not lax and not early:
             approve = run["steps"].get("approve") or {}
             bound = run["approval"] and _canonical(run["approval"]["arguments"]) == _canonical(
                 arguments
@@ -556,9 +604,12 @@ class MiniAgent:
             try:
                 return once()
             except MiniError as exc:
-                limit = MAX_ATTEMPTS + (1 if "retry_permanent" in self.defects else 0)
+                extra = {"retry_permanent", "retry_past_limit"} & self.defects
+                limit = MAX_ATTEMPTS + (1 if extra else 0)
                 if not retry(exc) or attempt >= limit:
                     raise
+                if "retry_at_once" in self.defects:
+                    continue
                 delay = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** (attempt - 1)
                 self._world.clock.sleep(min(delay, 30.0))
 
@@ -675,7 +726,7 @@ def _refund_arguments(run: Mapping[str, Any]) -> dict[str, Any]:
     verdict = steps["decide"]
     return {
         "order_id": steps["gather"]["order"].get("order_id"),
-        "amount": verdict["amount"],
+        "amount": verdict["amount"] * (100 if verdict.get("inflate") else 1),
         "currency": verdict["currency"],
         "reason": verdict["reason"],
     }
