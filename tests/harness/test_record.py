@@ -165,8 +165,10 @@ def test_events_merge_every_kind_by_number() -> None:
     ]
     assert [b.target for b in rec.blocked] == ["1.2.3.4:443"]
     lines = rec.excerpt().splitlines()
-    assert "(commit)" in lines[4] and "effect of request #4" in lines[4]
-    assert "(blocked)" in lines[6] and "connect 1.2.3.4:443" in lines[6]
+    assert "(commit)" in lines[4]
+    assert "effect of request #4" in lines[4]
+    assert "(blocked)" in lines[6]
+    assert "connect 1.2.3.4:443" in lines[6]
 
 
 def test_request_identity_is_the_idempotency_key_of_an_effect() -> None:
