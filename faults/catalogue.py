@@ -12,8 +12,8 @@ from typing import Any
 from faults import approval, crash, model, stream, tool  # noqa: F401
 from faults.base import Fault, Schedule, registry
 
-COMMON_PARAMETERS = ("target", "at")
-"""Parameters every fault takes (``target``, ``at``); rows list only a fault's own."""
+COMMON_PARAMETERS = ("target", "at", "times")
+"""Parameters every fault takes (``target``, ``at``, ``times``); rows list only a fault's own."""
 
 
 def _plain(value: Any) -> Any:
@@ -48,7 +48,7 @@ def catalogue() -> list[dict[str, Any]]:
     Each row has ``key``, ``surface``, ``category`` (None: no error expected), ``transient``,
     ``expected_state`` (a terminal state the fault forces, or None), ``summary`` (the one-line
     docstring) and ``parameters`` (the fault's own settable fields with their defaults; every
-    fault also takes ``target`` and ``at``).
+    fault also takes ``target``, ``at`` and ``times``).
     """
     rows = [_row(cls) for cls in registry().values()]
     return sorted(rows, key=lambda r: (r["surface"], r["key"]))
@@ -71,7 +71,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for line in [head, *body]:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
         lines.append("  ".join([*cells, line[-1]]).rstrip())
-    footer = f"{len(rows)} faults; each also takes target (a tool or step) and at (a schedule)"
+    footer = (
+        f"{len(rows)} faults; each also takes target (a tool or step), at (a schedule) and "
+        "times (attempts in a row it answers)"
+    )
     return "\n".join([*lines, "", footer])
 
 

@@ -582,6 +582,8 @@ class RetryTiming(Check):
 
 
 def _failed(ex: Exchange) -> bool:
+    if ex.crashed:
+        return False  # the harness tore the agent down here: its next try is a resume
     return ex.error is not None or (
         ex.status is not None and (ex.status >= 500 or ex.status == 429)
     )
