@@ -163,8 +163,9 @@ def test_requests_beyond_the_script_get_a_500_that_explains() -> None:
     assert served.exhausted
     assert isinstance(served.response, HttpResponse)
     assert served.response.status == 500
-    assert ("retry-after-ms", RETRY_AFTER_MS) in served.response.headers
-    assert served.response.header("x-should-retry") is None
+    # the script ran out: no provider fault, so the SDKs are told not to retry it
+    assert served.response.header("x-should-retry") == "false"
+    assert served.response.header("retry-after-ms") is None
     message = json.loads(served.response.body)["error"]["message"]
     assert message == (
         "shakeout: scripted model has no turn left for request 2 (scenario scripts 1 turns)"

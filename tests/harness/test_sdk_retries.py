@@ -19,7 +19,7 @@ from agents.sdk_retry import PROVIDER_ERRORS, Provider, SdkRetryAgent, scenario
 from faults.base import Schedule
 from faults.model import ModelOverloaded, ModelRateLimit, ModelServerError
 from harness.checks import Verdict
-from harness.matrix import derive, fault_cells
+from harness.matrix import base_variant, derive, fault_cells
 from harness.record import Exchange, RunRecord
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
@@ -186,6 +186,18 @@ def test_an_agent_that_retries_at_once_fails_retry_timing(setup: Setup, key: str
         assert words in timing.reason, timing.reason
     # the run itself recovered: retry_timing is what says it was done wrong
     assert verdict(result, "expected_state").passed is True
+
+
+def test_an_over_ask_is_one_exhausted_request_not_retried_by_the_sdk(setup: Setup) -> None:
+    data = scenario(setup.provider)
+    data["model"]["turns"] = data["model"]["turns"][:1]  # the final answer is not scripted
+    sc = Scenario.model_validate({k: v for k, v in data.items() if k != "matrix"})
+    variant = base_variant(sc)
+    result = judge(variant, run_variant(variant, setup.agent, seed=SEED, wall_s=10.0), "x")
+    assert result.record.model_calls() == 2  # no SDK retry of the harness's own 500
+    turns = verdict(result, "model_turns")
+    assert turns.passed is False
+    assert "made 1 model request(s) after the scripted turns ran out" in turns.reason
 
 
 # --------------------------------------------------------------------------- known harness gap
