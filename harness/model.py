@@ -30,6 +30,9 @@ they do in production (their built-in retries count as the agent's own), but sle
 time instead of 0.5-8 s, so the suite stays fast. An agent with its own retry loop reads
 ``retry-after`` (seconds) and waits on the fake clock; either wait satisfies the timing check."""
 
+NOT_RETRYABLE = ("x-should-retry", "false")
+"""Only on the answer to a request beyond the script (the SDKs then raise at once)."""
+
 
 @dataclass(frozen=True)
 class Served:
@@ -39,7 +42,7 @@ class Served:
         response: the response to deliver (a JSON/error response or a stream).
         call_index: the 1-based index of the request among the run's model requests.
         stream: whether the answer is streamed.
-        fired: keys of the faults that fired on this request.
+        fired: labels of the faults that fired on this request.
         exhausted: the script had no turn left for this request.
     """
 
@@ -194,7 +197,10 @@ class ScriptedModel:
                     f"(scenario scripts {len(self.turns)} turns)"
                 )
                 error = self.encoder.error(ProviderError("server"), message)
-                return Served(_provider(error), index, stream, (), exhausted=True)
+                # not a provider fault but the scenario's script running out: an SDK retry
+                # cannot help, and would count one over-ask as three exhausted requests
+                final = HttpResponse(error.status, (*error.headers, NOT_RETRYABLE), error.body)
+                return Served(final, index, stream, (), exhausted=True)
             answer = scripted
             consumed = True
         if isinstance(answer, ProviderError):

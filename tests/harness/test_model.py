@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from faults.base import Category, Fault, Schedule, Surface
+from faults.model import ModelQuotaExhausted, ModelServerError
 from faults.surfaces import (
     FaultFiring,
     HttpRequest,
@@ -27,7 +28,7 @@ from faults.surfaces import (
 )
 from harness.clock import FakeClock
 from harness.intercept import StreamedResponse
-from harness.model import NO_RETRY, ScriptedModel, Served
+from harness.model import RETRY_AFTER_MS, ScriptedModel, Served
 
 TURNS = (
     ModelAnswer(tool_calls=(ToolCallSpec("get_order", '{"order_id": "A-1"}'),)),
@@ -109,25 +110,50 @@ def test_a_model_fault_is_an_insertion_and_sees_its_context() -> None:
     h = Harness(ScriptedModel("openai_chat", TURNS), (fault,))
     one, two, three = h.ask(), h.ask(), h.ask()
     assert text_of(two)["refusal"] == "no"
-    assert two.fired == ("test_model_refuse",)
+    assert two.fired == (fault.label(),) == ("test_model_refuse#2",)  # labels, not keys
     assert text_of(three)["content"] == "Done."  # the re-ask gets the scripted turn
     ctx = fault.seen[0]  # type: ignore[attr-defined]
     assert (ctx.call_index, ctx.scripted, ctx.previous) == (2, TURNS[1], TURNS[0])
     assert ctx.wire_format == "openai_chat"
-    assert h.firings == [FaultFiring("test_model_refuse", Surface.MODEL, "model", 2)]
+    assert h.firings == [
+        FaultFiring("test_model_refuse", Surface.MODEL, "model", 2, {}, "test_model_refuse#2")
+    ]
     assert one.fired == three.fired == ()
 
 
-def test_a_provider_error_fault_says_do_not_retry_and_keeps_the_turn() -> None:
+def test_a_provider_error_asks_for_a_short_retry_and_keeps_the_turn() -> None:
+    # no x-should-retry: the SDKs' own retries stay on, as in production; retry-after-ms
+    # keeps their real sleep at 20 ms, the fault's own retry-after stays for agents' loops
     fault = Refuse(answer=ProviderError("rate_limit", retry_after="7"))
     h = Harness(ScriptedModel("anthropic_messages", TURNS), (fault,))
     served = h.ask()
     assert isinstance(served.response, HttpResponse)
     assert served.response.status == 429
     assert served.response.header("retry-after") == "7"
-    assert served.response.header("x-should-retry") == "false"
+    assert served.response.header("retry-after-ms") == RETRY_AFTER_MS == "20"
+    assert served.response.header("x-should-retry") is None
     assert h.model.turns_served == 0
     assert h.ask().response.status == 200
+
+
+def test_a_permanent_provider_error_answers_every_retry_of_the_same_request() -> None:
+    h = Harness(ScriptedModel("openai_chat", TURNS), (ModelQuotaExhausted(at=Schedule(nth=1)),))
+    answers = [h.ask() for _ in range(3)]  # an SDK's retries send the identical body
+    assert [a.response.status for a in answers] == [429, 429, 429]
+    assert all(a.fired == ("model_quota_exhausted#1",) for a in answers)
+    assert [f.detail for f in h.firings] == [{}, {"repeat": True}, {"repeat": True}]
+    assert h.model.turns_served == 0
+    other = h.ask({"messages": [{"role": "user", "content": "something else"}]})
+    assert other.response.status == 200  # a different request is not the failed one
+    assert other.fired == ()
+
+
+def test_a_transient_provider_error_answers_once_and_the_retry_gets_the_turn() -> None:
+    h = Harness(ScriptedModel("openai_chat", TURNS), (ModelServerError(at=Schedule(nth=1)),))
+    first, retry = h.ask(), h.ask()
+    assert (first.response.status, first.fired) == (500, ("model_server_error#1",))
+    assert (retry.response.status, retry.fired) == (200, ())
+    assert text_of(retry)["tool_calls"][0]["function"]["name"] == "get_order"
 
 
 def test_requests_beyond_the_script_get_a_500_that_explains() -> None:
@@ -137,7 +163,9 @@ def test_requests_beyond_the_script_get_a_500_that_explains() -> None:
     assert served.exhausted
     assert isinstance(served.response, HttpResponse)
     assert served.response.status == 500
-    assert NO_RETRY in served.response.headers
+    # the script ran out: no provider fault, so the SDKs are told not to retry it
+    assert served.response.header("x-should-retry") == "false"
+    assert served.response.header("retry-after-ms") is None
     message = json.loads(served.response.body)["error"]["message"]
     assert message == (
         "shakeout: scripted model has no turn left for request 2 (scenario scripts 1 turns)"
@@ -161,7 +189,7 @@ def test_a_slow_stream_serves_the_turn_and_advances_the_clock_per_event() -> Non
     h = Harness(ScriptedModel("openai_chat", TURNS), (trickle,))
     served = h.ask({"stream": True})
     assert isinstance(served.response, StreamedResponse)
-    assert served.fired == ("test_model_mutate",)
+    assert served.fired == (trickle.label(),)
     assert h.model.turns_served == 1
     hook = served.response.on_event
     assert hook is not None

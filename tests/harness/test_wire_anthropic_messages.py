@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
 import pytest
 
-from faults.surfaces import HttpRequest, ModelAnswer, ProviderError, StreamPlan, ToolCallSpec
+from faults.base import Schedule
+from faults.model import ModelOverloaded, ModelQuotaExhausted, ModelRateLimit, ModelServerError
+from faults.surfaces import (
+    HttpRequest,
+    ModelAnswer,
+    ModelFault,
+    ProviderError,
+    StreamPlan,
+    ToolCallSpec,
+    WireFormat,
+)
+from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor, StreamedResponse
-from harness.model import NO_RETRY
+from harness.model import RETRY_AFTER_MS, ScriptedModel
 from harness.wire import AnthropicMessagesEncoder
 from harness.wire.base import SSE_HEADERS
 
 ENC = AnthropicMessagesEncoder()
 BASE = "http://model.shakeout.test"
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+FORMAT: WireFormat = "anthropic_messages"
 MODEL = "shakeout-model"  # a made-up name: real ones can raise DeprecationWarning
 
 ANSWERS = {
@@ -150,19 +165,75 @@ def test_arguments_that_are_not_json_are_served_as_a_string(client: anthropic.An
         (ProviderError("overloaded"), 529, anthropic.OverloadedError, "overloaded_error"),
     ],
 )
-def test_provider_errors_raise_the_sdk_class_without_sdk_retries(
-    error: ProviderError, status: int, exc: type[anthropic.APIStatusError], kind: str
+def test_provider_errors_raise_the_sdk_class(
+    client: anthropic.Anthropic,
+    error: ProviderError,
+    status: int,
+    exc: type[anthropic.APIStatusError],
+    kind: str,
 ) -> None:
-    client = anthropic.Anthropic(base_url=BASE, api_key="k")  # default retries, on purpose
-    base = ENC.error(error)
     seen: list[HttpRequest] = []
-    answer = base.__class__(base.status, (*base.headers, NO_RETRY), base.body)
-    with serve(answer, seen), pytest.raises(exc) as info:
+    with serve(ENC.error(error), seen), pytest.raises(exc) as info:
         client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
     assert (info.value.status_code, len(seen)) == (status, 1)
     assert info.value.body["error"]["type"] == kind  # type: ignore[index]
     if error.kind == "rate_limit":
         assert info.value.response.headers["retry-after"] == "1"
+
+
+def scripted(fault: ModelFault, seen: list[HttpRequest]) -> Interceptor:
+    """The harness's scripted model (one text turn) answering with ``fault`` in its path."""
+    model = ScriptedModel(FORMAT, (ANSWERS["text"],))
+    rng, clock = random.Random(1), FakeClock()
+
+    def handler(request: HttpRequest) -> Answer:
+        seen.append(request)
+        return model.handle(request, (fault,), rng, clock, lambda firing: None).response
+
+    return Interceptor(handler)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every time.sleep the SDK makes, still slept for real."""
+    slept: list[float] = []
+    real: Callable[[float], None] = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
+@pytest.mark.parametrize("fault", [ModelRateLimit, ModelOverloaded, ModelServerError])
+def test_the_sdk_retries_a_transient_provider_error_and_gets_the_scripted_answer(
+    fault: type[ModelFault], sleeps: list[float]
+) -> None:
+    client = anthropic.Anthropic(base_url=BASE, api_key="k")  # default max_retries, on purpose
+    seen: list[HttpRequest] = []
+    with scripted(fault(at=Schedule(nth=1)), seen):
+        got = client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    assert "".join(b.text for b in got.content if b.type == "text") == ANSWERS["text"].text
+    assert len(seen) == 2
+    assert seen[0].body == seen[1].body  # the SDK's retry, not a new question
+    assert sleeps == [int(RETRY_AFTER_MS) / 1000]  # retry-after-ms, not 0.5-8 s of backoff
+
+
+def test_the_sdk_does_not_retry_a_quota_error_and_raises_it(sleeps: list[float]) -> None:
+    # Anthropic's quota error is 402 billing_error, which the SDK does not retry (it retries
+    # 408, 409, 429 and 5xx); the sticky fault would answer a retry with the same error
+    client = anthropic.Anthropic(base_url=BASE, api_key="k")  # default max_retries (2)
+    seen: list[HttpRequest] = []
+    with (
+        scripted(ModelQuotaExhausted(at=Schedule(nth=1)), seen),
+        pytest.raises(anthropic.PaymentRequiredError) as info,
+    ):
+        client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    assert info.value.status_code == 402
+    assert info.value.body["error"]["type"] == "billing_error"  # type: ignore[index]
+    assert (len(seen), sleeps) == (1, [])
 
 
 def test_in_stream_error_event_raises_a_status_error(client: anthropic.Anthropic) -> None:

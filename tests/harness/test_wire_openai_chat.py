@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
 
-from faults.surfaces import HttpRequest, ModelAnswer, ProviderError, ToolCallSpec
+from faults.base import Schedule
+from faults.model import ModelOverloaded, ModelQuotaExhausted, ModelRateLimit, ModelServerError
+from faults.surfaces import HttpRequest, ModelAnswer, ModelFault, ProviderError, ToolCallSpec
+from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor, StreamedResponse
-from harness.model import NO_RETRY
+from harness.model import RETRY_AFTER_MS, ScriptedModel
 from harness.wire import OpenAIChatEncoder, encoder_for
 from harness.wire.base import SSE_HEADERS
 
@@ -166,21 +172,75 @@ def test_a_call_without_id_omits_the_key() -> None:
         (ProviderError("overloaded"), 503, openai.InternalServerError, "overloaded"),
     ],
 )
-def test_provider_errors_raise_the_sdk_class_without_sdk_retries(
-    error: ProviderError, status: int, exc: type[openai.APIStatusError], code: str | None
+def test_provider_errors_raise_the_sdk_class(
+    client: openai.OpenAI,
+    error: ProviderError,
+    status: int,
+    exc: type[openai.APIStatusError],
+    code: str | None,
 ) -> None:
-    # default max_retries: the x-should-retry header alone must stop the SDK from retrying
-    client = openai.OpenAI(base_url=BASE, api_key="k")
-    base = ENC.error(error)
-    answer = base.__class__(base.status, (*base.headers, NO_RETRY), base.body)
     seen: list[HttpRequest] = []
-    with serve(answer, seen), pytest.raises(exc) as info:
+    with serve(ENC.error(error), seen), pytest.raises(exc) as info:
         client.chat.completions.create(model="shakeout-model", messages=MESSAGES)
     assert info.value.status_code == status
     assert info.value.code == code
-    assert len(seen) == 1
+    assert len(seen) == 1  # max_retries=0
     if error.kind == "rate_limit":
         assert info.value.response.headers["retry-after"] == "1"
+
+
+def scripted(fault: ModelFault, seen: list[HttpRequest]) -> Interceptor:
+    """The harness's scripted model (one text turn) answering with ``fault`` in its path."""
+    model = ScriptedModel("openai_chat", (ANSWERS["text"],))
+    rng, clock = random.Random(1), FakeClock()
+
+    def handler(request: HttpRequest) -> Answer:
+        seen.append(request)
+        return model.handle(request, (fault,), rng, clock, lambda firing: None).response
+
+    return Interceptor(handler)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every time.sleep the SDK makes, still slept for real."""
+    slept: list[float] = []
+    real: Callable[[float], None] = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
+@pytest.mark.parametrize("fault", [ModelRateLimit, ModelOverloaded, ModelServerError])
+def test_the_sdk_retries_a_transient_provider_error_and_gets_the_scripted_answer(
+    fault: type[ModelFault], sleeps: list[float]
+) -> None:
+    client = openai.OpenAI(base_url=BASE, api_key="k")  # default max_retries, on purpose
+    seen: list[HttpRequest] = []
+    with scripted(fault(at=Schedule(nth=1)), seen):
+        got = client.chat.completions.create(model="shakeout-model", messages=MESSAGES)
+    assert got.choices[0].message.content == ANSWERS["text"].text
+    assert len(seen) == 2
+    assert seen[0].body == seen[1].body  # the SDK's retry, not a new question
+    assert sleeps == [int(RETRY_AFTER_MS) / 1000]  # retry-after-ms, not 0.5-8 s of backoff
+
+
+def test_the_sdk_retries_a_sticky_quota_error_then_raises_it(sleeps: list[float]) -> None:
+    client = openai.OpenAI(base_url=BASE, api_key="k")  # default max_retries (2)
+    seen: list[HttpRequest] = []
+    with (
+        scripted(ModelQuotaExhausted(at=Schedule(nth=1)), seen),
+        pytest.raises(openai.RateLimitError) as info,
+    ):
+        client.chat.completions.create(model="shakeout-model", messages=MESSAGES)
+    assert (info.value.status_code, info.value.code) == (429, "insufficient_quota")
+    assert len(seen) == 3
+    assert len({r.body for r in seen}) == 1
+    assert sleeps == [0.02, 0.02]
 
 
 def test_error_message_can_be_replaced() -> None:

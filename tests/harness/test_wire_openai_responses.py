@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import json
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
 
-from faults.surfaces import HttpRequest, ModelAnswer, ProviderError, StreamPlan, ToolCallSpec
+from faults.base import Schedule
+from faults.model import ModelOverloaded, ModelQuotaExhausted, ModelRateLimit, ModelServerError
+from faults.surfaces import (
+    HttpRequest,
+    ModelAnswer,
+    ModelFault,
+    ProviderError,
+    StreamPlan,
+    ToolCallSpec,
+    WireFormat,
+)
+from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor, StreamedResponse
-from harness.model import NO_RETRY
+from harness.model import RETRY_AFTER_MS, ScriptedModel
 from harness.wire import OpenAIResponsesEncoder
 from harness.wire.base import SSE_HEADERS
 
 ENC = OpenAIResponsesEncoder()
 BASE = "http://model.shakeout.test/v1"
+FORMAT: WireFormat = "openai_responses"
 
 ANSWERS = {
     "text": ModelAnswer(text="Hello there, how can I help?"),
@@ -132,18 +147,73 @@ def test_raw_stream_events_are_typed_in_order(client: openai.OpenAI) -> None:
         (ProviderError("overloaded"), 503, openai.InternalServerError, "overloaded"),
     ],
 )
-def test_provider_errors_raise_the_sdk_class_without_sdk_retries(
-    error: ProviderError, status: int, exc: type[openai.APIStatusError], code: str | None
+def test_provider_errors_raise_the_sdk_class(
+    client: openai.OpenAI,
+    error: ProviderError,
+    status: int,
+    exc: type[openai.APIStatusError],
+    code: str | None,
 ) -> None:
-    client = openai.OpenAI(base_url=BASE, api_key="k")  # default retries, on purpose
-    base = ENC.error(error)
     seen: list[HttpRequest] = []
-    answer = base.__class__(base.status, (*base.headers, NO_RETRY), base.body)
-    with serve(answer, seen), pytest.raises(exc) as info:
+    with serve(ENC.error(error), seen), pytest.raises(exc) as info:
         client.responses.create(model="m", input="hi")
     assert (info.value.status_code, info.value.code, len(seen)) == (status, code, 1)
     if error.retry_after:
         assert info.value.response.headers["retry-after"] == error.retry_after
+
+
+def scripted(fault: ModelFault, seen: list[HttpRequest]) -> Interceptor:
+    """The harness's scripted model (one text turn) answering with ``fault`` in its path."""
+    model = ScriptedModel(FORMAT, (ANSWERS["text"],))
+    rng, clock = random.Random(1), FakeClock()
+
+    def handler(request: HttpRequest) -> Answer:
+        seen.append(request)
+        return model.handle(request, (fault,), rng, clock, lambda firing: None).response
+
+    return Interceptor(handler)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every time.sleep the SDK makes, still slept for real."""
+    slept: list[float] = []
+    real: Callable[[float], None] = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
+@pytest.mark.parametrize("fault", [ModelRateLimit, ModelOverloaded, ModelServerError])
+def test_the_sdk_retries_a_transient_provider_error_and_gets_the_scripted_answer(
+    fault: type[ModelFault], sleeps: list[float]
+) -> None:
+    client = openai.OpenAI(base_url=BASE, api_key="k")  # default max_retries, on purpose
+    seen: list[HttpRequest] = []
+    with scripted(fault(at=Schedule(nth=1)), seen):
+        got = client.responses.create(model="m", input="hi")
+    assert got.output_text == ANSWERS["text"].text
+    assert len(seen) == 2
+    assert seen[0].body == seen[1].body  # the SDK's retry, not a new question
+    assert sleeps == [int(RETRY_AFTER_MS) / 1000]  # retry-after-ms, not 0.5-8 s of backoff
+
+
+def test_the_sdk_retries_a_sticky_quota_error_then_raises_it(sleeps: list[float]) -> None:
+    client = openai.OpenAI(base_url=BASE, api_key="k")  # default max_retries (2)
+    seen: list[HttpRequest] = []
+    with (
+        scripted(ModelQuotaExhausted(at=Schedule(nth=1)), seen),
+        pytest.raises(openai.RateLimitError) as info,
+    ):
+        client.responses.create(model="m", input="hi")
+    assert (info.value.status_code, info.value.code) == (429, "insufficient_quota")
+    assert len(seen) == 3
+    assert len({r.body for r in seen}) == 1
+    assert sleeps == [0.02, 0.02]
 
 
 def test_in_stream_error_event_reaches_the_caller(client: openai.OpenAI) -> None:

@@ -127,10 +127,10 @@ def test_a_fault_free_run_is_routed_and_recorded(llm: openai.OpenAI, http: httpx
         (2, "tool", "get_order", 1),
         (3, "model", None, 2),
         (4, "tool", "refund", 1),
-        (5, "model", None, 3),
+        (6, "model", None, 3),  # the refund's commit is event 5
     ]
     assert ex[1].status == 200
-    assert json.loads(ex[1].body) == {"order_id": "A-1", "total": 5}
+    assert json.loads(ex[1].response_body) == {"order_id": "A-1", "total": 5}
     assert ex[0].request.path == "/v1/chat/completions"
     assert all(e.t == 1000.0 and e.faults == () and not e.crashed for e in ex)
     assert w.firings == ()
@@ -138,6 +138,7 @@ def test_a_fault_free_run_is_routed_and_recorded(llm: openai.OpenAI, http: httpx
     assert w.model_exhausted == ()
     assert w.harness_errors == ()
     assert [(e.tool, e.idempotency_key) for e in w.effects] == [("refund", "k-1")]
+    assert [(e.request_seq, e.seq) for e in w.effects] == [(4, 5)]
     assert isinstance(w.exchanges, tuple)
 
 
@@ -147,8 +148,11 @@ def test_tool_faults_count_calls_per_tool(http: httpx2.Client) -> None:
         codes = [http.get(TOOLS + "/orders/A-1").status_code for _ in range(3)]
         refund(http)
     assert codes == [200, 503, 200]
-    assert w.firings == (FaultFiring("tool_http_503", ToolHttp503.surface, "get_order", 2),)
-    assert w.exchanges[1].faults == ("tool_http_503",)
+    label = "tool_http_503@get_order#2"  # firings and exchanges carry the fault's label
+    assert w.firings == (
+        FaultFiring("tool_http_503", ToolHttp503.surface, "get_order", 2, {}, label),
+    )
+    assert w.exchanges[1].faults == (label,)
 
 
 def test_an_untargeted_tool_fault_hits_every_tool(http: httpx2.Client) -> None:
@@ -170,7 +174,7 @@ def test_a_fault_that_calls_the_service_commits_once(http: httpx2.Client) -> Non
     assert truncated.status_code == 201
     assert len(truncated.content) == len(REFUNDED.body) // 2
     assert [e.idempotency_key for e in w.effects] == ["k-1", "k-2"]
-    assert w.exchanges[0].error == TransportError(TransportFailure.READ_TIMEOUT)
+    assert w.exchanges[0].error == TransportFailure.READ_TIMEOUT.value
     assert w.exchanges[0].status is None
 
 
@@ -187,7 +191,7 @@ def test_crash_after_effect_commits_then_crashes_and_a_retry_replays(
     assert ledger.replay_count("k-1") == 1
     crashed = [e for e in w.exchanges if e.crashed]
     assert [(e.tool, e.status, e.faults) for e in crashed] == [
-        ("refund", 201, ("crash_after_effect",))
+        ("refund", 201, ("crash_after_effect@refund#1",))
     ]
     assert w.firings[0].detail == {"point": "after_effect"}
 
@@ -255,11 +259,15 @@ def test_model_faults_insert_and_the_clock_runs_on_slow_streams(llm: openai.Open
     first = chunks[1].choices[0].delta.tool_calls
     assert first is not None
     assert first[0].function.name == "get_order"  # type: ignore[union-attr]
-    assert w.clock.now() == 1000.0 + 0.5 * len(w.exchanges[1].body.split(b"\n\n")[:-2])
+    events = w.exchanges[1].response_body.split(b"\n\n")[:-2]
+    assert w.clock.now() == 1000.0 + 0.5 * len(events)
     assert [f.key for f in w.firings] == ["model_rate_limit", "stream_trickle"]
     assert w.exchanges[1].stream
-    assert w.exchanges[1].body.endswith(b"data: [DONE]\n\n")
-    assert w.exchanges[0].headers[-1] == ("x-should-retry", "false")
+    assert w.exchanges[1].response_body.endswith(b"data: [DONE]\n\n")
+    # the provider error lets SDKs retry (no x-should-retry), after 20 ms of real sleep
+    headers = dict(w.exchanges[0].headers)
+    assert (headers["retry-after-ms"], headers["retry-after"]) == ("20", "1")
+    assert "x-should-retry" not in headers
 
 
 def test_anthropic_requests_route_below_a_base_without_v1() -> None:
@@ -315,7 +323,7 @@ def test_large_bodies_are_truncated_in_the_record(http: httpx2.Client) -> None:
     w = World(ENDPOINTS, ScriptedModel("openai_chat", ()), services, [], 1)
     with w.active():
         assert len(http.get(TOOLS + "/big").content) == RECORD_BODY_LIMIT + 10
-    assert len(w.exchanges[0].body) == RECORD_BODY_LIMIT
+    assert len(w.exchanges[0].response_body) == RECORD_BODY_LIMIT
 
 
 def test_two_worlds_cannot_be_active_at_once() -> None:
