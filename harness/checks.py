@@ -345,12 +345,24 @@ class TraceCovers(Check):
             for r in trace.records
             if r.get("kind") in ("model_call", "tool_call")
         )
-        # A request whose answer a crash fault kept from the agent cannot be in its trace.
-        seen = Counter(
-            (e.request.method.upper(), e.request.url)
-            for e in record.exchanges
-            if e.surface in ("model", "tool") and not e.crashed
-        )
+        # A request whose answer a crash fault kept from the agent cannot be in its trace; an
+        # SDK's built-in retry of a failed model request (the identical body again) is part of
+        # the one call the agent made and traced.
+        seen: Counter[tuple[str, str]] = Counter()
+        previous: Exchange | None = None
+        for e in record.exchanges:
+            if e.surface not in ("model", "tool") or e.crashed:
+                continue
+            sdk_retry = (
+                e.surface == "model"
+                and previous is not None
+                and _failed(previous)
+                and previous.identity() == e.identity()
+            )
+            if not sdk_retry:
+                seen[(e.request.method.upper(), e.request.url)] += 1
+            if e.surface == "model":
+                previous = e
         for key, n in seen.items():
             if traced[key] < n:
                 first = next(

@@ -217,13 +217,6 @@ class _TracesSdkCalls(SdkRetryAgent):
         return super()._ask(call, errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "trace_complete counts every HTTP attempt at the transport against model_call records, "
-        "so the SDK's own retries (invisible to the agent) make a correct trace look incomplete"
-    ),
-)
 def test_a_trace_with_one_record_per_sdk_call_is_complete(setup: Setup) -> None:
     agent = _TracesSdkCalls(endpoints_of(setup.scenario), setup.provider)
     variant = setup.cells["model_rate_limit#1"]
