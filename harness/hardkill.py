@@ -67,7 +67,7 @@ from harness.adapter import (
     WorldContext,
 )
 from harness.driver import RunTimedOut
-from harness.intercept import Answer, Handler, Interceptor, StreamedResponse
+from harness.intercept import Answer, Handler, Interceptor, StreamedResponse, harness_operation
 from harness.record import TraceCopy
 
 __all__ = [
@@ -676,17 +676,20 @@ class HardKillAdapter:
                 self._spare = self._new_child()
 
     def _new_child(self) -> _Child:
-        if self.start_method == "spawn":
-            return _SpawnedChild(self.factory, self.endpoints)
-        if self._zygote is None or not self._zygote.alive():
-            if self._zygote is not None:
-                self._zygote.close()
-            self._zygote = _Zygote(self.factory, self.endpoints)
-        try:
-            return _ForkedChild(self._zygote)
-        except AgentProcessDied:
-            self._zygote = None  # it closed itself; the next begin starts a new one
-            raise
+        # Called during a run, on the agent-call thread, while the world's network guard
+        # refuses every process start: starting the agent's own process is the harness's doing.
+        with harness_operation():
+            if self.start_method == "spawn":
+                return _SpawnedChild(self.factory, self.endpoints)
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = _Zygote(self.factory, self.endpoints)
+            try:
+                return _ForkedChild(self._zygote)
+            except AgentProcessDied:
+                self._zygote = None  # it closed itself; the next begin starts a new one
+                raise
 
     def start(self, payload: Mapping[str, Any]) -> Outcome:
         """Start a run in the child; returns when terminal or parked."""
