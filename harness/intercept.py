@@ -51,6 +51,7 @@ what a MockTransport handler costs (~30-40 µs); a model request adds its JSON e
 from __future__ import annotations
 
 import ipaddress
+import os
 import platform
 import shlex
 import socket
@@ -357,13 +358,13 @@ def _command_line(event: str, args: tuple[Any, ...]) -> str:
     """The command an audited process event was about to run, for the record."""
     if event in ("os.fork", "os.forkpty"):
         return event[3:] + "()"
-    argv = args[0] if event == "os.system" else args[1] if len(args) > 1 else None
+    argv: Any = args[0] if event == "os.system" else args[1] if len(args) > 1 else None
     if argv is None and args:
         argv = args[0]  # Popen without args: the executable
-    if isinstance(argv, str | bytes):
-        return _text(argv)
+    if isinstance(argv, str | bytes | os.PathLike):
+        return _text(os.fsdecode(argv) if isinstance(argv, os.PathLike) else argv)
     try:
-        return shlex.join(_text(a) for a in argv)
+        return shlex.join(_text(os.fsdecode(a) if isinstance(a, os.PathLike) else a) for a in argv)
     except TypeError:
         return repr(argv)
 
