@@ -85,7 +85,9 @@ __all__ = [
     "Router",
     "StreamedResponse",
     "SubprocessBlockedError",
+    "active_interceptor",
     "harness_operation",
+    "report_blocked",
     "seal_network",
 ]
 
@@ -421,6 +423,19 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     what = _SOCKET_EVENTS.get(event)
     if what is not None and args[1] is not None and not _is_loopback(args[0], args[1]):
         raise _sealed_refusal(args[1])  # sealed, no run active: refused, nobody to tell
+
+
+def active_interceptor() -> Interceptor | None:
+    """The interceptor active in this process, if any."""
+    return _active
+
+
+def report_blocked(what: str, target: str) -> None:
+    """Record, on the active interceptor, an attempt refused in an agent process that the
+    harness runs for it (hard-kill mode): the child's guard refused it, the parent keeps it."""
+    interceptor = _active
+    if interceptor is not None:
+        interceptor._note_blocked(what, target)
 
 
 def _install_hook() -> None:
