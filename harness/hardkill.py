@@ -14,7 +14,7 @@ Messages (``t`` is the type)::
 
     parent -> child   begin | start | resume | trace          a command; the child answers it with
                       ok (+ now, answer)                      result | error, after any requests:
-    child -> parent   http | sleep | event | boundary         ... each answered by one ``ok``
+    child -> parent   http | sleep | event | boundary | blocked  ... each answered by one ``ok``
                       ready | fatal                           once, when the adapter is built
 
 Errors::
@@ -67,7 +67,15 @@ from harness.adapter import (
     WorldContext,
 )
 from harness.driver import RunTimedOut
-from harness.intercept import Answer, Handler, Interceptor, StreamedResponse
+from harness.intercept import (
+    Answer,
+    Handler,
+    Interceptor,
+    StreamedResponse,
+    active_interceptor,
+    harness_operation,
+    report_blocked,
+)
 from harness.record import TraceCopy
 
 __all__ = [
@@ -656,6 +664,9 @@ class HardKillAdapter:
                 self._kill(self._child, "while_parked" if self._world is not None else "begin")
                 self._child = None
             self._world = world
+            # the child's network guard follows the run's: subprocesses only where allowed
+            active = active_interceptor()
+            allow_subprocess = active is not None and active.allow_subprocess
             child = self._spare if self._spare is not None and self._spare.alive() else None
             if child is None:
                 if self._spare is not None:
@@ -670,23 +681,27 @@ class HardKillAdapter:
                     "state_dir": str(world.state_dir),
                     "config": dict(world.config),
                     "seed": world.seed,
+                    "allow_subprocess": allow_subprocess,
                 },
             )
             if self.start_method == "spawn":
                 self._spare = self._new_child()
 
     def _new_child(self) -> _Child:
-        if self.start_method == "spawn":
-            return _SpawnedChild(self.factory, self.endpoints)
-        if self._zygote is None or not self._zygote.alive():
-            if self._zygote is not None:
-                self._zygote.close()
-            self._zygote = _Zygote(self.factory, self.endpoints)
-        try:
-            return _ForkedChild(self._zygote)
-        except AgentProcessDied:
-            self._zygote = None  # it closed itself; the next begin starts a new one
-            raise
+        # Called during a run, on the agent-call thread, while the world's network guard
+        # refuses every process start: starting the agent's own process is the harness's doing.
+        with harness_operation():
+            if self.start_method == "spawn":
+                return _SpawnedChild(self.factory, self.endpoints)
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = _Zygote(self.factory, self.endpoints)
+            try:
+                return _ForkedChild(self._zygote)
+            except AgentProcessDied:
+                self._zygote = None  # it closed itself; the next begin starts a new one
+                raise
 
     def start(self, payload: Mapping[str, Any]) -> Outcome:
         """Start a run in the child; returns when terminal or parked."""
@@ -774,6 +789,10 @@ class HardKillAdapter:
             hook = self._streams.get(int(message["stream"]))
             if hook is not None:
                 hook(int(message["i"]))
+            return {}
+        if kind == "blocked":
+            # the child's guard refused an attempt to leave the world: the run's evidence
+            report_blocked(str(message["what"]), str(message["target"]))
             return {}
         if kind == "boundary":
             point, step = str(message["point"]), str(message["step"])
@@ -913,6 +932,10 @@ class _Channel:
     def boundary(self, point: str, step: str) -> None:
         self.ask({"t": "boundary", "point": point, "step": step})
 
+    # the network guard's on_blocked: the parent's world records the refused attempt
+    def blocked(self, what: str, target: str) -> None:
+        self.ask({"t": "blocked", "what": what, "target": target})
+
 
 class _ProxyClock:
     """The parent's fake clock as seen from the child: time arrives on every message."""
@@ -943,7 +966,7 @@ def _serve(adapter: Any, channel: _Channel) -> None:
 
     clock: Clock = _ProxyClock(channel)
     hook: BoundaryHook = channel.boundary
-    with Interceptor(channel.http):
+    with Interceptor(channel.http, on_blocked=channel.blocked):
         while True:
             message = channel.receive()
             try:
@@ -1072,6 +1095,9 @@ def _forked_main(
 def _command(adapter: Any, message: Mapping[str, Any], clock: Clock, hook: BoundaryHook) -> Any:
     kind = message.get("t")
     if kind == "begin":
+        guard = active_interceptor()
+        if guard is not None:
+            guard.allow_subprocess = bool(message.get("allow_subprocess", False))
         adapter.begin(
             WorldContext(
                 Path(message["state_dir"]), clock, message["config"], int(message["seed"]), hook

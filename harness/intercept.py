@@ -7,10 +7,34 @@ or after entering, by the agent's own code, are covered without its cooperation.
 refuses any non-loopback connection for clients that use neither library. It fails closed: a
 request no route matches gets a connect error, never the network.
 
+The network guard is one process-wide audit hook (``sys.addaudithook``), installed the first time
+an interceptor is entered (a hook cannot be removed, so there is only ever one). It sees what
+patching cannot: the C-level ``_socket.socket.connect``, UDP ``sendto``/``sendmsg`` (and
+``sendto(MSG_FASTOPEN)``), name lookups and process creation, from any thread, including threads
+the agent started itself or that outlive the run. While an interceptor is active it refuses, from
+every thread except the harness's own marked operations (:func:`harness_operation`):
+
+- a ``connect``/``sendto`` to anything but loopback (127.0.0.0/8, ::1, ``localhost``) or a unix
+  socket: ``NetworkBlockedError``;
+- a name lookup (``getaddrinfo``, ``gethostbyname``) of a name other than ``localhost``: the
+  world's hosts are answered at the transport before any lookup, so this is always a call that
+  would leave the world (``NetworkBlockedError``);
+- a subprocess, exec, ``posix_spawn``, ``os.system`` or fork, unless the interceptor was built
+  with ``allow_subprocess=True``: ``SubprocessBlockedError``;
+
+and reports each refusal to ``on_blocked(what, target)``: the evidence of an attempt the agent's
+code swallowed. Outside an active interceptor the hook returns at once (after
+:func:`seal_network`, it keeps refusing non-loopback connections and sends, unrecorded).
+
+A host name given to the C-level ``_socket.socket.connect``/``sendto`` is resolved before the
+audit event is raised, so that lookup happens before the refusal; ``socket.socket.connect`` and
+``connect_ex`` are also patched, which refuses such names without a lookup.
+
 Errors::
 
-    InterceptionError (RuntimeError)           misuse: two interceptors active at once
-    NetworkBlockedError (ConnectionRefusedError) a socket tried to leave the machine
+    InterceptionError (RuntimeError)             misuse: two interceptors active at once
+    NetworkBlockedError (ConnectionRefusedError) a socket or lookup tried to leave the machine
+    SubprocessBlockedError (PermissionError)     a process was started while not allowed
 
 Cost (measured on 2 shared cores, medians; ratios hold better than absolute times): converting a
 request to the neutral form costs ~4-7 µs; a response is built over a ``ByteStream`` (~2 µs,
@@ -27,9 +51,14 @@ what a MockTransport handler costs (~30-40 µs); a model request adds its JSON e
 from __future__ import annotations
 
 import ipaddress
+import os
+import platform
+import shlex
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -55,6 +84,11 @@ __all__ = [
     "Route",
     "Router",
     "StreamedResponse",
+    "SubprocessBlockedError",
+    "active_interceptor",
+    "harness_operation",
+    "report_blocked",
+    "seal_network",
 ]
 
 
@@ -89,7 +123,12 @@ class InterceptionError(RuntimeError):
 
 
 class NetworkBlockedError(ConnectionRefusedError):
-    """A socket tried to connect beyond loopback while shakeout intercepts the process."""
+    """A socket or name lookup tried to reach beyond loopback while shakeout intercepts the
+    process (an ``OSError``, so SDKs and HTTP clients treat it as a connection error)."""
+
+
+class SubprocessBlockedError(PermissionError):
+    """The agent tried to start a process while the scenario does not allow subprocesses."""
 
 
 # --------------------------------------------------------------------------- streams
@@ -239,30 +278,177 @@ _STACKS = (
 )
 
 
-# --------------------------------------------------------------------------- socket guard
+# --------------------------------------------------------------------------- network guard
+
+_IP_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
+# sockets of these families cannot leave the machine (the harness's own socketpairs are unix)
+_LOCAL_FAMILIES = frozenset(
+    f for f in (getattr(socket, "AF_UNIX", None), getattr(socket, "AF_NETLINK", None)) if f
+)
 
 
-def _is_loopback(sock: socket.socket, address: Any) -> bool:
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return True  # unix sockets and the like never leave the machine
-    host = address[0] if isinstance(address, tuple) and address else address
+def _local_host(host: Any) -> bool:
+    """Whether ``host`` names this machine: loopback, unspecified (``0.0.0.0`` connects to the
+    machine itself) or ``localhost`` (RFC 6761: every name below ``.localhost`` is loopback)."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
     if not isinstance(host, str):
         return False
-    if host == "localhost":
+    name = host.rstrip(".").lower()
+    if name in ("", "localhost") or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        ip = ipaddress.ip_address(name.split("%", 1)[0])
     except ValueError:
-        return False  # a host name: refusing it avoids even the DNS lookup
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
+
+
+def _ip_literal(host: Any) -> bool:
+    """Whether ``host`` is a numeric address (looking it up sends nothing)."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(sock: Any, address: Any) -> bool:
+    """Whether ``sock`` reaching ``address`` stays on this machine."""
+    family = getattr(sock, "family", None)
+    if family in _LOCAL_FAMILIES:
+        return True
+    if family not in _IP_FAMILIES:
+        return False  # raw packets, bluetooth, CAN...: they can leave the machine
+    host = address[0] if isinstance(address, tuple) and address else address
+    # a host name other than localhost is refused: that also avoids its DNS lookup
+    return _local_host(host)
 
 
 def _blocked_message(address: Any) -> str:
-    where = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else repr(address)
     return (
-        f"shakeout blocked a connection to {where}: no request leaves the machine while a "
-        "shakeout world is active. Route it in the scenario (tools or model), or send it "
-        "through httpx/httpx2 so the world can answer it"
+        f"shakeout blocked a connection to {_where(address)}: no request leaves the machine "
+        "while a shakeout world is active. Route it in the scenario (tools or model), or send "
+        "it through httpx/httpx2 so the world can answer it"
     )
+
+
+def _sealed_refusal(address: Any) -> NetworkBlockedError:
+    return NetworkBlockedError(
+        f"shakeout blocked a connection to {_where(address)}: an agent call that timed out "
+        "earlier in this process may still be running, so no connection leaves the "
+        "machine for the rest of the session. Fix the hang (see the run that reported "
+        "'no terminal state within N s')"
+    )
+
+
+def _where(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{_text(address[0])}:{address[1]}"
+    return repr(address)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _command_line(event: str, args: tuple[Any, ...]) -> str:
+    """The command an audited process event was about to run, for the record."""
+    if event in ("os.fork", "os.forkpty"):
+        return event[3:] + "()"
+    argv: Any = args[0] if event == "os.system" else args[1] if len(args) > 1 else None
+    if argv is None and args:
+        argv = args[0]  # Popen without args: the executable
+    if isinstance(argv, str | bytes | os.PathLike):
+        return _text(os.fsdecode(argv) if isinstance(argv, os.PathLike) else argv)
+    try:
+        return shlex.join(_text(os.fsdecode(a) if isinstance(a, os.PathLike) else a) for a in argv)
+    except TypeError:
+        return repr(argv)
+
+
+# What the audit hook watches. Every other event of the process (imports, open(), compile...)
+# returns after one frozenset lookup: the hook costs a Python call per audited event.
+_SOCKET_EVENTS = {
+    "socket.connect": "connect",
+    "socket.sendto": "sendto",
+    "socket.sendmsg": "sendto",
+}
+_LOOKUP_EVENTS = frozenset({"socket.getaddrinfo", "socket.gethostbyname"})
+# os.spawn* and pty.spawn go through os.fork + os.exec; subprocess.Popen (fork_exec in C)
+# raises only its own event. os.fork is policed as well: a forked copy of the agent is a
+# process the run's world does not see into.
+_PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.fork", "os.forkpty"}
+)
+_WATCHED = frozenset(_SOCKET_EVENTS) | _LOOKUP_EVENTS | _PROCESS_EVENTS
+
+# Which threads are policed: every thread of the process while an interceptor is active, not
+# only the driver's agent-call threads, because an agent may start threads (or executors) of
+# its own, and a thread left over from an earlier run must not slip out either. The harness's
+# own operations during a run (hard-kill mode spawning its zygote and children) are exempted
+# explicitly, by marking them on their thread with harness_operation(): a mark an agent never
+# sets by accident, unlike a policy by socket family or thread name that agent code could match.
+_harness = threading.local()
+_HOOKED = False
+
+
+@contextmanager
+def harness_operation() -> Iterator[None]:
+    """Exempt this thread from the network guard for the block: the harness's own work during a
+    run (starting an agent process, its socketpairs), never the agent's."""
+    depth = getattr(_harness, "depth", 0)
+    _harness.depth = depth + 1
+    try:
+        yield
+    finally:
+        _harness.depth = depth
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _WATCHED:
+        return
+    interceptor = _active
+    if interceptor is None and not _SEALED:
+        return
+    if getattr(_harness, "depth", 0):
+        return
+    if interceptor is not None:
+        interceptor._police(event, args)
+        return
+    what = _SOCKET_EVENTS.get(event)
+    if what is not None and args[1] is not None and not _is_loopback(args[0], args[1]):
+        raise _sealed_refusal(args[1])  # sealed, no run active: refused, nobody to tell
+
+
+def active_interceptor() -> Interceptor | None:
+    """The interceptor active in this process, if any."""
+    return _active
+
+
+def report_blocked(what: str, target: str) -> None:
+    """Record, on the active interceptor, an attempt refused in an agent process that the
+    harness runs for it (hard-kill mode): the child's guard refused it, the parent keeps it."""
+    interceptor = _active
+    if interceptor is not None:
+        interceptor._note_blocked(what, target)
+
+
+def _install_hook() -> None:
+    """Add the process's one audit hook (it can never be removed; it stays cheap when idle)."""
+    global _HOOKED
+    if not _HOOKED:
+        # The standard library runs `uname -p` the first time anything asks for the processor
+        # name, and the openai SDK's platform header does (platform.platform()) on its first
+        # request: a process the agent never meant to start. Ask once now, before any world is
+        # active, so that the cached answer serves it and no correct agent fails for it.
+        platform.uname().processor  # noqa: B018 - a cached property, read for its side effect
+        sys.addaudithook(_audit)
+        _HOOKED = True
 
 
 # --------------------------------------------------------------------------- interceptor
@@ -283,13 +469,23 @@ class Interceptor:
             Exceptions it raises propagate to the caller (``AgentCrash`` unchanged); ordinary
             exceptions are also kept in :attr:`handler_errors`, because SDKs disguise them as
             connection errors.
+        on_blocked: called with ``(what, target)`` for each attempt the network guard refused:
+            ``connect``/``sendto`` and ``host:port``, ``getaddrinfo`` and the host name, or
+            ``subprocess`` and the command line. Called on the attempting thread.
+        allow_subprocess: let processes start (subprocess, exec, spawn, system, fork) instead
+            of refusing them; sockets and lookups stay guarded in this process.
     """
 
     def __init__(
-        self, handler: Handler, on_blocked: Callable[[str, str], None] | None = None
+        self,
+        handler: Handler,
+        on_blocked: Callable[[str, str], None] | None = None,
+        *,
+        allow_subprocess: bool = False,
     ) -> None:
         self._handler = handler
         self._on_blocked = on_blocked
+        self.allow_subprocess = allow_subprocess
         self._saved: list[tuple[Any, str, Any]] = []
         self._blocked: list[str] = []
         self._errors: list[Exception] = []
@@ -302,7 +498,7 @@ class Interceptor:
 
     @property
     def blocked(self) -> tuple[str, ...]:
-        """Addresses the socket guard refused, in order (``host:port``)."""
+        """Targets the network guard refused, in order (``host:port``, host or command)."""
         return tuple(self._blocked)
 
     @property
@@ -315,6 +511,42 @@ class Interceptor:
         self._blocked.append(target)
         if self._on_blocked is not None:
             self._on_blocked(what, target)
+
+    def _police(self, event: str, args: tuple[Any, ...]) -> None:
+        """Refuse (record and raise) an audited attempt to leave the world; see the module."""
+        what = _SOCKET_EVENTS.get(event)
+        if what is not None:
+            address = args[1]
+            if address is None or _is_loopback(args[0], address):
+                return  # sendmsg on a connected socket: its connect was policed
+            self._note_blocked(what, _where(address))
+            if what == "connect":
+                raise NetworkBlockedError(_blocked_message(address))
+            raise NetworkBlockedError(
+                f"shakeout blocked a datagram to {_where(address)}: nothing leaves the machine "
+                "while a shakeout world is active. Route the call through the scenario's "
+                "services"
+            )
+        if event in _LOOKUP_EVENTS:
+            host = args[0]
+            if host is None or _local_host(host) or _ip_literal(host):
+                return  # loopback, or a numeric address whose connect is policed
+            name = _text(host)
+            self._note_blocked("getaddrinfo", name)
+            raise NetworkBlockedError(
+                f"shakeout blocked a DNS lookup of {name!r}: the world answers its own hosts "
+                "before any lookup, so this name is outside the world and nothing may reach "
+                "it. Route the call through the scenario's services"
+            )
+        if self.allow_subprocess:
+            return
+        command = _command_line(event, args)
+        self._note_blocked("subprocess", command)
+        raise SubprocessBlockedError(
+            f"shakeout blocked a subprocess ({command}): no process may start while a "
+            "shakeout world is active, as its traffic would bypass the world. Set "
+            "'allow_subprocess: true' in the scenario if the agent must run one"
+        )
 
     def _answer(self, request: HttpRequest) -> Answer:
         self._count += 1
@@ -334,6 +566,7 @@ class Interceptor:
                     "leave the active world before entering another (run worlds one after "
                     "another, or in separate xdist workers)"
                 )
+            _install_hook()
             _active = self
             try:
                 self._patch()
@@ -404,40 +637,32 @@ def seal_network() -> None:
     """From now on, refuse every non-loopback connection of this process, for good.
 
     Called after a run timed out: its hung agent call lives on in a thread Python cannot kill,
-    and once the world is gone that thread's requests would reach the real network. Idempotent;
-    interceptors entered later keep the seal (they restore what they found).
+    and once the world is gone that thread's requests would reach the real network. The audit
+    hook refuses every non-loopback connect and datagram at the C level from then on (no run
+    active: refused, not recorded); ``socket.socket.connect``/``connect_ex`` are also patched so
+    a host name is refused before its lookup. Idempotent; interceptors entered later keep the
+    seal (they restore what they found).
     """
     global _SEALED
     if _SEALED:
         return
+    _install_hook()
     connect = socket.socket.connect
     connect_ex = socket.socket.connect_ex
 
-    def refuse(address: Any) -> NetworkBlockedError:
-        return NetworkBlockedError(
-            f"shakeout blocked a connection to {_where(address)}: an agent call that timed out "
-            "earlier in this process may still be running, so no connection leaves the "
-            "machine for the rest of the session. Fix the hang (see the run that reported "
-            "'no terminal state within N s')"
-        )
-
     def sealed_connect(sock: socket.socket, address: Any) -> None:
         if not _is_loopback(sock, address):
-            raise refuse(address)
+            raise _sealed_refusal(address)
         connect(sock, address)
 
     def sealed_connect_ex(sock: socket.socket, address: Any) -> int:
         if not _is_loopback(sock, address):
-            raise refuse(address)
+            raise _sealed_refusal(address)
         return connect_ex(sock, address)
 
     socket.socket.connect = sealed_connect  # type: ignore[method-assign, assignment]
     socket.socket.connect_ex = sealed_connect_ex  # type: ignore[method-assign, assignment]
     _SEALED = True
-
-
-def _where(address: Any) -> str:
-    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else repr(address)
 
 
 # The request being answered on this thread, next to its neutral copy: the Router matches

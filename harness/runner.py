@@ -162,7 +162,16 @@ def build_world(
     model = ScriptedModel(
         scenario.model.format, scenario.model_answers(), stream=scenario.model.stream
     )
-    return World(endpoints_of(scenario), model, build_services(scenario), faults, seed, clock, log)
+    return World(
+        endpoints_of(scenario),
+        model,
+        build_services(scenario),
+        faults,
+        seed,
+        clock,
+        log,
+        allow_subprocess=scenario.allow_subprocess,
+    )
 
 
 SCENARIO_INPUT: Any = type("ScenarioInput", (), {"__repr__": lambda self: "SCENARIO_INPUT"})()

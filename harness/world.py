@@ -95,6 +95,8 @@ class World:
         seed: the seed of the run's one RNG.
         clock: the run's fake clock.
         log: the run's event log (shared with the driver); a new one when None.
+        allow_subprocess: the agent may start processes (the scenario's ``allow_subprocess``);
+            otherwise the network guard refuses them and records each attempt.
     """
 
     def __init__(
@@ -106,8 +108,11 @@ class World:
         seed: int,
         clock: FakeClock | None = None,
         log: EventLog | None = None,
+        *,
+        allow_subprocess: bool = False,
     ) -> None:
         self.endpoints = endpoints
+        self.allow_subprocess = allow_subprocess
         self.model = model
         self.services = tuple(services)
         self.faults = tuple(faults)
@@ -172,7 +177,9 @@ class World:
         Raises:
             harness.intercept.InterceptionError: when another world is already active.
         """
-        interceptor = Interceptor(self.router, on_blocked=self.blocked_attempt)
+        interceptor = Interceptor(
+            self.router, on_blocked=self.blocked_attempt, allow_subprocess=self.allow_subprocess
+        )
         try:
             with interceptor:
                 yield self
@@ -397,7 +404,7 @@ class World:
 
     @property
     def blocked(self) -> tuple[str, ...]:
-        """Non-loopback socket connections the guard refused (``host:port``)."""
+        """What the network guard refused, in order (``host:port``, host name or command)."""
         with self._lock:
             return tuple(self._blocked)
 

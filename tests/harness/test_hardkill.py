@@ -28,7 +28,7 @@ from harness.hardkill import (
 )
 from harness.intercept import StreamedResponse
 from harness.loader import load_scenario
-from harness.matrix import crash_cells
+from harness.matrix import base_variant, crash_cells
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
 from harness.scenario import CrashMatrix, Scenario
@@ -142,6 +142,48 @@ def test_the_runner_refuses_hard_mode_without_a_factory_path(
     )
     assert record.harness_error is not None
     assert "factory path" in record.harness_error
+
+
+# --------------------------------------------------------------------------- network guard
+
+
+@pytest.mark.parametrize(
+    ("defect", "allow", "blocked"),
+    [
+        (
+            "phones_home",
+            False,
+            [("connect", "203.0.113.50:443"), ("getaddrinfo", "telemetry.mini-agent.example")],
+        ),
+        ("runs_subprocess", False, [("subprocess", "sh -c 'echo subprocess ran'")]),
+        ("runs_subprocess", True, []),
+    ],
+)
+def test_the_agent_process_guard_reports_to_the_parents_world(
+    happy: Scenario, defect: str, allow: bool, blocked: list[tuple[str, str]]
+) -> None:
+    # the agent runs in a child process: its guard refuses, the parent's record has the attempt
+    scenario = happy.model_copy(
+        update={
+            "agent_config": {"defects": [defect]},
+            "crash_matrix": None,
+            "allow_subprocess": allow,
+        }
+    )
+    variant = base_variant(scenario)
+    adapter = HardKillAdapter("agents.mini:build_adapter", endpoints_of(happy))
+    try:
+        record = run_variant(variant, adapter, seed=SEED, wall_s=WALL_S)
+    finally:
+        adapter.close()
+    result = judge(variant, record, "test")
+    assert [(b.what, b.target) for b in record.blocked] == blocked
+    contained = next(v for v in result.verdicts if v.name == "network_contained")
+    assert contained.passed is (not blocked), result.explain()
+    if allow:
+        assert record.trace is not None
+        ran = [r.get("stdout") for r in record.trace.records if r.get("kind") == "subprocess"]
+        assert ran == ["subprocess ran"]  # it really ran, in the agent's process
 
 
 # --------------------------------------------------------------------------- children that die

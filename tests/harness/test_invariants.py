@@ -195,6 +195,49 @@ def test_an_exception_escaping_the_agent_fails_with_its_text(mini: MiniAgent) ->
     )
 
 
+# --------------------------------------------------------------------------- network containment
+
+
+def test_an_agent_phoning_home_fails_network_contained_though_it_swallowed_the_errors(
+    mini: MiniAgent,
+) -> None:
+    result = run(base_variant(HAPPY_SC), mini, "phones_home")
+    text = broken(
+        result,
+        "network_contained",
+        "2 time(s)",
+        "connect 203.0.113.50:443",
+        "getaddrinfo telemetry.mini-agent.example",
+    )
+    assert [(b.what, b.target) for b in result.record.blocked] == [
+        ("connect", "203.0.113.50:443"),
+        ("getaddrinfo", "telemetry.mini-agent.example"),
+    ]
+    shown = [
+        line.split("(blocked)")[1].strip() for line in text.splitlines() if "(blocked)" in line
+    ]
+    assert shown == ["connect 203.0.113.50:443", "getaddrinfo telemetry.mini-agent.example"]
+    assert verdict(result, "terminal_state").passed is True  # the run itself went on
+
+
+def test_a_subprocess_fails_network_contained_unless_the_scenario_allows_it(
+    mini: MiniAgent,
+) -> None:
+    refused = run(base_variant(HAPPY_SC), mini, "runs_subprocess")
+    broken(refused, "network_contained", "subprocess sh -c 'echo subprocess ran'")
+    assert refused.record.trace is not None
+    assert any(
+        "shakeout blocked a subprocess" in r.get("error", "") for r in refused.record.trace.records
+    )
+
+    allowed = run(base_variant(scenario(HAPPY, allow_subprocess=True)), mini, "runs_subprocess")
+    holds(allowed, "network_contained")
+    assert allowed.record.blocked == ()
+    assert allowed.record.trace is not None
+    ran = [r for r in allowed.record.trace.records if r.get("kind") == "subprocess"]
+    assert [r.get("stdout") for r in ran] == ["subprocess ran"]  # it really ran
+
+
 # --------------------------------------------------------------------------- categories
 
 

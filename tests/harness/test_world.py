@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import threading
 from typing import Any
 
@@ -30,8 +32,9 @@ from faults.surfaces import (
 from faults.tool import ToolHttp503, ToolTruncatedBody
 from harness.adapter import Endpoints
 from harness.clock import FakeClock
-from harness.intercept import InterceptionError
+from harness.intercept import InterceptionError, NetworkBlockedError, SubprocessBlockedError
 from harness.model import ScriptedModel
+from harness.record import Blocked
 from harness.services import Ledger, Sequence, ServiceDefinitionError, Static, ToolService
 from harness.world import RECORD_BODY_LIMIT, World
 
@@ -324,6 +327,33 @@ def test_large_bodies_are_truncated_in_the_record(http: httpx2.Client) -> None:
     with w.active():
         assert len(http.get(TOOLS + "/big").content) == RECORD_BODY_LIMIT + 10
     assert len(w.exchanges[0].response_body) == RECORD_BODY_LIMIT
+
+
+def test_refused_attempts_to_leave_are_numbered_events_of_the_log(http: httpx2.Client) -> None:
+    w = world()
+    with w.active():
+        assert http.get(TOOLS + "/orders/A-1").status_code == 200
+        w.clock.advance(5.0)
+        with pytest.raises(NetworkBlockedError):
+            socket.getaddrinfo("leak.example", 443)
+        with pytest.raises(SubprocessBlockedError):
+            subprocess.run(["true"], check=False)
+    blocked = w.log.of(Blocked)
+    assert [(b.what, b.target, b.seq, b.t) for b in blocked] == [
+        ("getaddrinfo", "leak.example", 2, 1005.0),
+        ("subprocess", "true", 3, 1005.0),
+    ]
+    assert w.blocked == ("leak.example", "true")
+
+
+def test_a_world_that_allows_subprocesses_lets_them_run() -> None:
+    services = [ToolService("get_order", "GET", Static(ORDER), path_regex=r"/orders/[\w-]+")]
+    model = ScriptedModel("openai_chat", TURNS)
+    w = World(ENDPOINTS, model, services, (), 7, FakeClock(1000.0), allow_subprocess=True)
+    with w.active():
+        done = subprocess.run(["sh", "-c", "echo ran"], capture_output=True, text=True, check=True)
+    assert done.stdout == "ran\n"
+    assert w.log.of(Blocked) == ()
 
 
 def test_two_worlds_cannot_be_active_at_once() -> None:

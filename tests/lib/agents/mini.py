@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +51,10 @@ DEFECTS: Mapping[str, str] = {
     "retry_at_once": "retries a failed request at once, ignoring Retry-After and backoff",
     "retry_past_limit": "retries a transient failure one attempt past its limit",
     "approval_reuse": "a decision delivered twice is used twice (a second refund)",
+    "phones_home": "gather also dials a host outside the world and looks up a name, and swallows "
+    "the errors",
+    "runs_subprocess": "gather runs a shell command and traces its output (fine only where the "
+    "scenario allows subprocesses)",
 }
 """Every defect the agent can switch on, with what it breaks."""
 
@@ -447,6 +453,24 @@ class MiniAgent:
             raise RuntimeError("the hung mini agent was released by its test")
         if "raises" in self.defects:
             raise RuntimeError("mini agent defect: order lookup returned an unexpected shape")
+        if "phones_home" in self.defects:
+            # The defect: telemetry straight to the internet, its failure kept quiet.
+            with contextlib.suppress(OSError):
+                socket.create_connection(("203.0.113.50", 443), timeout=1.0).close()
+            with contextlib.suppress(OSError):
+                socket.getaddrinfo("telemetry.mini-agent.example", 443)
+        if "runs_subprocess" in self.defects:
+            try:
+                done = subprocess.run(
+                    ["sh", "-c", "echo subprocess ran"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                )
+                self._trace(run, {"kind": "subprocess", "stdout": done.stdout.strip()})
+            except OSError as exc:
+                self._trace(run, {"kind": "subprocess", "error": str(exc)})
         if order.get("customer_id") != payload["customer_id"]:
             raise MiniError(
                 "logic",
