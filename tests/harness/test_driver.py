@@ -27,6 +27,7 @@ from harness.driver import (
     call_with_deadline,
     drive,
 )
+from harness.record import Delivery, EventLog
 
 # --------------------------------------------------------------------------- call_with_deadline
 
@@ -181,7 +182,14 @@ class _Agent:
         return None
 
 
-def _drive(agent: _Agent, tmp_path: Path, faults: tuple[Any, ...] = (), script: Any = ()) -> Any:
+def _drive(
+    agent: _Agent,
+    tmp_path: Path,
+    faults: tuple[Any, ...] = (),
+    script: Any = (),
+    log: EventLog | None = None,
+    fresh: Any = None,
+) -> Any:
     clock = FakeClock()
     world = WorldContext(tmp_path, clock, {}, 1, lambda point, step: None)
     result, plan, reviewer = drive(
@@ -192,9 +200,10 @@ def _drive(agent: _Agent, tmp_path: Path, faults: tuple[Any, ...] = (), script: 
         reviewer_script=script,
         rng=random.Random(1),
         wall_s=5.0,
-        exchanges_seen=lambda: 0,
+        log=log if log is not None else EventLog(),
         clock_advance=clock.advance,
         monotonic=lambda: 0.0,
+        fresh=fresh,
     )
     assert isinstance(result, DriveResult)
     assert isinstance(reviewer, Reviewer)
@@ -207,6 +216,31 @@ def test_drive_restarts_after_a_crash_and_redelivers_the_input(tmp_path: Path) -
     assert (result.restarts, agent.begins) == (1, 2)
     assert result.outcomes[-1].state.value == "completed"
     assert plan.fired == ["before_step:intake"]
+
+
+def test_a_crash_resumes_in_a_fresh_adapter_and_the_log_says_so(tmp_path: Path) -> None:
+    first, built = _Agent(), []
+
+    def fresh() -> _Agent:
+        built.append(_Agent())
+        return built[-1]
+
+    log = EventLog()
+    result, _ = _drive(first, tmp_path, (CrashBeforeStep(target="intake"),), log=log, fresh=fresh)
+    assert (first.begins, [a.begins for a in built]) == (1, [1])
+    assert result.outcomes[-1].state.value == "completed"
+    kinds = [(e.kind, getattr(e, "fresh", None)) for e in log.events()]
+    assert kinds == [("crash", None), ("restart", True)]
+
+
+def test_deliveries_are_numbered_in_the_log_with_time_and_expiry(tmp_path: Path) -> None:
+    log = EventLog()
+    log.next()  # a request before the approval
+    result, _ = _drive(_Agent(parks=1), tmp_path, script=[ReviewAction("approve")], log=log)
+    (delivery,) = result.deliveries
+    assert delivery.seq == 2
+    assert delivery.t == FakeClock().now() + 1.0  # the reviewer's default delay, fake clock
+    assert log.of(Delivery) == (delivery,)
 
 
 def test_drive_gives_up_after_the_restart_limit(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def test_unknown_field_lists_the_allowed_ones_with_a_suggestion(in_tmp: Path) ->
     assert errors_of(text) == [
         "scenarios/x.yaml:11: field 'tools.services.get_order.methd': unknown field 'methd'. "
         "Fix: did you mean 'method'? remove 'methd' (allowed here: method, path, path_regex, "
-        "respond, sequence, ledger, gated)"
+        "respond, sequence, ledger, gated, vary, approval_map)"
     ]
 
 

@@ -67,9 +67,32 @@ def test_expand_puts_the_base_run_first_and_one_cell_per_reached_call() -> None:
     assert labels == [
         "base",
         "tool_http_503@get_order#1",  # the probe called get_order once: no #2
+        "tool_http_503@get_order#1x3",  # budget.attempts is 3: a cell where all 3 fail
         "model_refusal#1",
         "model_refusal#2",
     ]
+
+
+def test_exhaustion_cells_expect_failure_and_only_with_an_attempts_budget() -> None:
+    sc = scenario(matrix={"faults": ["tool_http_503", "tool_http_404"], "targets": ["get_order"]})
+    cells = {v.label: v for v in fault_cells(sc, fake_probe())}
+    assert set(cells) == {
+        "tool_http_503@get_order#1",
+        "tool_http_503@get_order#1x3",
+        "tool_http_404@get_order#1",
+    }
+    exhausted = cells["tool_http_503@get_order#1x3"].expect
+    assert (exhausted.state, exhausted.category) == ("failed", "tool")
+    assert "3 failed attempts in a row" in exhausted.origin
+    recovered = cells["tool_http_503@get_order#1"].expect
+    assert recovered.state == "completed"
+    assert recovered.baseline is not None  # compared effect by effect with the fault-free run
+    unbudgeted = dict(HAPPY["expect"])
+    unbudgeted["budget"] = {k: v for k, v in HAPPY["expect"]["budget"].items() if k != "attempts"}
+    plain = scenario(
+        matrix={"faults": ["tool_http_503"], "targets": ["get_order"]}, expect=unbudgeted
+    )
+    assert [v.label for v in fault_cells(plain, fake_probe())] == ["tool_http_503@get_order#1"]
 
 
 def test_expand_without_a_probe_is_the_base_run_only() -> None:
@@ -80,7 +103,7 @@ def test_expand_without_a_probe_is_the_base_run_only() -> None:
 def test_a_tool_surface_breaks_every_tool_the_probe_reached() -> None:
     sc = scenario(matrix={"surfaces": ["tool"]})
     reached = dict.fromkeys(TOOLS, 1) | {"close_ticket": 0}
-    cells = list(fault_cells(sc, fake_probe(reached)))
+    cells = [v for v in fault_cells(sc, fake_probe(reached)) if v.faults[-1].times == 1]
     assert len(cells) == len(keys_on(Surface.TOOL)) * (len(TOOLS) - 1)
     assert not any(v.label.endswith("@close_ticket#1") for v in cells)
 
@@ -103,8 +126,9 @@ def test_cells_keep_the_scenarios_own_faults() -> None:
         faults=[{"tool_latency": {"target": "get_customer"}}],
         matrix={"faults": ["tool_http_503"], "targets": ["get_order"]},
     )
-    (cell,) = fault_cells(sc, fake_probe())
+    cell, exhausted = fault_cells(sc, fake_probe())
     assert [f.key for f in cell.faults] == ["tool_latency", "tool_http_503"]
+    assert [f.label() for f in exhausted.faults][-1] == "tool_http_503@get_order#1x3"
 
 
 # --------------------------------------------------------------------------- derive

@@ -98,14 +98,17 @@ def test_run_variant_records_requests_effects_and_boundaries(mini: MiniAgent) ->
         "send_email",
         "close_ticket",
     ]
-    assert [e.seq for e in record.exchanges] == list(range(1, 9))
-    assert [(e.tool, e.seq, e.idempotency_key) for e in record.effects] == [
-        ("issue_refund", 6, f"{record.final.run_id}:act" if record.final else None),
-        ("send_email", 7, f"{record.final.run_id}:notify" if record.final else None),
-        ("close_ticket", 8, f"{record.final.run_id}:close" if record.final else None),
+    # one numbering for every event: the delivery (6) falls between the model's proposal (5)
+    # and the refund (7), each commit right after the request that made it
+    assert [e.seq for e in record.exchanges] == [1, 2, 3, 4, 5, 7, 9, 11]
+    assert [(e.tool, e.request_seq, e.seq, e.idempotency_key) for e in record.effects] == [
+        ("issue_refund", 7, 8, f"{record.final.run_id}:act" if record.final else None),
+        ("send_email", 9, 10, f"{record.final.run_id}:notify" if record.final else None),
+        ("close_ticket", 11, 12, f"{record.final.run_id}:close" if record.final else None),
     ]
     assert [d.verdict for d in record.deliveries] == ["approve"]
-    assert record.deliveries[0].seq_before == 5
+    assert record.deliveries[0].seq == 6
+    assert [e.seq for e in record.events] == list(range(1, 13))
     assert record.boundaries[0] == ("before_step", "intake")
     assert record.boundaries[-1] == ("terminal_write", "completed")
     assert (record.scenario, record.variant, record.seed) == ("refund_happy", "base", 5)

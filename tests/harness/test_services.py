@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from faults.surfaces import HttpRequest, HttpResponse
+from harness.record import Commit
 from harness.services import (
-    Effect,
     Ledger,
     Sequence,
     ServiceDefinitionError,
@@ -53,7 +53,8 @@ def test_ledger_commits_once_per_key_and_answers_replays_with_the_first_response
     ledger.response = HttpResponse(500)  # a replay must still get what the commit got
     assert ledger.respond(post({"amount": 5}, "k1"), "refund", 11.0) is OK
     assert ledger.respond(post({"amount": 9}, "k1"), "refund", 12.0) is OK
-    assert ledger.effects == (Effect("refund", "k1", {"amount": 5}, 10.0, 2, 1),)
+    assert ledger.effects == (Commit("refund", "k1", {"amount": 5}, 2, 0, 0, 10.0),)
+    assert ledger.conflicting_replays() == 1
     assert ledger.committed_count("k1") == 1
     assert ledger.replay_count("k1") == 2
     assert ledger.replay_count("other") == 0
@@ -65,7 +66,7 @@ def test_ledger_flags_effects_without_a_key_and_commits_each() -> None:
     ledger.respond(post({"amount": 5}), "refund", 1.0)
     ledger.respond(post({"amount": 5}), "refund", 2.0)
     assert len(ledger.effects) == 2
-    assert all(e.flagged for e in ledger.unkeyed)
+    assert all(e.idempotency_key is None for e in ledger.unkeyed)
     assert len(ledger.unkeyed) == 2
 
 
@@ -74,7 +75,17 @@ def test_ledger_key_header_is_case_insensitive_and_configurable() -> None:
     request = HttpRequest("POST", "http://t/x", {"x-request-id": "abc"}, b"not json")
     ledger.respond(request, "notify", 0.0)
     ledger.respond(request, "notify", 0.0)
-    assert ledger.effects == (Effect("notify", "abc", "not json", 0.0, 1, 0),)
+    assert ledger.effects == (Commit("notify", "abc", "not json", 1, 0, 0, 0.0),)
+
+
+def test_ledger_stamps_each_commit_with_its_number_and_its_request() -> None:
+    ledger = Ledger(OK)
+    numbers = iter([(2, 1), (4, 3)])
+    ledger.stamp = lambda: next(numbers)
+    ledger.respond(post({"amount": 5}, "k1"), "refund", 1.0)
+    ledger.respond(post({"amount": 5}, "k1"), "refund", 2.0)  # a replay: no commit, no number
+    ledger.respond(post({"amount": 6}, "k2"), "refund", 3.0)
+    assert [(c.seq, c.request_seq) for c in ledger.commits()] == [(2, 1), (4, 3)]
 
 
 @given(st.lists(st.sampled_from(["a", "b", "c", None]), max_size=25))
