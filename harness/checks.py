@@ -482,14 +482,17 @@ class Recovered(Check):
 
 
 class StoppedAfterPermanent(Check):
-    """Evidence: after a permanent fault, no effect on a gated tool is committed (the base run's
-    effects before that point stay; the scenario may allow others), whatever the agent reports."""
+    """Evidence: a permanent failure is not retried and stops the work.
+
+    A tool request answered by a permanent fault is never sent again (an SDK's built-in retries
+    of a model request are its own business: the provider's status alone does not say whether
+    a 429 is a quota); after it, no effect on a gated tool is committed (the base run's effects
+    before that point stay; the scenario may allow others), whatever the agent reports.
+    """
 
     name = "stopped_after_failure"
 
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
-        if expect.state not in (None, "failed"):
-            return self.skip(f"the run is expected to end {expect.state!r}, not to stop")
         first = None
         for ex in record.exchanges:
             if any(not f.transient for f in _request_faults(record, ex)):
@@ -497,6 +500,22 @@ class StoppedAfterPermanent(Check):
                 break
         if first is None:
             return self.skip("no permanent fault broke a request")
+        if first.surface == "tool":
+            again = [
+                e.seq
+                for e in record.exchanges
+                if e.seq > first.seq and e.surface == "tool" and e.identity() == first.identity()
+            ]
+            if again:
+                return self.fail(
+                    f"{_what(first)}, a permanent failure, and was sent again {len(again)} "
+                    f"time(s) (request(s) {', '.join(f'#{n}' for n in again)}): a permanent "
+                    "error must not be retried (only transient ones: 429 with Retry-After, 5xx, "
+                    "timeouts, resets)",
+                    around=again[0],
+                )
+        if expect.state not in (None, "failed"):
+            return self.ok(f"not retried; the run is expected to end {expect.state!r}")
         for c in record.effects:
             if c.request_seq <= first.seq or c.tool not in expect.gated_tools:
                 continue
@@ -509,7 +528,7 @@ class StoppedAfterPermanent(Check):
                 "tool under 'matrix.allow_after_failure' if that effect is intended)",
                 around=c.request_seq,
             )
-        return self.ok(f"no gated effect after {_what(first)}")
+        return self.ok(f"no retry and no gated effect after {_what(first)}")
 
 
 def _retry_after(ex: Exchange) -> float | None:
@@ -815,7 +834,6 @@ UNIVERSAL: tuple[Check, ...] = (
     StoppedAfterPermanent(),
     RetryTiming(),
     NetworkContained(),
-    SameEffectsAsBaseline(),
 )
 EXPECTATIONS: tuple[Check, ...] = (
     ExpectedState(),
@@ -824,14 +842,29 @@ EXPECTATIONS: tuple[Check, ...] = (
     ExpectedApprovals(),
     ExpectedCalls(),
     WithinBudget(),
+    SameEffectsAsBaseline(),
 )
 
 
 def evaluate(
     record: RunRecord, expect: Expectation, extra: Sequence[Check] = ()
 ) -> tuple[Verdict, ...]:
-    """Run every universal check, the expectations and any extra checks on a record."""
-    return tuple(c.evaluate(record, expect) for c in (*UNIVERSAL, *EXPECTATIONS, *extra))
+    """Run every universal check, the expectations and any extra checks on a record.
+
+    When a harness-side check failed (the scenario could not run as written: a missing route, a
+    fault that never fired, an adapter outside the contract), the scenario's expectations are
+    not judged: what they would find follows from that problem, and the report must not blame
+    the agent for it. The universal rules (approvals, duplicates, recovery, containment, ...)
+    are judged all the same, so a rule the agent broke is a FAIL shown beside the ERROR.
+    """
+    universal = [c.evaluate(record, expect) for c in UNIVERSAL]
+    problem = next((v for v in universal if v.passed is False and v.harness), None)
+    if problem is None:
+        expectations = [c.evaluate(record, expect) for c in EXPECTATIONS]
+    else:
+        why = f"not judged: {problem.name} failed, so the scenario did not run as written"
+        expectations = [Verdict(c.name, None, why) for c in EXPECTATIONS]
+    return (*universal, *expectations, *(c.evaluate(record, expect) for c in extra))
 
 
 def overall(verdicts: Sequence[Verdict]) -> str:

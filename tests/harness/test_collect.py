@@ -49,6 +49,7 @@ def test_scenario_file_becomes_one_item_per_variant(project: pytest.Pytester) ->
     assert lines == [
         "scenarios/happy.yaml::refund_happy",
         "scenarios/happy.yaml::refund_happy[tool_http_503@get_order#1]",
+        "scenarios/happy.yaml::refund_happy[tool_http_503@get_order#1x3]",
         "scenarios/happy.yaml::refund_happy[model_refusal#1]",
     ]
 

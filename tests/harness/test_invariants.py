@@ -268,7 +268,7 @@ def test_skipping_the_approval_is_an_unapproved_effect(mini: MiniAgent) -> None:
         result,
         "unapproved_effects",
         "effect on gated tool 'issue_refund'",
-        "had no matching unconsumed approval bound to its arguments",
+        "had no matching approval: no approval was delivered for it",
     )
     broken(result, "expected_approvals", "expected 1 approval request(s), got 0")
 
@@ -378,9 +378,8 @@ def test_rerunning_completed_steps_names_the_repeated_effect(mini: MiniAgent) ->
         pytest.param(
             ToolHttp404(target="get_order"),
             "retry_permanent",
-            "expected_state",
-            "expected state 'failed' (permanent tool_http_404: failed with its category), got "
-            "'completed'",
+            "stopped_after_failure",
+            "a permanent failure, and was sent again 3 time(s)",
             id="retry_permanent",
         ),
         pytest.param(
@@ -416,7 +415,10 @@ def test_a_permanent_error_is_not_retried(mini: MiniAgent) -> None:
     result = run(cell(HAPPY_SC, ToolHttp404(target="get_order")), mini)
     assert result.record.tool_calls()["get_order"] == 1
     retried = run(cell(HAPPY_SC, ToolHttp404(target="get_order")), mini, "retry_permanent")
-    assert retried.record.tool_calls()["get_order"] == 2
+    # the permanent fault answers every retry, so the agent's testimony (failed, tool) is right;
+    # the evidence of the retries is what fails it
+    assert retried.record.tool_calls()["get_order"] == 4
+    broken(retried, "stopped_after_failure", "was sent again 3 time(s)", "must not be retried")
 
 
 # --------------------------------------------------------------------------- model and budget
@@ -491,7 +493,8 @@ def test_pytest_prints_the_matrix_cell_that_caught_a_500_taken_as_data(
     matrix = {"faults": ["tool_http_500"], "targets": ["get_order"]}
     write(project, mini_scenario(["treat_500_as_success"], matrix=matrix))
     result = project.runpytest("-p", "no:cacheprovider", "--assert=plain")
-    result.assert_outcomes(passed=1, failed=1)
+    # the plain cell and the cell whose 500s outlast the agent's 3 attempts both catch it
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*FAIL: scenario 'refund_happy', variant 'tool_http_500@get_order#1'",
@@ -499,7 +502,7 @@ def test_pytest_prints_the_matrix_cell_that_caught_a_500_taken_as_data(
             "the fault-free run), got 'failed' (logic: logic: order None belongs to customer "
             "None, not to 'C-42')",
             "*faults: tool_http_500@get_order#1",
-            "*get_order*GET*/orders/O-1001 -> 500  [[]fault: tool_http_500]",
+            "*get_order*GET*/orders/O-1001 -> 500  [[]fault: tool_http_500@get_order#1]",
             "*seed: 11",
         ]
     )

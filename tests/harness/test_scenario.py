@@ -214,7 +214,8 @@ def test_fault_parameters_are_checked_by_name_type_and_schedule() -> None:
     hint = build_fault("scn_test_status", {"stauts": 1})
     assert isinstance(hint, list)
     assert (
-        hint[0].hint == "did you mean 'status'? remove 'stauts' (allowed here: target, at, times, status)"
+        hint[0].hint
+        == "did you mean 'status'? remove 'stauts' (allowed here: target, at, times, status)"
     )
 
 
