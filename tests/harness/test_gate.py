@@ -22,6 +22,8 @@ from harness.report_model import Report
 
 
 def item(nodeid: str, verdict: str = "pass", **kw: Any) -> dict[str, Any]:
+    # A passing item carries a check that held: the gate judges items by their checks.
+    kw.setdefault("checks", [check("terminal_state", verdict == "pass")])
     return {"nodeid": nodeid, "scenario": kw.pop("scenario", "s1"), "verdict": verdict, **kw}
 
 
@@ -37,6 +39,7 @@ def check(name: str, passed: bool | None) -> dict[str, Any]:
 
 
 def run_gate(tmp_path: Path, report: Report | str, policy: str, **kw: Any) -> tuple[int, str]:
+    """Run the gate; stdout, or the error line (asserted to be one line) on exit 2."""
     report_path = tmp_path / "report.json"
     if isinstance(report, Report):
         report.write(report_path)
@@ -44,18 +47,24 @@ def run_gate(tmp_path: Path, report: Report | str, policy: str, **kw: Any) -> tu
         report_path.write_text(report)
     policy_path = tmp_path / "gate.toml"
     policy_path.write_text(policy)
-    out = io.StringIO()
-    code = gate_main(str(report_path), str(policy_path), out=out, **kw)
+    out, err = io.StringIO(), io.StringIO()
+    code = gate_main(str(report_path), str(policy_path), out=out, err=err, **kw)
+    if code == EXIT_ERROR:
+        assert out.getvalue() == ""
+        assert err.getvalue().count("\n") == 1, err.getvalue()
+        return code, err.getvalue()
+    assert err.getvalue() == ""
     return code, out.getvalue()
 
 
 GOOD = Report.build(
     [
         item("t::a", **transient(), checks=[check("duplicate_effects", True)]),
-        item("t::b", checks=[check("duplicate_effects", None)]),
+        item("t::b", checks=[check("terminal_state", True), check("duplicate_effects", None)]),
     ],
     seed=1,
 )
+NONE_ALLOWED = "max_failures = 0\nmax_errors = 0\n"
 STRICT = """
 max_failures = 0
 max_errors = 0
@@ -76,7 +85,7 @@ def test_gate_fails_and_names_each_rule_and_its_nodeids(tmp_path: Path) -> None:
     report = Report.build(
         [
             item("t::fail", "fail", category="logic", checks=[check("duplicate_effects", False)]),
-            item("t::err", "error"),
+            item("t::err", "error", checks=[{**check("harness_ran", False), "harness": True}]),
             item("t::ok", checks=[check("duplicate_effects", True)]),
         ],
         seed=1,
@@ -92,14 +101,16 @@ def test_gate_fails_and_names_each_rule_and_its_nodeids(tmp_path: Path) -> None:
         "    t::fail",
         "FAILED checks.duplicate_effects: 1 > 0 allowed",
         "    t::fail",
-        "FAILED min_coverage: 0.0000 (0/0 pairs) < 1.0",
-        f"shakeout gate: FAIL (5 of 6 rules failed, 3 items, {tmp_path}/report.json)",
+        "n/a min_transient_recovery: not applicable: no transient-only run fired a fault",
+        "n/a min_coverage: not applicable: no item planned a fault, nothing to cover",
+        f"shakeout gate: FAIL (4 of 4 rules failed, 2 not applicable, 3 items, "
+        f"{tmp_path}/report.json)",
     ]
 
 
 def test_gate_lists_at_most_ten_nodeids_per_rule(tmp_path: Path) -> None:
     report = Report.build([item(f"t::{i:02}", "fail") for i in range(13)], seed=1)
-    code, out = run_gate(tmp_path, report, "max_failures = 12\n")
+    code, out = run_gate(tmp_path, report, "max_failures = 12\nmax_errors = 0\n")
     lines = out.splitlines()
     assert code == EXIT_FAIL
     assert lines[0] == "FAILED max_failures: 13 > 12 allowed"
@@ -111,9 +122,10 @@ def test_transient_recovery_rule_names_the_unrecovered_runs(tmp_path: Path) -> N
     report = Report.build(
         [item("t::a", **transient()), item("t::b", "fail", **transient())], seed=1
     )
-    code, out = run_gate(tmp_path, report, "min_transient_recovery = 0.99\n")
+    # max_failures = 0 fails too, on the same item; the transient rule is what is shown here.
+    code, out = run_gate(tmp_path, report, f"{NONE_ALLOWED}min_transient_recovery = 0.99\n")
     assert code == EXIT_FAIL
-    assert out.splitlines()[:2] == [
+    assert out.splitlines()[2:4] == [
         "FAILED min_transient_recovery: 0.5000 (1/2) < 0.99 required",
         "    t::b",
     ]
@@ -126,6 +138,7 @@ def test_transient_recovery_rule_holds_when_nothing_transient_fired() -> None:
     )
     assert result.passed
     assert "not applicable" in result.rules[0].detail
+    assert not result.rules[0].applicable
 
 
 def test_min_coverage_as_count_and_as_fraction(tmp_path: Path) -> None:
@@ -139,7 +152,7 @@ def test_min_coverage_as_count_and_as_fraction(tmp_path: Path) -> None:
     assert evaluate_gate(report, GatePolicy(min_coverage=1)).passed
     assert not evaluate_gate(report, GatePolicy(min_coverage=2)).passed
     assert evaluate_gate(report, GatePolicy(min_coverage=0.5)).passed
-    code, out = run_gate(tmp_path, report, "min_coverage = 0.75\n")
+    code, out = run_gate(tmp_path, report, f"{NONE_ALLOWED}min_coverage = 0.75\n")
     assert code == EXIT_FAIL
     assert out.splitlines()[:2] == [
         "FAILED min_coverage: 0.5000 (1/2 pairs) < 0.75",
@@ -150,13 +163,13 @@ def test_min_coverage_as_count_and_as_fraction(tmp_path: Path) -> None:
 def test_policy_from_pyproject_in_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     GOOD.write(tmp_path / "report.json")
     (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "x"\n\n[tool.shakeout.gate]\nmax_failures = 0\n'
+        '[project]\nname = "x"\n\n[tool.shakeout.gate]\nmax_failures = 0\nmax_errors = 0\n'
         "[tool.shakeout.gate.checks]\nduplicate_effects = 0\n"
     )
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     assert gate_main("report.json", None, out=out) == EXIT_PASS
-    assert out.getvalue() == "shakeout gate: PASS (2 rules, 2 items, report.json)\n"
+    assert out.getvalue() == "shakeout gate: PASS (3 rules, 2 items, report.json)\n"
 
 
 def test_policy_file_shaped_like_pyproject(tmp_path: Path) -> None:
@@ -170,9 +183,9 @@ def test_policy_file_shaped_like_pyproject(tmp_path: Path) -> None:
     ("report_text", "message"),
     [
         (None, "does not exist"),
-        ('{"schema_version": "1", "seed": 1, "summ', "is truncated"),
+        ('{"schema_version": "2", "seed": 1, "summ', "is truncated"),
         ("garbage", "is not valid JSON"),
-        ('{"schema_version": "2", "seed": 1}', "has schema_version '2'"),
+        ('{"schema_version": "1", "seed": 1}', "has schema_version '1'"),
     ],
     ids=["missing", "truncated", "corrupt", "other-version"],
 )
@@ -184,10 +197,12 @@ def test_gate_errors_on_an_unusable_report(
     report = tmp_path / "report.json"
     if report_text is not None:
         report.write_text(report_text)
-    out = io.StringIO()
-    assert gate_main(str(report), str(policy), out=out) == EXIT_ERROR
-    assert out.getvalue().startswith("shakeout gate: ERROR report ")
-    assert message in out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert gate_main(str(report), str(policy), out=out, err=err) == EXIT_ERROR
+    assert out.getvalue() == ""
+    assert err.getvalue().startswith("shakeout gate: ERROR report ")
+    assert message in err.getvalue()
+    assert err.getvalue().count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -208,7 +223,13 @@ def test_gate_errors_on_an_unusable_report(
         ("min_coverage = -2\n", "min_coverage must be a count"),
         ("checks.dupliate_effects = 0\n", "checks.dupliate_effects is not a shakeout check"),
         ("max_errors = \n", "is not valid TOML"),
-        ("[tool.other]\nx = 1\n", "has no [tool.shakeout.gate] table"),
+        ("allow_partial = 1\n", "allow_partial must be true or false, got 1"),
+        ("tool = 1\n", "tool must be a table, got 1"),
+        ("[tool]\nshakeout.gate = [1]\n", "tool.shakeout.gate must be a table, got [1]"),
+        ("max_errors = " + "9" * 5000 + "\n", "holds a value TOML cannot read"),
+        ("x = " + "[" * 100_000 + "]" * 100_000 + "\n", "nests arrays or tables too deeply"),
+        ("max_errors = 1e999\n", "max_errors must be an integer >= 0, got inf"),
+        ("min_transient_recovery = nan\n", "min_transient_recovery must be a number"),
     ],
 )
 def test_gate_errors_on_a_bad_policy(tmp_path: Path, policy: str, message: str) -> None:
@@ -218,35 +239,56 @@ def test_gate_errors_on_a_bad_policy(tmp_path: Path, policy: str, message: str) 
     assert message in out
 
 
-def test_gate_errors_without_any_policy(tmp_path: Path) -> None:
-    GOOD.write(tmp_path / "r.json")
-    out = io.StringIO()
-    assert gate_main(str(tmp_path / "r.json"), None, out=out, cwd=str(tmp_path)) == EXIT_ERROR
-    assert "no gate policy" in out.getvalue()
-    assert "add a [tool.shakeout.gate] table" in out.getvalue()
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    out = io.StringIO()
-    assert gate_main(str(tmp_path / "r.json"), None, out=out, cwd=str(tmp_path)) == EXIT_ERROR
-    assert "has no [tool.shakeout.gate] table" in out.getvalue()
+DEFAULT_NOTE = "applying the default rules max_failures = 0, max_errors = 0"
+
+
+def test_without_any_policy_the_default_rules_apply_and_say_so(tmp_path: Path) -> None:
+    failing = Report.build([item("t::a"), item("t::b", "fail")], seed=1)
+    failing.write(tmp_path / "r.json")
+    for pyproject in (None, '[project]\nname = "x"\n', "[tool.shakeout]\n"):
+        if pyproject is not None:
+            (tmp_path / "pyproject.toml").write_text(pyproject)
+        out = io.StringIO()
+        code = gate_main(str(tmp_path / "r.json"), None, out=out, cwd=str(tmp_path))
+        assert code == EXIT_FAIL, out.getvalue()
+        first = out.getvalue().splitlines()[0]
+        assert first.startswith("shakeout gate: note: no gate policy: ")
+        assert first.endswith(DEFAULT_NOTE)
+        assert "FAILED max_failures: 1 > 0 allowed" in out.getvalue()
+
+
+@pytest.mark.parametrize("policy", ["", "\n# nothing here\n", "[tool.shakeout.gate]\n"])
+def test_a_policy_without_rules_applies_the_default_rules_and_says_so(
+    tmp_path: Path, policy: str
+) -> None:
+    code, out = run_gate(tmp_path, Report.build([item("t::a", "error", checks=[])], seed=1), policy)
+    assert code == EXIT_FAIL
+    assert out.splitlines()[0].endswith(f"has no rules; {DEFAULT_NOTE}")
+    assert "FAILED max_errors: 1 > 0 allowed" in out
+    code, out = run_gate(tmp_path, GOOD, policy)
+    assert code == EXIT_PASS
+    assert out.splitlines()[-1].startswith("shakeout gate: PASS (2 rules, 2 items")
+
+
+def test_a_policy_with_only_min_coverage_still_allows_no_failure(tmp_path: Path) -> None:
+    report = Report.build([item("t::a", "fail", **transient())], seed=1)
+    code, out = run_gate(tmp_path, report, "min_coverage = 1.0\n")
+    assert code == EXIT_FAIL
+    assert "does not set max_failures or max_errors; applying max_failures = 0" in out
+    assert "FAILED max_failures: 1 > 0 allowed" in out
 
 
 def test_gate_errors_on_a_missing_policy_file(tmp_path: Path) -> None:
     GOOD.write(tmp_path / "r.json")
-    out = io.StringIO()
-    code = gate_main(str(tmp_path / "r.json"), str(tmp_path / "nope.toml"), out=out)
+    out, err = io.StringIO(), io.StringIO()
+    code = gate_main(str(tmp_path / "r.json"), str(tmp_path / "nope.toml"), out=out, err=err)
     assert code == EXIT_ERROR
-    assert "nope.toml does not exist" in out.getvalue()
+    assert "nope.toml does not exist" in err.getvalue()
 
 
 def test_check_names_are_not_validated_against_an_empty_report() -> None:
     policy = GatePolicy.from_mapping({"checks": {"anything": 0}}, "p")
     assert evaluate_gate(Report.build([], seed=1), policy).passed
-
-
-def test_empty_policy_passes_with_zero_rules(tmp_path: Path) -> None:
-    code, out = run_gate(tmp_path, GOOD, "")
-    assert code == EXIT_PASS
-    assert "PASS (0 rules" in out
 
 
 def test_report_json_is_not_changed_by_the_gate(tmp_path: Path) -> None:
