@@ -686,7 +686,8 @@ def read_bounded(path: str | Path, *, limit: int, what: str) -> bytes:
         raise FileRefused(f"{what} {p} does not exist") from None
     except OSError as exc:
         raise FileRefused(f"{what} {p} cannot be opened ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
+        # Checked on the descriptor before any read (FileIO itself refuses only directories).
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
@@ -695,6 +696,11 @@ def read_bounded(path: str | Path, *, limit: int, what: str) -> bytes:
             raise FileRefused(
                 f"{what} {p} is {info.st_size} bytes, more than the {limit} bytes read"
             )
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
         try:
             data = handle.read(limit + 1)
         except OSError as exc:
