@@ -324,7 +324,7 @@ class ReportPlugin:
 
     def _note_interruption(self, session: pytest.Session, exitstatus: int) -> None:
         reason = _STATUS_REASONS.get(int(exitstatus))
-        stop = session.shouldstop or session.shouldfail
+        stop = getattr(session, "shouldstop", None) or getattr(session, "shouldfail", None)
         if reason is None and stop:
             reason = f"stopped early: {stop}"
         if reason is None and self._planned is None:
