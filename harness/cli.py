@@ -31,16 +31,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
     p = sub.add_parser(
-        "gate", help="apply the gate policy to a report; exit 0 pass, 1 fail, 2 error"
+        "gate",
+        help="apply the gate policy to a report; exit 0 pass, 1 fail, 2 error or refused "
+        "(no items, fewer than planned, an interrupted or stale session)",
     )
     p.add_argument("report", metavar="REPORT")
     p.add_argument(
         "--policy",
         metavar="FILE",
-        help="a TOML policy file (default: [tool.shakeout.gate] in ./pyproject.toml)",
+        help="a TOML policy file (default: [tool.shakeout.gate] in ./pyproject.toml, else "
+        "max_failures = 0, max_errors = 0)",
+    )
+    p.add_argument(
+        "--session",
+        metavar="ID",
+        help="refuse the report unless the session that wrote it ran with "
+        "--chaos-session-id=ID (tells this run's report from a stale one)",
     )
 
-    p = sub.add_parser("merge", help="merge shard reports into one")
+    p = sub.add_parser(
+        "merge",
+        help="merge shard reports into one; exit 0 written, 2 a shard is unusable, the shards "
+        "do not make one session, or OUT cannot be written",
+    )
     p.add_argument("reports", nargs="+", metavar="REPORT")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
 
@@ -119,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "gate":
         from harness.gate import gate_main
 
-        return gate_main(args.report, args.policy)
+        return gate_main(args.report, args.policy, expect_session=args.session)
     if args.command == "explore":
         from harness.explore import explore_main
 

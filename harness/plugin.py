@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from harness.adapter import AgentAdapter
-from harness.report import ReportPlugin
+from harness.report import SELECTION_KEY, SHARD_KEY, ReportPlugin, is_scenario_nodeid
+from harness.report_model import nodeids_digest
 from harness.runner import AdapterCache
 from harness.session import RunResult, run_scenario
 
@@ -154,6 +155,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="K/N",
         help="run only shard K of N (a deterministic 1/N of the items)",
     )
+    group.addoption(
+        "--chaos-session-id",
+        default=None,
+        metavar="ID",
+        help="the session id stamped in the JSON report, for `shakeout gate --session ID` "
+        "to tell this run's report from a stale one (default: a random UUID)",
+    )
     parser.addini("chaos_agent", "adapter factory, module:callable", default="")
     parser.addini("chaos_seed", "session seed (default: random, printed in the header)", default="")
     parser.addini("chaos_wall_s", "real-time limit per run in seconds", default="")
@@ -175,7 +183,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[ADAPTERS_KEY] = AdapterCache()
     shard = config.getoption("chaos_shard")
     if shard is not None:
-        _parse_shard(shard)
+        k, n = _parse_shard(shard)
+        config.stash[SHARD_KEY] = f"{k}/{n}"
+    session_id = config.getoption("chaos_session_id")
+    if session_id is not None and not (0 < len(session_id) <= 200 and session_id.isprintable()):
+        raise pytest.UsageError(
+            f"--chaos-session-id must be 1 to 200 printable characters, got {session_id!r}; "
+            "use e.g. a UUID"
+        )
     config.pluginmanager.register(
         ReportPlugin(
             config,
@@ -184,6 +199,7 @@ def pytest_configure(config: pytest.Config) -> None:
             markdown_path=config.getoption("chaos_markdown"),
             html_path=config.getoption("chaos_html"),
             policy_path=config.getoption("chaos_policy"),
+            session_id=session_id,
         ),
         "shakeout-report",
     )
@@ -257,10 +273,15 @@ def shard_of(nodeid: str, n: int) -> int:
     return int.from_bytes(digest[:8], "big") % n + 1
 
 
+# trylast: the shard is taken from what -k, -m and other plugins left, so every shard of one
+# session splits the same selection (whose digest the report records for `shakeout merge`).
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     shard = config.getoption("chaos_shard")
     if shard is None:
         return
+    selected = [i.nodeid for i in items if is_scenario_nodeid(i.nodeid)]
+    config.stash[SELECTION_KEY] = (len(set(selected)), nodeids_digest(set(selected)))
     k, n = _parse_shard(shard)
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []

@@ -22,13 +22,44 @@ from typing import Any, BinaryIO
 import pytest
 from pydantic import ValidationError
 
-from harness.gate import GatePolicy, PolicyError, evaluate_gate, format_gate, load_policy
+from harness.gate import (
+    GatePolicy,
+    PolicyError,
+    check_complete,
+    evaluate_gate,
+    format_gate,
+    judge_item,
+    load_policy,
+    rejudged_note,
+)
 from harness.html import write_html
 from harness.markdown import write_markdown
-from harness.report_model import Report, ReportItem, ReportWriter, SummaryAccumulator
+from harness.report_model import (
+    Plan,
+    Report,
+    ReportError,
+    ReportItem,
+    ReportWriter,
+    SessionInfo,
+    SummaryAccumulator,
+)
 
 PROPERTY = "shakeout"
 """The ``user_properties`` name of a scenario item's entry."""
+
+SELECTION_KEY = pytest.StashKey[tuple[int, str]]()
+"""(count, :func:`~harness.report_model.nodeids_digest`) of the scenario items the session
+selected before ``--chaos-shard`` kept its share; set by ``harness.plugin`` when sharding."""
+SHARD_KEY = pytest.StashKey[str]()
+"""The ``--chaos-shard`` value ``K/N``, when given."""
+_SELECTION_OUTPUT = "shakeout_selection"
+"""The ``workeroutput`` key an xdist worker hands its selection to the controller under."""
+_STATUS_REASONS: dict[int, str] = {
+    pytest.ExitCode.INTERRUPTED: "interrupted (pytest exit status 2: Ctrl-C, a collection error, "
+    "pytest.exit or an xdist stop)",
+    pytest.ExitCode.INTERNAL_ERROR: "pytest or a plugin had an internal error (exit status 3)",
+    pytest.ExitCode.USAGE_ERROR: "pytest was misused (exit status 4)",
+}
 
 KEY_FIELDS = ("scenario", "variant", "verdict", "category", "terminal_state", "seed", "reproduce")
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -52,6 +83,11 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
         line.rstrip() for line in text.splitlines() if line.strip() and not _WORKER_INFO.match(line)
     ][:MAX_REASON_LINES]
     return "\n".join(lines)[:MAX_REASON_CHARS] or f"{report.outcome} without details"
+
+
+def is_scenario_nodeid(nodeid: str) -> bool:
+    """Whether a node id belongs to a scenario file (what a report plans and holds)."""
+    return nodeid.split("::", 1)[0].endswith(SCENARIO_SUFFIXES)
 
 
 def _parse_nodeid(nodeid: str) -> tuple[str, str]:
@@ -126,6 +162,8 @@ class ReportPlugin:
         markdown_path: ``--chaos-markdown`` destination, or None.
         html_path: ``--chaos-html`` destination, or None.
         policy_path: ``--chaos-policy`` file, or None for ``[tool.shakeout.gate]`` (if any).
+        session_id: the id stamped in the report (``--chaos-session-id``), or None for a
+            random one.
     """
 
     def __init__(
@@ -136,9 +174,16 @@ class ReportPlugin:
         markdown_path: str | None,
         html_path: str | None,
         policy_path: str | None,
+        session_id: str | None = None,
     ) -> None:
         self.config = config
         self.seed = seed
+        self.session = SessionInfo.new(session_id)
+        # The scenario node ids collection planned (None until a collection is seen), and why
+        # the session did not run them all, once known.
+        self._planned: list[str] | None = None
+        self._interrupted: str | None = None
+        self._selection: tuple[int, str] | None = None
         self.json_path = json_path
         self.markdown_path = markdown_path
         self.html_path = html_path
@@ -154,6 +199,8 @@ class ReportPlugin:
         self._crashed = False
         self._report: Report | None = None
         self._policy: GatePolicy | PolicyError | None = None
+        self._gate_view: Report | None = None
+        self._rejudged: list[tuple[str, str, str]] = []
         self.written: list[Path] = []
 
     @property
@@ -239,8 +286,51 @@ class ReportPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
-        """xdist controller: remember scenario items, to report those a dead worker never ran."""
-        self._collected.update(i for i in ids if i.split("::", 1)[0].endswith(SCENARIO_SUFFIXES))
+        """xdist controller: the plan, and the scenario items a dead worker may never run.
+
+        Every worker must collect the same items; when one differs, xdist runs nothing and the
+        report says the session was interrupted, so the gate refuses it.
+        """
+        scenario_ids = [i for i in ids if is_scenario_nodeid(i)]
+        self._collected.update(scenario_ids)
+        if self._planned is None:
+            self._planned = scenario_ids
+        elif set(scenario_ids) != set(self._planned) and self._interrupted is None:
+            name = getattr(getattr(node, "gateway", None), "id", None) or "a worker"
+            self._interrupted = (
+                f"xdist workers collected different items ({len(self._planned)} on the first, "
+                f"{len(scenario_ids)} on {name}), so none ran; make collection deterministic "
+                "(no random or time-dependent parametrization) and rerun"
+            )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The plan of a session without xdist: the scenario items left after selection."""
+        if self.is_writer:
+            self._planned = [i.nodeid for i in session.items if is_scenario_nodeid(i.nodeid)]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist controller: take the selection a worker reported (they all select the same)."""
+        output = getattr(node, "workeroutput", None) or {}
+        selection = output.get(_SELECTION_OUTPUT)
+        if self._selection is None and isinstance(selection, list | tuple) and len(selection) == 2:
+            self._selection = (int(selection[0]), str(selection[1]))
+
+    def plan(self) -> Plan:
+        """What the session planned to run, as far as it is known now."""
+        shard = self.config.stash.get(SHARD_KEY, None)
+        selection = self._selection or self.config.stash.get(SELECTION_KEY, None)
+        return Plan.of(self._planned or (), shard=shard, selection=selection if shard else None)
+
+    def _note_interruption(self, session: pytest.Session, exitstatus: int) -> None:
+        reason = _STATUS_REASONS.get(int(exitstatus))
+        stop = getattr(session, "shouldstop", None) or getattr(session, "shouldfail", None)
+        if reason is None and stop:
+            reason = f"stopped early: {stop}"
+        if reason is None and self._planned is None:
+            reason = "no collection was reported (every xdist worker died before collecting)"
+        if self._interrupted is None:
+            self._interrupted = reason
 
     def _nodeids(self) -> list[str]:
         nodeids = set(self._spooled) | set(self._problems)
@@ -308,7 +398,8 @@ class ReportPlugin:
 
     def build_report(self) -> Report:
         """The full report of everything gathered so far (every item in memory at once)."""
-        return Report.build(self.iter_items(), self.seed)
+        session = self.session.model_copy(update={"interrupted": self._interrupted})
+        return Report.build(self.iter_items(), self.seed, plan=self.plan(), session=session)
 
     def _load_policy(self) -> GatePolicy | PolicyError | None:
         if self.policy_path is None and not _has_gate_table(self.config.rootpath):
@@ -323,7 +414,13 @@ class ReportPlugin:
         policy = self._policy if isinstance(self._policy, GatePolicy) else None
         kept: list[ReportItem] = []
         summary = SummaryAccumulator()
-        writer = ReportWriter(self.json_path, self.seed) if self.json_path else None
+        plan = self.plan()
+        session = self.session.model_copy(update={"interrupted": self._interrupted})
+        writer = (
+            ReportWriter(self.json_path, self.seed, plan=plan, session=session)
+            if self.json_path
+            else None
+        )
         # Without a Markdown or HTML file or a gate, nothing reads the items after the summary.
         wanted = bool(
             self.html_path
@@ -331,6 +428,11 @@ class ReportPlugin:
             or os.environ.get("GITHUB_STEP_SUMMARY")
             or policy is not None
         )
+        # The gate judges each item again from its checks (judge_item), as `shakeout gate` does:
+        # its view holds the items it judged non-passing or a rule names, and their summary.
+        gate_kept: list[ReportItem] = []
+        gate_summary = SummaryAccumulator()
+        self._rejudged = []
         try:
             for n, item in enumerate(self.iter_items()):
                 if writer is not None:
@@ -339,8 +441,20 @@ class ReportPlugin:
                     summary.add(item)
                 # The first item keeps the view non-empty, as evaluate_gate checks policy
                 # check names only against a non-empty report.
+                view: ReportItem | None = None
                 if n == 0 or (wanted and _kept(item, policy)):
-                    kept.append(item if self.html_path else _slim(item))
+                    view = item if self.html_path else _slim(item)
+                    kept.append(view)
+                if policy is None:
+                    continue
+                verdict = judge_item(item)
+                judged = item
+                if verdict != item.verdict:
+                    self._rejudged.append((item.nodeid, item.verdict, verdict))
+                    judged = item.model_copy(update={"verdict": verdict})
+                gate_summary.add(judged)
+                if n == 0 or _kept(judged, policy):
+                    gate_kept.append(view if view is not None and judged is item else _slim(judged))
             if writer is not None:
                 totals = writer.finish()
                 self.written.append(writer.path)
@@ -349,13 +463,26 @@ class ReportPlugin:
         finally:
             if writer is not None:
                 writer.close()
-        return Report(seed=self.seed, summary=totals, items=kept)
+        if policy is not None:
+            self._gate_view = Report(
+                seed=self.seed,
+                session=session,
+                plan=plan,
+                summary=gate_summary.summary(),
+                items=gate_kept,
+            )
+        return Report(seed=self.seed, session=session, plan=plan, summary=totals, items=kept)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write the requested files, on the controller only."""
+        """Write the requested files, on the controller only; a worker hands over its selection."""
         if not self.is_writer:
+            selection = self.config.stash.get(SELECTION_KEY, None)
+            output = getattr(self.config, "workeroutput", None)
+            if selection is not None and isinstance(output, dict):
+                output[_SELECTION_OUTPUT] = list(selection)
             return
+        self._note_interruption(session, exitstatus)
         self._policy = self._load_policy()
         report = self._report = self._finish()
         if report.summary.total or self.markdown_path:
@@ -395,11 +522,23 @@ class ReportPlugin:
         label = self.json_path or "<this session>"
         if isinstance(self._policy, PolicyError):
             return [f"shakeout gate: ERROR {self._policy}"]
+        view = self._gate_view or report
         try:
-            result = evaluate_gate(report, self._policy)
-        except PolicyError as exc:
+            notes = [*self._policy.notes]
+            notes += check_complete(
+                view.plan,
+                view.session,
+                self._nodeids(),
+                self._policy,
+                label=f"report {label}",
+            )
+            if self._rejudged:
+                notes.append(rejudged_note(self._rejudged))
+            result = evaluate_gate(view, self._policy)
+        except (PolicyError, ReportError) as exc:
             return [f"shakeout gate: ERROR {exc}"]
-        return format_gate(result, label, report.summary.total)
+        lines = [f"shakeout gate: note: {note}" for note in notes]
+        return lines + format_gate(result, label, report.summary.total)
 
 
 def _slim(item: ReportItem) -> ReportItem:

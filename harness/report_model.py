@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import hashlib
+import os
 import shutil
+import stat
 import tempfile
+import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION: Literal["1"] = "1"
+# 2: the report carries the session's plan and identity, and each check its ``harness`` flag.
+SCHEMA_VERSION: Literal["2"] = "2"
+MAX_REPORT_BYTES = 2 * 1024**3
+"""The largest report file read (a 100k-item session writes about a fifth of this)."""
 NONE_KEY = "none"
 """Row/column label for "no fault injected" and "no category reported"."""
 
@@ -53,6 +62,8 @@ class CheckOutcome(_Strict):
     name: str
     passed: bool | None
     reason: str = ""
+    # A failure of this check is the scenario's or the harness's (ERROR), not the agent's (FAIL).
+    harness: bool = False
 
 
 class EffectEntry(_Strict):
@@ -225,21 +236,132 @@ class Summary(_Strict):
     transient_recovery: TransientRecovery
 
 
+def nodeids_digest(nodeids: Iterable[str]) -> str:
+    """The sha256 of the sorted node ids, one per line: the same set gives the same digest."""
+    digest = hashlib.sha256()
+    for nodeid in sorted(nodeids):
+        digest.update(nodeid.encode("utf-8", "surrogateescape") + b"\n")
+    return digest.hexdigest()
+
+
+class Plan(_Strict):
+    """The items the session planned to run, fixed at collection, before any of them ran.
+
+    A report whose items do not cover its plan is partial (an interrupted or crashed run, a dead
+    xdist worker): the gate refuses it unless the policy allows partial reports.
+
+    Attributes:
+        items: how many items this report planned (after ``-k``/``-m`` and ``--chaos-shard``).
+        nodeids: their node ids, sorted; names what is missing from a partial report.
+        shard: ``K/N`` when ``--chaos-shard`` picked this report's items, else None.
+        selection_items: how many items the session selected before sharding (all the shards'
+            plans together); equals ``items`` without a shard; None when unknown.
+        selection_sha256: :func:`nodeids_digest` of that selection, so ``shakeout merge`` can
+            tell the shards of one session from shards of different selections; None when
+            unknown (every xdist worker died before reporting it).
+    """
+
+    items: int = Field(ge=0)
+    nodeids: list[str]
+    shard: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,8}/[1-9][0-9]{0,8}$")
+    selection_items: int | None = Field(default=None, ge=0)
+    selection_sha256: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        if self.items != len(self.nodeids):
+            raise ValueError(
+                f"plan.items is {self.items} but plan.nodeids holds {len(self.nodeids)} node ids"
+            )
+        return self
+
+    @classmethod
+    def of(
+        cls,
+        nodeids: Iterable[str],
+        *,
+        shard: str | None = None,
+        selection: tuple[int, str] | None = None,
+    ) -> Plan:
+        """The plan of these node ids.
+
+        Args:
+            nodeids: the planned items' node ids (any order; duplicates count once).
+            shard: ``K/N`` when they are one shard of a larger selection.
+            selection: (count, digest) of the whole selection when sharded; None means the
+                plan is the whole selection without a shard, and unknown with one.
+
+        Returns:
+            The plan.
+        """
+        ids = sorted(set(nodeids))
+        if selection is None and shard is None:
+            selection = (len(ids), nodeids_digest(ids))
+        return cls(
+            items=len(ids),
+            nodeids=ids,
+            shard=shard,
+            selection_items=None if selection is None else selection[0],
+            selection_sha256=None if selection is None else selection[1],
+        )
+
+
+class SessionInfo(_Strict):
+    """Which pytest session wrote the report, so a caller can tell it from a stale file.
+
+    Attributes:
+        id: the session id (``--chaos-session-id``, else a random UUID).
+        started_at: when the session started, ISO 8601 in UTC.
+        interrupted: why the session did not run its plan to the end (interrupted, stopped
+            early, an internal error, xdist workers that collected different items), else None.
+    """
+
+    id: str = Field(min_length=1, max_length=200)
+    started_at: str
+    interrupted: str | None = None
+
+    @classmethod
+    def new(cls, session_id: str | None = None) -> SessionInfo:
+        """A session starting now.
+
+        Args:
+            session_id: the id to stamp, or None for a random one.
+
+        Returns:
+            The session identity.
+        """
+        return cls(
+            id=session_id or uuid.uuid4().hex,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+
 class Report(_Strict):
     """The fault-injection report: one file per session, the same content whatever the workers."""
 
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    schema_version: Literal["2"] = SCHEMA_VERSION
     seed: int
+    session: SessionInfo | None = None
+    plan: Plan
     summary: Summary
     items: list[ReportItem]
 
     @classmethod
-    def build(cls, items: Iterable[ReportItem | Mapping[str, Any]], seed: int) -> Report:
+    def build(
+        cls,
+        items: Iterable[ReportItem | Mapping[str, Any]],
+        seed: int,
+        *,
+        plan: Plan | None = None,
+        session: SessionInfo | None = None,
+    ) -> Report:
         """Validate items, sort them by nodeid and compute the summary.
 
         Args:
             items: report items, as models or JSON-able dicts in the runner's shape.
             seed: the session seed.
+            plan: what the session planned to run; None plans exactly these items.
+            session: the session's identity, or None when there is none (a hand-built report).
 
         Returns:
             The report.
@@ -249,7 +371,9 @@ class Report(_Strict):
         """
         models = [i if isinstance(i, ReportItem) else ReportItem.model_validate(i) for i in items]
         models.sort(key=lambda i: i.nodeid)
-        return cls(seed=seed, summary=summarize(models), items=models)
+        if plan is None:
+            plan = Plan.of(i.nodeid for i in models)
+        return cls(seed=seed, session=session, plan=plan, summary=summarize(models), items=models)
 
     def to_json(self) -> str:
         """The report as indented JSON text ending with a newline."""
@@ -276,13 +400,51 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        OSError: the destination is a directory, a parent is a file, or the place is not
+            writable; nothing is left behind then.
+    """
+    with open_atomic(path) as out:
+        out.write(text)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | Path) -> Iterator[TextIO]:
+    """Open a text file that replaces ``path`` in one rename when the block ends without error.
+
+    The temporary file is unique and sits in the destination's directory (a rename across file
+    systems is not atomic); on any error it is removed, so a failed write leaves neither a
+    half-written destination nor a stray temporary file.
+
+    Args:
+        path: destination; parent directories are created.
+
+    Yields:
+        The open text file to write.
+
+    Raises:
+        OSError: the destination is a directory (IsADirectoryError), a parent is a file
+            (NotADirectoryError / FileExistsError), or the place is not writable.
     """
     dest = Path(path)
+    if dest.is_dir():
+        raise IsADirectoryError(21, "is a directory", str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(dest)
-    return dest
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yield out
+        # mkstemp creates 0600; a report is as readable as any file the user writes.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
 
 
 _ITEMS_TAIL = '"items": []\n}\n'
@@ -300,11 +462,23 @@ class ReportWriter:
     Args:
         path: destination; parent directories are created.
         seed: the session seed.
+        plan: what the session planned; None plans exactly the items added.
+        session: the session's identity, or None.
     """
 
-    def __init__(self, path: str | Path, seed: int) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        seed: int,
+        *,
+        plan: Plan | None = None,
+        session: SessionInfo | None = None,
+    ) -> None:
         self.path = Path(path)
         self.seed = seed
+        self.plan = plan
+        self.session = session
+        self._nodeids: list[str] | None = [] if plan is None else None
         self._summary = SummaryAccumulator()
         # Lives until finish() or close(), across many add() calls: no with-block fits.
         self._items = tempfile.TemporaryFile(  # noqa: SIM115
@@ -334,6 +508,8 @@ class ReportWriter:
                 f"{self._last!r}; sort the items by nodeid first"
             )
         self._last = item.nodeid
+        if self._nodeids is not None:
+            self._nodeids.append(item.nodeid)
         self._summary.add(item)
         text = item.model_dump_json(indent=2, by_alias=True).replace("\n", "\n" + _ITEM_INDENT)
         self._items.write(("," if self._count else "") + "\n" + _ITEM_INDENT + text)
@@ -346,21 +522,23 @@ class ReportWriter:
             The summary written.
         """
         summary = self._summary.summary()
-        head = Report(seed=self.seed, summary=summary, items=[]).to_json()
+        plan = self.plan if self._nodeids is None else Plan.of(self._nodeids)
+        head = Report(
+            seed=self.seed, session=self.session, plan=plan, summary=summary, items=[]
+        ).to_json()
         if not head.endswith(_ITEMS_TAIL):  # pragma: no cover - pydantic changed its layout
             raise RuntimeError(f"unexpected report layout, ends with {head[-40:]!r}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            if self._count:
-                out.write(head[: -len(_ITEMS_TAIL)] + '"items": [')
-                self._items.seek(0)
-                shutil.copyfileobj(self._items, out)
-                out.write("\n  ]\n}\n")
-            else:
-                out.write(head)
-        tmp.replace(self.path)
-        self.close()
+        try:
+            with open_atomic(self.path) as out:
+                if self._count:
+                    out.write(head[: -len(_ITEMS_TAIL)] + '"items": [')
+                    self._items.seek(0)
+                    shutil.copyfileobj(self._items, out)
+                    out.write("\n  ]\n}\n")
+                else:
+                    out.write(head)
+        finally:
+            self.close()
         return summary
 
     def close(self) -> None:
@@ -504,8 +682,80 @@ def report_schema() -> dict[str, Any]:
     return schema
 
 
+class FileRefused(Exception):
+    """An input file was not read: not a regular file, too large, or unreadable (one-line text)."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_bounded(path: str | Path, *, limit: int, what: str) -> bytes:
+    """Read a whole regular file of at most ``limit`` bytes, refusing anything else first.
+
+    The file is opened with ``O_NONBLOCK`` (so a FIFO with no writer cannot hang the open) and
+    its type and size are checked on the open descriptor, before a byte is read; ``/dev/zero``,
+    directories, FIFOs and sockets are refused, and so is a file that grows past the limit
+    while it is read.
+
+    Args:
+        path: the file.
+        limit: the largest size accepted, in bytes.
+        what: what the file is, for messages (e.g. ``"report"``).
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        FileRefused: missing, not a regular file, larger than ``limit``, or unreadable.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileRefused(f"{what} {p} does not exist") from None
+    except OSError as exc:
+        raise FileRefused(f"{what} {p} cannot be opened ({exc.strerror or exc})") from None
+    try:
+        # Checked on the descriptor before any read (FileIO itself refuses only directories).
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+            raise FileRefused(f"{what} {p} is {kind}, not a regular file; give the file's path")
+        if info.st_size > limit:
+            raise FileRefused(
+                f"{what} {p} is {info.st_size} bytes, more than the {limit} bytes read"
+            )
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise FileRefused(f"{what} {p} cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise FileRefused(f"{what} {p} grew past {limit} bytes while it was read")
+    return data
+
+
+def _one_line(text: str) -> str:
+    # Messages end up on one stderr line; a hostile file's text must not add lines.
+    return " ".join(text.split())
+
+
 def load_report(path: str | Path) -> Report:
     """Read and validate a report file.
+
+    Reading is bounded: only a regular file of at most :data:`MAX_REPORT_BYTES` is read, JSON
+    nesting deeper than 200 levels and integers of more than about 4300 digits are refused by
+    the parser (pydantic-core's), and NaN or infinite numbers are not JSON.
 
     Args:
         path: the JSON report written by the pytest plugin or by ``shakeout merge``.
@@ -514,40 +764,38 @@ def load_report(path: str | Path) -> Report:
         The report.
 
     Raises:
-        ReportError: the file is missing, empty, truncated, not JSON, of another
-            ``schema_version``, does not match the schema, or its summary disagrees with its items.
+        ReportError: the file is missing, not a regular file, too large, empty, truncated,
+            not JSON, of another ``schema_version``, does not match the schema, or its summary
+            disagrees with its items.
     """
     p = Path(path)
     regenerate = "rerun pytest with --chaos-report=PATH to write it again"
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"report {p} does not exist; {regenerate}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"report {p} cannot be read ({exc}); {regenerate}") from None
-    if not text.strip():
+        raw = read_bounded(p, limit=MAX_REPORT_BYTES, what="report")
+    except FileRefused as exc:
+        raise ReportError(f"{exc}; {regenerate}") from None
+    if not raw.strip():
         raise ReportError(f"report {p} is empty; {regenerate}")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # The writer always ends the file with the object's closing brace, so an opening brace
-        # without one means the file was cut short (a killed process, a partial upload).
-        body = text.strip()
-        cut = exc.pos >= len(body) or (body.startswith("{") and not body.endswith("}"))
+        # pydantic-core's parser (jiter) bounds nesting depth and number size itself, where
+        # json.loads raises RecursionError or a bare ValueError deep inside.
+        data = pydantic_core.from_json(raw, allow_inf_nan=False)
+    except ValueError as exc:
+        message = _one_line(str(exc))
+        body = raw.strip()
+        cut = "EOF while parsing" in message and body.startswith(b"{")
         what = "truncated" if cut else "not valid JSON"
-        raise ReportError(
-            f"report {p} is {what} ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f"{regenerate}"
-        ) from None
+        raise ReportError(f"report {p} is {what} ({message}); {regenerate}") from None
     if not isinstance(data, dict):
         raise ReportError(
             f"report {p} holds a JSON {type(data).__name__}, expected an object with "
-            f"schema_version, seed, summary and items; {regenerate}"
+            f"schema_version, seed, plan, summary and items; {regenerate}"
         )
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
+        shown = _one_line(repr(version))[:40]
         raise ReportError(
-            f"report {p} has schema_version {version!r}, this shakeout reads "
+            f"report {p} has schema_version {shown}, this shakeout reads "
             f"{SCHEMA_VERSION!r}; regenerate it with this version or use the matching shakeout"
         )
     try:
@@ -557,8 +805,10 @@ def load_report(path: str | Path) -> Report:
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         raise ReportError(
-            f"report {p} does not match the report schema ({exc.error_count()} problem(s): "
-            f"{problems}); {regenerate}"
+            _one_line(
+                f"report {p} does not match the report schema ({exc.error_count()} problem(s): "
+                f"{problems[:500]}); {regenerate}"
+            )
         ) from None
     if report.summary != summarize(report.items):
         raise ReportError(

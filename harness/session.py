@@ -140,7 +140,8 @@ def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
         "category": None if final is None else final.category,
         "verdict": result.verdict,
         "checks": [
-            {"name": v.name, "passed": v.passed, "reason": v.reason} for v in result.verdicts
+            {"name": v.name, "passed": v.passed, "reason": v.reason, "harness": v.harness}
+            for v in result.verdicts
         ],
         "effects": [
             {"tool": e.tool, "idempotency_key": e.idempotency_key, "replays": e.replays}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.report_model import Report, SessionInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,3 +63,38 @@ def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         main(["explode"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_gate_and_merge_errors_are_one_line_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["gate", "/dev/zero"]) == 2
+    assert main(["merge", "/dev/zero", "-o", str(tmp_path / "m.json")]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.splitlines() == [
+        "shakeout gate: ERROR report /dev/zero is a character device, not a regular file; give "
+        "the file's path; rerun pytest with --chaos-report=PATH to write it again",
+        "shakeout merge: ERROR report /dev/zero is a character device, not a regular file; give "
+        "the file's path; rerun pytest with --chaos-report=PATH to write it again",
+    ]
+
+
+def test_gate_session_refuses_another_session_s_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checks = [{"name": "terminal_state", "passed": True, "reason": ""}]
+    items = [{"nodeid": "s.yaml::a", "scenario": "s", "verdict": "pass", "checks": checks}]
+    path = str(Report.build(items, seed=1, session=SessionInfo.new("mine")).write(tmp_path / "r"))
+    (tmp_path / "pyproject.toml").write_text("[tool.shakeout.gate]\nmax_failures = 0\n")
+    assert (
+        main(["gate", path, "--session", "mine", "--policy", str(tmp_path / "pyproject.toml")]) == 0
+    )
+    assert main(["gate", path, "--session", "theirs"]) == 2
+    assert "not by the session just run ('theirs')" in capsys.readouterr().err
+
+
+def test_schema_report_prints_version_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "report"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["properties"]["schema_version"]["const"] == "2"

@@ -222,6 +222,7 @@ def test_the_summary_and_the_non_passing_items_are_all_it_reads() -> None:
     # The pytest session renders from a report that holds only those (see ReportPlugin).
     view = Report(
         seed=REPORT.seed,
+        plan=REPORT.plan,
         summary=REPORT.summary,
         items=[i for i in REPORT.items if i.verdict != "pass"],
     )

@@ -40,7 +40,7 @@ REPORT = Report.build(
 def test_headline_counts_and_seed() -> None:
     md = render_markdown(REPORT)
     assert md.startswith("## ❌ shakeout fault-injection report\n")
-    assert "**4** items: **2** pass, **1** fail, **1** error · seed `42` · schema v1" in md
+    assert "**4** items: **2** pass, **1** fail, **1** error · seed `42` · schema v2" in md
 
 
 def test_fault_category_and_confusion_tables() -> None:
@@ -127,6 +127,7 @@ def test_the_summary_and_the_non_passing_items_are_all_it_reads() -> None:
     # The pytest session renders from a report that holds only those (see ReportPlugin).
     view = Report(
         seed=REPORT.seed,
+        plan=REPORT.plan,
         summary=REPORT.summary,
         items=[i for i in REPORT.items if i.verdict != "pass"],
     )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.merge import merge_main
 from harness.plugin import shard_of
+from harness.report_model import load_report
 
 SHOW_SETTINGS = """
 import pytest
@@ -180,3 +183,67 @@ def test_permanent_fault_is_expected_to_fail_with_its_category(chaos_run):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+# Items from .yaml files that append a passing shakeout entry, standing in for scenario items so
+# the real plugin's plan, shard and session handling run without an agent.
+PLAIN_YAML_ITEMS = """
+import pytest
+
+
+class File(pytest.File):
+    def collect(self):
+        for n in range(int(self.path.read_text())):
+            yield Item.from_parent(self, name=f"t{n}")
+
+
+class Item(pytest.Item):
+    def runtest(self):
+        self.user_properties.append(("shakeout", {
+            "nodeid": self.nodeid, "scenario": "s", "verdict": "pass",
+            "checks": [{"name": "terminal_state", "passed": True, "reason": ""}],
+        }))
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".yaml":
+        return File.from_parent(parent, path=file_path)
+"""
+
+
+def test_shards_record_their_selection_and_the_session_id(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nchaos_scenarios = none/*\n")
+    pytester.makeconftest(PLAIN_YAML_ITEMS)
+    (pytester.path / "items.yaml").write_text("10")
+    paths = []
+    for k in (1, 2):
+        out = pytester.path / f"shard{k}.json"
+        result = pytester.runpytest(
+            f"--chaos-shard={k}/2",
+            "--chaos-session-id=ci-run-7",
+            f"--chaos-report={out}",
+            "--chaos-seed=1",
+            "-p",
+            "no:cacheprovider",
+        )
+        assert result.ret == 0
+        report = load_report(out)
+        assert report.session is not None
+        assert report.session.id == "ci-run-7"
+        assert report.plan.shard == f"{k}/2"
+        assert report.plan.selection_items == 10
+        assert report.plan.nodeids == sorted(i.nodeid for i in report.items)
+        paths.append(str(out))
+    merged = pytester.path / "merged.json"
+    assert merge_main(paths, str(merged), stream=io.StringIO()) == 0
+    whole = load_report(merged)
+    assert whole.plan.items == len(whole.items) == 10
+    assert whole.session is not None
+    assert whole.session.id == "ci-run-7"
+
+
+def test_a_bad_session_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--chaos-session-id=a\nb", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--chaos-session-id must be 1 to 200 printable characters*"])

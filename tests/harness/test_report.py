@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from harness.gate import evaluate_gate, format_gate, load_policy
+from harness.gate import evaluate_gate, format_gate, gate_main, load_policy
 from harness.report import ReportPlugin, junit_properties
 from harness.report_model import Report, load_report
 
@@ -30,6 +32,10 @@ class ScenarioFailed(Exception):
 class ScenarioFile(pytest.File):
     def collect(self):
         for spec in json.loads(self.path.read_text()):
+            if spec.get("only_on", os.environ.get("PYTEST_XDIST_WORKER")) != os.environ.get(
+                "PYTEST_XDIST_WORKER"
+            ):
+                continue
             yield ScenarioItem.from_parent(self, name=spec["name"], spec=spec)
 
 
@@ -45,6 +51,8 @@ class ScenarioItem(pytest.Item):
             os._exit(3)
         if action == "raise":
             raise RuntimeError("harness exploded")
+        if action == "interrupt":
+            raise KeyboardInterrupt
         name, _, variant = self.name.partition("[")
         entry = {{"nodeid": self.nodeid, "scenario": name,
                  "variant": variant.rstrip("]") or "base", "seed": 7,
@@ -95,7 +103,14 @@ def t503(verdict: str, *, transient: bool = True, fired: bool = True) -> dict[st
 
 
 SPECS: list[dict[str, Any]] = [
-    {"name": "refund[base]", "entry": {"verdict": "pass", "terminal_state": "completed"}},
+    {
+        "name": "refund[base]",
+        "entry": {
+            "verdict": "pass",
+            "terminal_state": "completed",
+            "checks": [{"name": "terminal_state", "passed": True, "reason": ""}],
+        },
+    },
     {"name": "refund[tool_http_503@get_order#1]", "entry": t503("pass")},
     {"name": "refund[tool_http_503@get_order#2]", "entry": t503("fail")},
     {"name": "lookup[tool_http_503@get_order#1]", "entry": t503("pass", fired=False)},
@@ -144,6 +159,7 @@ def report_of(pytester: pytest.Pytester) -> Report:
 
 def without_timings(report: Report) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(report.to_json())
+    data.pop("session")  # which run wrote it: differs between any two sessions
     for item in data["items"]:
         item.pop("duration_s")
     return data
@@ -199,7 +215,7 @@ def test_terminal_summary_shows_the_gate_verdict(project: pytest.Pytester) -> No
         [
             "FAILED max_failures: 1 > 0 allowed",
             "    scenarios/refund.yaml::refund[[]tool_http_503@get_order#2[]]",
-            f"shakeout gate: FAIL (1 of 2 rules failed, 4 items, {project.path}/out/report.json)",
+            f"shakeout gate: FAIL (1 of 3 rules failed, 4 items, {project.path}/out/report.json)",
         ]
     )
 
@@ -207,7 +223,12 @@ def test_terminal_summary_shows_the_gate_verdict(project: pytest.Pytester) -> No
 def test_terminal_summary_reads_the_gate_from_pyproject(project: pytest.Pytester) -> None:
     project.makepyprojecttoml("[tool.shakeout.gate]\nmax_failures = 1\n")
     result = run(project)
-    result.stdout.fnmatch_lines(["shakeout gate: PASS (1 rules, 4 items, *report.json)"])
+    result.stdout.fnmatch_lines(
+        [
+            "shakeout gate: note: *does not set max_errors; applying max_errors = 0",
+            "shakeout gate: PASS (2 rules, 4 items, *report.json)",
+        ]
+    )
 
 
 def test_terminal_summary_shows_a_bad_policy_as_error(project: pytest.Pytester) -> None:
@@ -449,12 +470,14 @@ def test_the_streamed_report_is_byte_identical_to_the_built_one(
     entries = [realistic_entry(k) for k in range(40)]
     md = str(tmp_path / "r.md")
     plugin = ReportPlugin(pytester.parseconfig(), 7, str(tmp_path / "r.json"), md, None, None)
+    collected = [SimpleNamespace(nodeid=e["nodeid"]) for e in entries]
+    plugin.pytest_collection_finish(SimpleNamespace(items=collected))  # type: ignore[arg-type]
     for entry in reversed(entries):
         # Setup and call both carry the entry, as harness.collect attaches it in setup.
         plugin.pytest_runtest_logreport(phase_report(entry, "setup"))
         plugin.pytest_runtest_logreport(phase_report(entry, "call"))
     plugin.pytest_sessionfinish(session=None, exitstatus=1)  # type: ignore[arg-type]
-    expected = Report.build(entries, seed=7)
+    expected = Report.build(entries, seed=7, session=plugin.session)
     assert (tmp_path / "r.json").read_text(encoding="utf-8") == expected.to_json()
     assert plugin.build_report() == expected
     view = plugin.session_report
@@ -509,3 +532,66 @@ def test_the_session_keeps_the_passing_items_a_gate_rule_names(
         evaluate_gate(full, rules), "r", len(full.items)
     )
     plugin.pytest_unconfigure(config)
+
+
+# --------------------------------------------------------------------------- plan and session
+
+
+def test_the_report_records_the_plan_and_the_session(project: pytest.Pytester) -> None:
+    run(project).assert_outcomes(passed=3, failed=1)
+    report = report_of(project)
+    assert report.plan.items == 4
+    assert report.plan.nodeids == sorted(i.nodeid for i in report.items)
+    assert report.session is not None
+    assert len(report.session.id) == 32
+    assert report.session.interrupted is None
+
+
+def test_a_session_stopped_early_says_so_and_the_gate_refuses_it(
+    project: pytest.Pytester,
+) -> None:
+    run(project, "-x").assert_outcomes(passed=2, failed=1)
+    report = report_of(project)
+    assert report.plan.items == 4
+    assert len(report.items) == 3
+    assert report.session is not None
+    assert report.session.interrupted == "stopped early: stopping after 1 failures"
+    policy = project.path / "gate.toml"
+    policy.write_text("max_failures = 5\nmax_errors = 0\nallow_partial = true\n")
+    setup(project, policy=str(policy))
+    result = run(project, "-x")
+    result.stdout.fnmatch_lines(
+        ["shakeout gate: ERROR report *report.json is from a session that did not finish*"]
+    )
+    assert "PASS" not in result.stdout.str()
+
+
+def test_an_interrupted_session_says_so(project: pytest.Pytester) -> None:
+    setup(project, [SPECS[0], {"name": "refund[stop]", "action": "interrupt"}, *SPECS[1:]])
+    # In a subprocess: in-process, the KeyboardInterrupt would stop this test session too.
+    result = project.runpytest_subprocess("-p", "no:shakeout", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    report = report_of(project)
+    assert report.session is not None
+    assert report.session.interrupted is not None
+    assert report.session.interrupted.startswith("interrupted (pytest exit status 2")
+
+
+def test_xdist_workers_that_collect_differently_give_a_refused_report(
+    project: pytest.Pytester,
+) -> None:
+    setup(project, [*SPECS, {"name": "refund[only_gw1]", "only_on": "gw1", "entry": {}}])
+    result = run(project, "-n", "2", *QUIET_PLUGINS)
+    result.stdout.fnmatch_lines(["*Different tests were collected between gw* and gw*"])
+    report = report_of(project)
+    assert report.session is not None
+    assert report.session.interrupted is not None
+    assert (
+        "xdist workers collected different items (4 on the first, 5 on gw1)"
+        in (report.session.interrupted)
+        or "(5 on the first, 4 on gw0)" in report.session.interrupted
+    )
+    out, err = io.StringIO(), io.StringIO()
+    path = str(project.path / "out" / "report.json")
+    assert gate_main(path, None, out=out, err=err, cwd=str(project.path)) == 2
+    assert "did not finish (xdist workers collected different items" in err.getvalue()

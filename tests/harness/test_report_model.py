@@ -13,14 +13,19 @@ from hypothesis import strategies as st
 
 from harness.report_model import (
     SCHEMA_VERSION,
+    Plan,
     Report,
     ReportError,
     ReportItem,
     ReportWriter,
+    SessionInfo,
     SummaryAccumulator,
     load_report,
+    nodeids_digest,
+    open_atomic,
     report_schema,
     summarize,
+    write_text_atomic,
 )
 
 
@@ -47,7 +52,7 @@ def test_build_sorts_items_by_nodeid_and_counts_verdicts() -> None:
     v = report.summary.by_verdict
     assert (v.total, v.passed, v.fail, v.error) == (3, 1, 1, 1)
     assert report.seed == 9
-    assert report.schema_version == SCHEMA_VERSION == "1"
+    assert report.schema_version == SCHEMA_VERSION == "2"
 
 
 def test_json_uses_pass_as_the_verdict_count_key() -> None:
@@ -173,8 +178,11 @@ def test_build_rejects_an_item_with_an_unknown_verdict() -> None:
 def test_report_schema_describes_the_file() -> None:
     schema = report_schema()
     assert schema["$schema"].endswith("2020-12/schema")
-    assert set(schema["required"]) >= {"seed", "summary", "items"}
-    assert schema["properties"]["schema_version"]["const"] == "1"
+    assert set(schema["required"]) >= {"seed", "plan", "summary", "items"}
+    assert schema["properties"]["schema_version"]["const"] == "2"
+    assert schema["$id"].endswith("report-v2.json")
+    assert "harness" in schema["$defs"]["CheckOutcome"]["properties"]
+    assert {"id", "started_at", "interrupted"} <= set(schema["$defs"]["SessionInfo"]["properties"])
     verdict_counts = schema["$defs"]["VerdictCounts"]["properties"]
     assert "pass" in verdict_counts
     json.dumps(schema)  # JSON-able, as `shakeout schema report` prints it
@@ -225,13 +233,13 @@ def test_load_report_refuses_a_json_array(written: Path) -> None:
         load_report(written)
 
 
-@pytest.mark.parametrize("version", ["2", None, 1])
+@pytest.mark.parametrize("version", ["1", None, 2])
 def test_load_report_refuses_another_schema_version(written: Path, version: object) -> None:
     data = json.loads(written.read_text())
     data["schema_version"] = version
     written.write_text(json.dumps(data))
     with pytest.raises(
-        ReportError, match=f"has schema_version {version!r}, this shakeout reads '1'"
+        ReportError, match=f"has schema_version {version!r}, this shakeout reads '2'"
     ):
         load_report(written)
 
@@ -388,3 +396,51 @@ def test_the_accumulator_matches_summarize_item_by_item() -> None:
     for n, model in enumerate(models, 1):
         acc.add(model)
         assert acc.summary() == summarize(models[:n])
+
+
+def test_a_plan_records_the_planned_node_ids_and_a_shard_its_selection() -> None:
+    plan = Plan.of(["b", "a", "a"])
+    assert (plan.items, plan.nodeids, plan.shard) == (2, ["a", "b"], None)
+    assert (plan.selection_items, plan.selection_sha256) == (2, nodeids_digest(["b", "a"]))
+    sharded = Plan.of(["a"], shard="1/2", selection=(2, nodeids_digest(["a", "b"])))
+    assert sharded.selection_sha256 == plan.selection_sha256
+    assert Plan.of(["a"], shard="1/2").selection_sha256 is None
+    with pytest.raises(ValueError, match=r"plan\.items is 3 but plan\.nodeids holds 1"):
+        Plan(items=3, nodeids=["a"])
+    with pytest.raises(ValueError, match="String should match pattern"):
+        Plan(items=0, nodeids=[], shard="0/" + "9" * 5000)
+
+
+def test_the_writer_stamps_plan_and_session_in_the_header(tmp_path: Path) -> None:
+    session = SessionInfo.new("abc")
+    plan = Plan.of(["a", "b"])
+    with ReportWriter(tmp_path / "r.json", 1, plan=plan, session=session) as writer:
+        writer.add(ReportItem.model_validate(item("a")))
+        writer.finish()
+    loaded = load_report(tmp_path / "r.json")
+    assert (loaded.session, loaded.plan) == (session, plan)
+    assert list(json.loads((tmp_path / "r.json").read_text()))[:5] == [
+        "schema_version",
+        "seed",
+        "session",
+        "plan",
+        "summary",
+    ]
+
+
+def test_atomic_writes_refuse_a_directory_and_leave_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_text_atomic(tmp_path / "d", "x")
+    (tmp_path / "f").write_text("file")
+    with pytest.raises(OSError, match=r"Not a directory|File exists"):
+        write_text_atomic(tmp_path / "f" / "r.json", "x")
+
+    def killed_mid_write() -> None:
+        with open_atomic(tmp_path / "r.json") as out:
+            out.write("half")
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        killed_mid_write()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
