@@ -311,6 +311,16 @@ def test_a_value_its_tag_cannot_read_is_located(in_tmp: Path, value: str, messag
     assert line.startswith(f"scenarios/x.yaml:13: {message}")
 
 
+def test_an_unbounded_time_is_refused_with_its_line(in_tmp: Path) -> None:
+    text = GOOD.replace("  state: completed\n", "  state: completed\n  budget: {wall_s: 7200}\n")
+    assert errors_of(text) == [
+        "scenarios/x.yaml:17: field 'expect.budget.wall_s': Input should be less than or equal "
+        "to 3600, got 7200. Fix: use a value of at most 3600"
+    ]
+    (line,) = errors_of(text.replace("7200", ".inf"))
+    assert line.startswith("scenarios/x.yaml:17: the number '.inf' is not finite")
+
+
 def test_an_equals_sign_is_text(in_tmp: Path) -> None:
     scenario = load_scenario(write("eq.yaml", GOOD.replace("note: no}", "note: =}")))
     body = scenario.service("get_order").respond
