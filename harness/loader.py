@@ -598,7 +598,32 @@ def _read(path: Path, shown: str) -> str:
         ) from None
 
 
+BUG_HINT = "this is a bug in shakeout, not in your file: please report it with the file attached"
+
+
 def _load(path: Path) -> tuple[Scenario, _Parsed]:
+    try:
+        return _load_checked(path)
+    except ScenarioError:
+        raise
+    except Exception as exc:
+        # The loader's promise is a located ScenarioError for any file, whatever it holds: an
+        # exception that escapes the bounds above is shakeout's bug, and must still never stop
+        # `shakeout validate` or a pytest session at this file.
+        raise ScenarioError(
+            [
+                Issue(
+                    str(path),
+                    1,
+                    f"shakeout could not read this file ({type(exc).__name__}: "
+                    f"{_short_repr(str(exc))})",
+                    BUG_HINT,
+                )
+            ]
+        ) from exc
+
+
+def _load_checked(path: Path) -> tuple[Scenario, _Parsed]:
     shown = str(path)
     text = _read(path, shown)
     try:
@@ -633,8 +658,9 @@ def load_scenario(path: Path) -> Scenario:
         The scenario, with ``source`` set to ``path``.
 
     Raises:
-        ScenarioError: the file cannot be read, is not valid YAML, or is not a valid scenario;
-            one issue per problem, each with its line.
+        ScenarioError: the file cannot be read, is not valid YAML, breaks a bound (size,
+            values after alias expansion, nesting), or is not a valid scenario; one issue per
+            problem, each with its line. Nothing else is raised, whatever the file holds.
     """
     return _load(path)[0]
 
