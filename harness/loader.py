@@ -38,10 +38,11 @@ REGENERATE = "shakeout schema scenario > scenarios/schema.json"
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 # Bounds on reading one file, chosen far above any scenario written by hand or imported from a
-# recording (the library's largest is 3 KiB and ~150 nodes) and low enough that the pure-Python
-# YAML reader (needed for line numbers) finishes a file at the limits in about a second.
+# recording (the library's largest is 3 KiB and ~150 values) and low enough that the pure-Python
+# YAML reader (needed for line numbers; ~50-150 us per value on a busy CI core) finishes a file
+# at the limits in a second or two.
 MAX_FILE_BYTES = 512 * 1024
-MAX_NODES = 20_000  # after alias expansion: what a consumer that walks the data would see
+MAX_NODES = 10_000  # after alias expansion: what a consumer that walks the data would see
 MAX_DEPTH = 64  # nesting levels, aliases expanded; the schema itself needs 6, JSON bodies more
 MAX_INT_DIGITS = 100  # Python refuses int() of over 4,300 digits; no scenario needs 100
 
@@ -145,6 +146,14 @@ class _ScenarioYamlLoader(yaml.SafeLoader):
         self._depth = 0
         self._composed = 0
         self.anchor_of: dict[int, str] = {}
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner looks ahead over every open '[' or '{' for a possible simple key (up to
+        # 1,024 characters each), so a line of brackets costs seconds before the composer's
+        # depth bound is reached: refuse at the bracket that goes too deep.
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(self.get_mark(), *_too_deep())
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):

@@ -352,9 +352,9 @@ def test_billion_laughs_is_refused_without_expanding_it(in_tmp: Path) -> None:
     ]
     text = GOOD + "agent_config:\n" + "\n".join(laughs) + "\n"
     (line,) = errors_of(text)
-    # l5 (line 24) is the first list past 20,000 values: 111,111 once expanded
+    # l4 (line 23) is the first list past 10,000 values: 11,111 once expanded
     assert line == (
-        "scenarios/x.yaml:24: the document holds more than 20,000 values once its aliases are "
+        "scenarios/x.yaml:23: the document holds more than 10,000 values once its aliases are "
         "expanded. Fix: write smaller bodies and inputs, or split the scenario; an alias "
         "('*name') counts as a full copy of what its anchor names"
     )
