@@ -68,7 +68,17 @@ class ScenarioFile(pytest.File):
                     ),
                 )
                 return
-        for variant in expand(scenario, found):
+        try:
+            variants = list(expand(scenario, found))
+        except Exception as exc:  # one file's trouble is its ERROR item, never a session crash
+            yield InvalidScenarioItem.from_parent(
+                self,
+                name=scenario.name,
+                problem=f"{self.path}: the scenario cannot be expanded into variants: "
+                f"{type(exc).__name__}: {exc}",
+            )
+            return
+        for variant in variants:
             name = scenario.name if variant.label == "base" else f"{scenario.name}[{variant.label}]"
             yield ScenarioItem.from_parent(self, name=name, variant=variant)
 

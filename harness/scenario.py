@@ -7,6 +7,11 @@ is an error instead of a silently ignored key; ``harness.loader`` maps each erro
 Rules that span fields (a fault key must be registered, a fault target must be a service, a failed
 run must name its category, ...) raise one ``scenario_rule`` error whose context lists every
 problem as a :class:`RuleProblem` with its location, so the loader can point at each line.
+
+Every number is finite and every time, count and size is bounded (the ``MAX_*`` constants): a
+scenario file is untrusted input, and a value the run cannot honour (``wall_s: .inf``, a review
+repeated a billion times, a 10 GiB body) is refused here, with its line, instead of hanging or
+crashing the run later.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import dataclasses
 import difflib
 import json
 import re
+import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +63,20 @@ WireFormat = Literal["openai_chat", "openai_responses", "anthropic_messages"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ReviewVerdict = Literal["approve", "deny", "never"]
 FinishReason = Literal["stop", "tool_calls", "length", "content_filter"]
+
+# Bounds on scenario values: far above what any scenario needs, low enough that no value can
+# hang a run, overflow a timer (Event.wait(inf) raises) or exhaust memory.
+MAX_WALL_S = 3600  # real seconds per run: a CI item that needs an hour is a hang
+MAX_FAKE_S = 86_400  # one day of fake time: review delays, Retry-After, latency, trickles
+MAX_CALLS = 10_000  # a call index (nth, first, matrix calls) or a budget of calls per run
+MAX_REVIEW_TIMES = 100  # deliveries of one review decision
+MAX_STEPS = 1_000  # model turns, sequence answers, reviewer entries
+MAX_ENTRIES = 200  # services, faults, tags, tool calls in one turn, matrix calls, headers
+MAX_TEXT = 256 * 1024  # one body, text answer or refusal, in characters
+MAX_NAME = 200  # a name, path, regex, id or description, in characters
+MAX_SEED = 2**64 - 1
+MAX_PARAM_NUMBER = 1_000_000_000  # a fault parameter with no unit of its own
+MAX_PARAM_BYTES = 16 * 1024 * 1024  # a fault parameter counting bytes (``*_bytes``)
 
 
 # --------------------------------------------------------------------------- rule errors
@@ -124,11 +144,21 @@ def explain_error(err: ErrorDetails) -> tuple[str, str]:
             return base + got, f"write '{exact[0]}' (values are case-sensitive)"
         return base + got, f"use one of: {allowed}"
     if kind in _BOUND_HINTS:
-        return base + got, _BOUND_HINTS[kind].format(**ctx)
+        # pydantic keeps a float field's bound as a float: show 3600, not 3600.0
+        plain = {
+            k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()
+        }
+        return base + got, _BOUND_HINTS[kind].format(**plain)
     if kind == "string_pattern_mismatch":
         return base + got, f"write a value matching {ctx.get('pattern')}"
-    if kind in ("too_short", "too_long"):
+    if kind == "too_long":
+        return base, f"keep at most {ctx.get('max_length')} items here"
+    if kind == "too_short":
         return base, "check how many items this field may hold"
+    if kind == "string_too_long":
+        return base, f"shorten it to at most {ctx.get('max_length')} characters"
+    if kind == "finite_number":
+        return base + got, "write a finite number, e.g. 2.5 (.inf and .nan are not allowed)"
     if "hint" in ctx:
         return base, str(ctx["hint"])
     if kind == "value_error":
@@ -171,7 +201,7 @@ def _short_repr(value: Any) -> str:
 class _Spec(BaseModel):
     """Base of every scenario model: unknown fields are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _one_of(model: BaseModel, names: Sequence[str], *, required: bool = True) -> None:
@@ -206,8 +236,10 @@ class ResponseSpec(_Spec):
 
     status: int = Field(200, ge=100, le=599)
     json_body: Any = Field(None, alias="json")
-    body: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = Field(None, max_length=MAX_TEXT)
+    headers: dict[str, Annotated[str, Field(max_length=MAX_NAME)]] = Field(
+        default_factory=dict, max_length=MAX_ENTRIES
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> ResponseSpec:
@@ -234,8 +266,8 @@ class ResponseSpec(_Spec):
 class ApprovalField(_Spec):
     """Where an approval argument lands in the request body, and its unit factor."""
 
-    field: str = Field(min_length=1)
-    factor: float = Field(1.0, gt=0, allow_inf_nan=False)
+    field: str = Field(min_length=1, max_length=MAX_NAME)
+    factor: float = Field(1.0, gt=0, le=MAX_PARAM_NUMBER, allow_inf_nan=False)
 
 
 class ToolService(_Spec):
@@ -248,19 +280,21 @@ class ToolService(_Spec):
     """
 
     method: HttpMethod = "GET"
-    path: str | None = Field(None, pattern=r"^/")
-    path_regex: str | None = None
+    path: str | None = Field(None, pattern=r"^/", max_length=MAX_NAME)
+    path_regex: str | None = Field(None, max_length=MAX_NAME)
     respond: ResponseSpec | None = None
-    sequence: tuple[ResponseSpec, ...] | None = Field(None, min_length=1)
+    sequence: tuple[ResponseSpec, ...] | None = Field(None, min_length=1, max_length=MAX_STEPS)
     ledger: ResponseSpec | None = None
     gated: bool = False
     """Its effects need a human approval first; the harness checks each one had a matching,
     unconsumed approval bound to its arguments. Only a ledger service has effects to gate."""
-    vary: tuple[str, ...] = ()
+    vary: tuple[Annotated[str, Field(max_length=MAX_NAME)], ...] = Field((), max_length=MAX_ENTRIES)
     """Body fields of its effects that legitimately differ between runs (generated ids,
     timestamps): ignored when effects are compared with the fault-free run and when an
     approval's arguments must cover the body."""
-    approval_map: dict[str, ApprovalField | str] = Field(default_factory=dict)
+    approval_map: dict[str, ApprovalField | Annotated[str, Field(max_length=MAX_NAME)]] = Field(
+        default_factory=dict, max_length=MAX_ENTRIES
+    )
     """Approval argument -> body field, where the agent's approval names or scales an argument
     differently from the request body (``amount: {field: amount_cents, factor: 100}``)."""
 
@@ -270,7 +304,8 @@ class ToolService(_Spec):
         if value is not None:
             try:
                 re.compile(value)
-            except re.error as exc:
+            # a repeat count over the engine's limit raises OverflowError, deep groups recurse
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise PydanticCustomError(
                     "bad_regex",
                     "path_regex {regex!r} is not a valid regular expression: {why}",
@@ -327,8 +362,8 @@ class ToolService(_Spec):
 class ToolsConfig(_Spec):
     """Where the tools live and the fake services answering them, keyed by tool name."""
 
-    base_url: str = Field(DEFAULT_TOOLS_BASE_URL, pattern=r"^https?://[^/]+")
-    services: dict[str, ToolService] = Field(default_factory=dict)
+    base_url: str = Field(DEFAULT_TOOLS_BASE_URL, pattern=r"^https?://[^/]+", max_length=MAX_NAME)
+    services: dict[str, ToolService] = Field(default_factory=dict, max_length=MAX_ENTRIES)
 
 
 # --------------------------------------------------------------------------- model turns
@@ -361,9 +396,9 @@ class ToolCall(_Spec):
     ``id: null`` serves a call without an id.
     """
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     arguments: Arguments = Field(default_factory=dict)
-    id: str | None = None
+    id: str | None = Field(None, max_length=MAX_NAME)
 
     def to_spec(self, n: int) -> _ToolCallSpec:
         """The wire-neutral tool call, ``n`` being its 1-based index in the script."""
@@ -376,10 +411,10 @@ class ToolCall(_Spec):
 class FullAnswer(_Spec):
     """The full form of a model answer (every field of ``faults.surfaces.ModelAnswer``)."""
 
-    text: str | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
+    text: str | None = Field(None, max_length=MAX_TEXT)
+    tool_calls: tuple[ToolCall, ...] = Field((), max_length=MAX_ENTRIES)
     finish: FinishReason | None = None
-    refusal: str | None = None
+    refusal: str | None = Field(None, max_length=MAX_TEXT)
     empty: bool = False
 
 
@@ -396,7 +431,7 @@ class ToolCallTurn(_Spec):
 class ToolCallsTurn(_Spec):
     """Short form: several tool calls in one answer."""
 
-    tool_calls: tuple[ToolCall, ...] = Field(min_length=1)
+    tool_calls: tuple[ToolCall, ...] = Field(min_length=1, max_length=MAX_ENTRIES)
 
     def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
         """The answer to serve."""
@@ -406,7 +441,7 @@ class ToolCallsTurn(_Spec):
 class TextTurn(_Spec):
     """Short form: a plain text answer."""
 
-    text: str
+    text: str = Field(max_length=MAX_TEXT)
 
     def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
         """The answer to serve."""
@@ -416,7 +451,7 @@ class TextTurn(_Spec):
 class RefusalTurn(_Spec):
     """Short form: the provider's refusal form."""
 
-    refusal: str
+    refusal: str = Field(max_length=MAX_TEXT)
 
     def to_answer(self, ids: Iterator[int]) -> ModelAnswer:
         """The answer to serve."""
@@ -471,8 +506,8 @@ class ModelConfig(_Spec):
 
     format: WireFormat = "openai_chat"
     stream: bool = False
-    base_url: str = Field(DEFAULT_MODEL_BASE_URL, pattern=r"^https?://[^/]+")
-    turns: tuple[Turn, ...] = ()
+    base_url: str = Field(DEFAULT_MODEL_BASE_URL, pattern=r"^https?://[^/]+", max_length=MAX_NAME)
+    turns: tuple[Turn, ...] = Field((), max_length=MAX_STEPS)
 
 
 # --------------------------------------------------------------------------- reviewer
@@ -482,9 +517,9 @@ class ReviewStep(_Spec):
     """Full form of a reviewer entry (the fields of ``faults.surfaces.ReviewAction``)."""
 
     verdict: ReviewVerdict
-    delay_s: float = Field(1.0, ge=0)
+    delay_s: float = Field(1.0, ge=0, le=MAX_FAKE_S)
     arguments: dict[str, Any] | None = None
-    times: PositiveInt = 1
+    times: PositiveInt = Field(1, le=MAX_REVIEW_TIMES)
     after_restart: bool = False
 
     def to_action(self) -> ReviewAction:
@@ -519,8 +554,8 @@ ReviewEntry = Annotated[
 class ScheduleSpec(_Spec):
     """Which calls a fault fires on: at most one of nth, first, every, probability."""
 
-    nth: PositiveInt | None = None
-    first: PositiveInt | None = None
+    nth: PositiveInt | None = Field(None, le=MAX_CALLS)
+    first: PositiveInt | None = Field(None, le=MAX_CALLS)
     every: bool = False
     probability: float | None = Field(None, ge=0, le=1)
 
@@ -583,17 +618,49 @@ def _params_model(cls: type[Fault]) -> type[BaseModel]:
     for f in dataclasses.fields(cls):
         if not f.init:
             continue
-        annotation: Any = ScheduleSpec if f.name == "at" else hints.get(f.name, Any)
+        annotation: Any = (
+            ScheduleSpec if f.name == "at" else _bounded(f.name, hints.get(f.name, Any))
+        )
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         # internal names avoid clashes with BaseModel attributes; the alias is what YAML writes
         fields[f"p_{f.name}"] = (annotation, Field(... if required else None, alias=f.name))
     model: type[BaseModel] = create_model(
         f"{cls.__name__}Parameters",
-        __config__=ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True),
+        __config__=ConfigDict(
+            extra="forbid", frozen=True, arbitrary_types_allowed=True, allow_inf_nan=False
+        ),
         **fields,
     )
     _PARAM_MODELS[cls] = model
     return model
+
+
+def _is_time(name: str) -> bool:
+    return name in ("seconds", "delay_per_event") or name.endswith(("_s", "_seconds"))
+
+
+def _bounded(name: str, annotation: Any) -> Any:
+    """A fault parameter's type with the bounds its name implies (finite numbers always).
+
+    The catalogue's faults are plain dataclasses that know nothing of YAML; their parameters are
+    bounded here by unit, read from the name: seconds of fake time (``seconds``, ``*_s``, ...),
+    bytes (``*_bytes``), or a plain number; text by length.
+    """
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_bounded(name, a) for a in typing.get_args(annotation))]  # noqa: UP007
+    if annotation is int and name == "times":
+        return Annotated[int, Field(ge=1, le=MAX_CALLS)]  # attempts in a row a fault answers
+    if annotation in (int, float):
+        if _is_time(name):
+            low, high = 0, MAX_FAKE_S
+        elif name.endswith("_bytes"):
+            low, high = 0, MAX_PARAM_BYTES
+        else:
+            low, high = -MAX_PARAM_NUMBER, MAX_PARAM_NUMBER
+        return Annotated[annotation, Field(ge=low, le=high)]
+    if annotation is str:
+        return Annotated[str, Field(max_length=MAX_NAME)]
+    return annotation
 
 
 def _fault_ref(entry: str | Mapping[str, Any]) -> tuple[str, Any]:
@@ -671,15 +738,18 @@ def build_fault(key: str, params: Any, at: Loc = ()) -> Fault | list[RuleProblem
 class Budget(_Spec):
     """Upper bounds on one run: model and tool requests, and real seconds (``wall_s``)."""
 
-    model_calls: NonNegativeInt | None = None
-    tool_calls: NonNegativeInt | None = None
-    wall_s: float | None = Field(None, gt=0)
-    attempts: PositiveInt | None = None
+    model_calls: NonNegativeInt | None = Field(None, le=MAX_CALLS)
+    tool_calls: NonNegativeInt | None = Field(None, le=MAX_CALLS)
+    wall_s: float | None = Field(None, gt=0, le=MAX_WALL_S)
+    attempts: PositiveInt | None = Field(None, le=MAX_CALLS)
     """Attempts per identical request (the first try and its retries, SDK retries included);
     the matrix adds cells whose transient fault outlasts them."""
 
 
-EffectsSpec = NonNegativeInt | list[dict[str, Any]]
+EffectsSpec = (
+    Annotated[int, Field(ge=0, le=MAX_CALLS)]
+    | Annotated[list[dict[str, Any]], Field(max_length=MAX_ENTRIES)]
+)
 """Per tool: how many effects commit, or their bodies in commit order (each a subset match:
 ``issue_refund: [{amount: 49.99, order_id: O-1001}]`` means one effect with those fields)."""
 
@@ -719,9 +789,11 @@ class Matrix(_Spec):
     faults: tuple[str, ...] = ()
     surfaces: tuple[Surface, ...] = ()
     targets: tuple[str, ...] | None = None
-    calls: tuple[PositiveInt, ...] = Field((1,), min_length=1)
+    calls: tuple[Annotated[PositiveInt, Field(le=MAX_CALLS)], ...] = Field(
+        (1,), min_length=1, max_length=MAX_ENTRIES
+    )
     overrides: dict[str, ExpectOverride] = Field(default_factory=dict)
-    allow_after_failure: tuple[str, ...] = ()
+    allow_after_failure: tuple[str, ...] = Field((), max_length=MAX_ENTRIES)
     """Gated tools whose effects a run may still commit after a permanent failure."""
     exhaust: bool = True
     """With ``expect.budget.attempts`` set, add a cell per transient tool fault that fails as
@@ -865,17 +937,17 @@ class Scenario(_Spec):
         expect: what must hold at the end.
     """
 
-    name: str = Field(pattern=NAME_PATTERN)
-    description: str = Field(min_length=1)
-    tags: tuple[str, ...] = ()
+    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
+    description: str = Field(min_length=1, max_length=MAX_NAME * 5)
+    tags: tuple[Annotated[str, Field(max_length=MAX_NAME)], ...] = Field((), max_length=MAX_ENTRIES)
     agent: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
     agent_config: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     input: dict[str, Any]
     model: ModelConfig = Field(default_factory=ModelConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
-    reviewer: tuple[ReviewEntry, ...] = ()
-    faults: tuple[FaultEntry, ...] = ()
+    reviewer: tuple[ReviewEntry, ...] = Field((), max_length=MAX_STEPS)
+    faults: tuple[FaultEntry, ...] = Field((), max_length=MAX_ENTRIES)
     matrix: Matrix | None = None
     crash_matrix: CrashMatrix | None = None
     input_matrix: InputMatrix | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,48 @@ def test_validate_fails_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_text("name: Bad Name\n")
     assert main(["validate", str(bad)]) == 1
     assert f"{bad}:1: field 'name'" in capsys.readouterr().out
+
+
+def test_validate_reports_every_file_and_never_stops_at_a_hostile_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = (ROOT / "scenarios" / "refund_happy.yaml").read_text()
+    hostile = {
+        "a_int.yaml": "name: x\nseed: " + "9" * 5000 + "\n",
+        "b_deep.yaml": "name: x\ninput: " + "[" * 600 + "]" * 600 + "\n",
+        "c_tag.yaml": "name: !!int abc\n",
+        "d_nul.yaml": "name: x\x00\n",
+        "e_laughs.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n"
+            for p, c in zip("abcd", "bcde", strict=True)
+        ),
+        "f_loop.yaml": "input: &l [*l]\n",
+        "g_inf.yaml": good.replace("wall_s: 10}", "wall_s: .inf}"),
+    }
+    for name, text in hostile.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "z_good.yaml").write_text(good)
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(hostile) + 1
+    for line, name in zip(out[:-1], sorted(hostile), strict=True):
+        assert re.match(rf"{re.escape(str(tmp_path / name))}:\d+(:\d+)?: .+\. Fix: ", line), line
+    assert out[-1] == f"ok  {tmp_path / 'z_good.yaml'} (refund_happy)"
+    # even a loader bug is reported as that file's problem, and the next file is still checked
+    import harness.loader
+
+    def broken(data: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(harness.loader.Scenario, "model_validate", broken)
+    assert main(["validate", str(tmp_path / "z_good.yaml"), str(tmp_path / "a_int.yaml")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"{tmp_path / 'z_good.yaml'}:1: shakeout could not read this file (RuntimeError: 'boom'). "
+        "Fix: this is a bug in shakeout, not in your file: please report it with the file attached"
+    )
+    assert out[1].startswith(f"{tmp_path / 'a_int.yaml'}:2: an integer of 5,000 characters")
 
 
 @pytest.mark.parametrize("which", ["scenario", "report"])

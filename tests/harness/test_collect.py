@@ -96,6 +96,40 @@ def test_yaml_syntax_error_names_line_and_column(project: pytest.Pytester) -> No
     assert re.search(r"scenarios/syntax\.yaml:\d+", result.stdout.str())
 
 
+def test_a_file_the_loader_refuses_is_an_error_item_and_the_others_still_run(
+    project: pytest.Pytester,
+) -> None:
+    write(project, "happy", scenario())
+    write(project, "laughs", "name: x\nbig: " + "[" * 2000 + "]" * 2000 + "\n")
+    write(project, "nul", "name: x\x00\n")
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        ["scenarios/laughs.yaml:3: values nest more than 64 levels deep*", "*U+0000 (NUL)*"]
+    )
+    assert "Interrupted" not in result.stdout.str()
+
+
+def test_a_scenario_that_cannot_be_expanded_is_an_error_item(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.collect
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("expansion broke")
+
+    monkeypatch.setattr(harness.collect, "expand", broken)
+    write(project, "happy", scenario())
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*scenarios/happy.yaml: the scenario cannot be expanded into variants: RuntimeError: "
+            "expansion broke"
+        ]
+    )
+
+
 def test_missing_agent_is_an_error_not_a_failure(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     write(pytester, "happy", scenario())

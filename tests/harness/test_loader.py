@@ -246,10 +246,154 @@ def test_scenario_error_exposes_the_first_issue(in_tmp: Path) -> None:
 
 def test_unreadable_files(in_tmp: Path) -> None:
     Path("scenarios/bin.yaml").write_bytes(b"name: \xff\n")
-    with pytest.raises(ScenarioError, match=r"scenarios/bin.yaml: the file is not UTF-8 text"):
+    with pytest.raises(ScenarioError) as info:
         load_scenario(Path("scenarios/bin.yaml"))
+    assert str(info.value) == (
+        "scenarios/bin.yaml:1:7: the file is not UTF-8 text (byte 0xff: invalid start byte). "
+        "Fix: save it as UTF-8 text; a binary file is not a scenario"
+    )
     with pytest.raises(ScenarioError, match="cannot read the file"):
         load_scenario(Path("scenarios/absent.yaml"))
+
+
+def test_a_control_character_is_located_by_line_and_column(in_tmp: Path) -> None:
+    text = GOOD.replace('"Refund please"', '"Refund\x00please"')
+    assert errors_of(text) == [
+        "scenarios/x.yaml:4:63: the file holds the character U+0000 (NUL), which YAML does not "
+        "allow in a file. Fix: remove it; to put it in a value, write it as an escape inside "
+        'double quotes, e.g. "\\u0000"'
+    ]
+    (line,) = errors_of(GOOD.replace("A small", "A \x1b small"))
+    assert line.startswith("scenarios/x.yaml:3:16: the file holds the character U+001B (ESC)")
+    # the escape the hint suggests is accepted
+    assert load_scenario(write("ok.yaml", text.replace("\x00", "\\u0000"))).input["message"] == (
+        "Refund\x00please"
+    )
+
+
+def test_an_integer_too_long_for_python_is_refused_where_it_is(in_tmp: Path) -> None:
+    text = GOOD.replace("status: 201", "status: " + "9" * 5000)
+    assert errors_of(text) == [
+        "scenarios/x.yaml:14: an integer of 5,000 characters is too long (at most 100). "
+        "Fix: quote it to keep it as text, or write a smaller number"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "!!int 12abc",
+            "'12abc' cannot be read as a whole number (!!int: ValueError). Fix: "
+            "write a whole number, or remove the '!!int' tag (quote the value to keep it as text)",
+        ),
+        ("!!float x", "'x' cannot be read as a number (!!float: ValueError)"),
+        ("!!bool maybe", "'maybe' cannot be read as true or false (!!bool: KeyError)"),
+        (
+            "!!binary aGVsbG8=",
+            "the tag '!!binary' is not supported in scenario files. Fix: "
+            "remove the tag; scenario values are JSON-like",
+        ),
+        ("!!set {a}", "the tag '!!set' is not supported"),
+        ("!python/object:os.system x", "the tag '!python/object:os.system' is not supported"),
+        (
+            ".inf",
+            "the number '.inf' is not finite (it reads as inf); scenario values are JSON, "
+            "which has no infinity or NaN. Fix: write a finite number, or quote it",
+        ),
+        ("-1.0e+999", "the number '-1.0e+999' is not finite (it reads as -inf)"),
+        (".nan", "the number '.nan' is not finite (it reads as nan)"),
+    ],
+)
+def test_a_value_its_tag_cannot_read_is_located(in_tmp: Path, value: str, message: str) -> None:
+    text = GOOD.replace("note: no}", f"note: {value}}}")
+    (line,) = errors_of(text)
+    assert line.startswith(f"scenarios/x.yaml:13: {message}")
+
+
+def test_an_unbounded_time_is_refused_with_its_line(in_tmp: Path) -> None:
+    text = GOOD.replace("  state: completed\n", "  state: completed\n  budget: {wall_s: 7200}\n")
+    assert errors_of(text) == [
+        "scenarios/x.yaml:17: field 'expect.budget.wall_s': Input should be less than or equal "
+        "to 3600, got 7200. Fix: use a value of at most 3600"
+    ]
+    (line,) = errors_of(text.replace("7200", ".inf"))
+    assert line.startswith("scenarios/x.yaml:17: the number '.inf' is not finite")
+
+
+def test_an_equals_sign_is_text(in_tmp: Path) -> None:
+    scenario = load_scenario(write("eq.yaml", GOOD.replace("note: no}", "note: =}")))
+    body = scenario.service("get_order").respond
+    assert body is not None
+    assert body.json_body["note"] == "="
+
+
+def test_deep_nesting_is_refused_before_python_recursion(in_tmp: Path) -> None:
+    text = GOOD + "agent_config: {deep: " + "[" * 5000 + "]" * 5000 + "}\n"
+    (line,) = errors_of(text)
+    assert line == (
+        "scenarios/x.yaml:18: values nest more than 64 levels deep (aliases expanded). "
+        "Fix: flatten the structure; no scenario field needs that depth"
+    )
+
+
+def test_nesting_through_aliases_counts_the_expanded_depth(in_tmp: Path) -> None:
+    inner = "[" * 40 + "]" * 40
+    text = GOOD + f"agent_config:\n  a: &deep {inner}\n  b: {'[' * 30}*deep{']' * 30}\n"
+    (line,) = errors_of(text)
+    assert "values nest more than 64 levels deep (aliases expanded)" in line
+    fine = GOOD + f"agent_config:\n  a: &deep {inner}\n  b: [[*deep]]\n"
+    assert load_scenario(write("fine.yaml", fine)).agent_config["b"][0][0] is not None
+
+
+def test_billion_laughs_is_refused_without_expanding_it(in_tmp: Path) -> None:
+    laughs = ["  l0: &l0 lol"] + [
+        f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)
+    ]
+    text = GOOD + "agent_config:\n" + "\n".join(laughs) + "\n"
+    (line,) = errors_of(text)
+    # l4 (line 23) is the first list past 10,000 values: 11,111 once expanded
+    assert line == (
+        "scenarios/x.yaml:23: the document holds more than 10,000 values once its aliases are "
+        "expanded. Fix: write smaller bodies and inputs, or split the scenario; an alias "
+        "('*name') counts as a full copy of what its anchor names"
+    )
+
+
+def test_a_recursive_alias_is_refused_at_its_anchor(in_tmp: Path) -> None:
+    text = GOOD.replace(
+        'input: {ticket_id: T-1001, customer_id: C-42, message: "Refund please"}',
+        "input: &loop {ticket_id: T-1001, again: *loop}",
+    )
+    assert errors_of(text) == [
+        "scenarios/x.yaml:4: the anchor '&loop' is used inside itself (a recursive alias), so "
+        "the value would be infinite. Fix: replace '*loop' inside it with a copy of the part "
+        "you need"
+    ]
+
+
+def test_a_file_over_the_size_limit_names_the_line_where_it_is_reached(in_tmp: Path) -> None:
+    text = GOOD + "# padding\n" * (600 * 1024 // 10)
+    (line,) = errors_of(text)
+    expected = GOOD.count("\n") + (512 * 1024 - len(GOOD)) // 10 + 1
+    assert line == (
+        f"scenarios/x.yaml:{expected}: the file is larger than 512 KiB (the limit is reached "
+        "on this line). Fix: shorten the bodies and inputs, or split the scenario into several "
+        "files"
+    )
+
+
+def test_the_recursion_backstop_is_a_located_error(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.loader
+
+    monkeypatch.setattr(harness.loader, "MAX_DEPTH", 100_000)
+    text = GOOD + "agent_config: {deep: " + "[" * 5000 + "]" * 5000 + "}\n"
+    assert errors_of(text) == [
+        "scenarios/x.yaml:1: the file nests too deeply for shakeout to read. Fix: keep values "
+        "under 100000 levels of nesting"
+    ]
 
 
 @given(st.integers(min_value=0, max_value=12), st.sampled_from(["abc", "[1]", "{a: 1}", "x y"]))

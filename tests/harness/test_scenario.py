@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,6 +22,7 @@ from harness.scenario import (
     Scenario,
     ToolService,
     build_fault,
+    explain_error,
 )
 
 
@@ -360,3 +362,164 @@ def test_service_lookup_names_the_known_services() -> None:
     assert s.ledger_tools() == ("issue_refund",)
     with pytest.raises(KeyError, match="known: get_order, issue_refund"):
         s.service("nope")
+
+
+def errors(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Every error of ``data`` as (location, message, hint), rule problems unpacked."""
+    with pytest.raises(ValidationError) as info:
+        Scenario.model_validate(data)
+    out: list[tuple[tuple[str | int, ...], str, str]] = []
+    for err in info.value.errors():
+        if err["type"] == "scenario_rule":
+            out += [(p.at, p.message, p.hint) for p in err["ctx"]["problems"]]
+        else:
+            out.append((tuple(err["loc"]), *explain_error(err)))
+    return out
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_numbers_must_be_finite_everywhere_a_float_is_accepted(bad: float) -> None:
+    # fault parameters are checked once the fields are valid, so in a scenario of their own
+    fields = scenario(
+        expect={"state": "completed", "budget": {"wall_s": bad}},
+        reviewer=[{"verdict": "approve", "delay_s": bad}],
+    )
+    faults = scenario(
+        faults=[
+            {"tool_latency": {"seconds": bad, "at": {"probability": bad}}},
+            {"stream_trickle": {"delay_per_event": bad}},
+            {"approval_changed_args": {"factor": bad}},
+        ]
+    )
+    found = errors(fields) + errors(faults)
+    assert sorted(str(loc) for loc, _, _ in found) == sorted(
+        str(loc)
+        for loc in [
+            ("reviewer", 0, "full form", "delay_s"),
+            ("expect", "budget", "wall_s"),
+            ("faults", 0, "tool_latency", "seconds"),
+            ("faults", 0, "tool_latency", "at", "probability"),
+            ("faults", 1, "stream_trickle", "delay_per_event"),
+            ("faults", 2, "approval_changed_args", "factor"),
+        ]
+    )
+    for _, message, hint in found:
+        assert message.startswith("Input should be a finite number, got ")
+        assert hint == "write a finite number, e.g. 2.5 (.inf and .nan are not allowed)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "loc", "message", "hint"),
+    [
+        (
+            {"expect": {"state": "completed", "budget": {"wall_s": 3601}}},
+            ("expect", "budget", "wall_s"),
+            "Input should be less than or equal to 3600, got 3601",
+            "use a value of at most 3600",
+        ),
+        (
+            {"expect": {"state": "completed", "budget": {"model_calls": 10_001}}},
+            ("expect", "budget", "model_calls"),
+            "Input should be less than or equal to 10000, got 10001",
+            "use a value of at most 10000",
+        ),
+        (
+            {"reviewer": [{"verdict": "approve", "delay_s": 86_401}]},
+            ("reviewer", 0, "full form", "delay_s"),
+            "Input should be less than or equal to 86400, got 86401",
+            "use a value of at most 86400",
+        ),
+        (
+            {"reviewer": [{"verdict": "approve", "times": 10**9}]},
+            ("reviewer", 0, "full form", "times"),
+            "Input should be less than or equal to 100, got 1000000000",
+            "use a value of at most 100",
+        ),
+        (
+            {"faults": [{"tool_http_503": {"at": {"nth": 10**12}}}]},
+            ("faults", 0, "tool_http_503", "at", "nth"),
+            "Input should be less than or equal to 10000, got 1000000000000",
+            "use a value of at most 10000",
+        ),
+        (
+            {"faults": [{"tool_rate_limit": {"seconds": 10**10}}]},
+            ("faults", 0, "tool_rate_limit", "seconds"),
+            "Input should be less than or equal to 86400, got 10000000000",
+            "use a value of at most 86400",
+        ),
+        (
+            {"faults": [{"tool_latency": {"seconds": -1}}]},
+            ("faults", 0, "tool_latency", "seconds"),
+            "Input should be greater than or equal to 0, got -1",
+            "use a value of at least 0",
+        ),
+        (
+            {"faults": [{"tool_oversize_body": {"size_bytes": 2**40}}]},
+            ("faults", 0, "tool_oversize_body", "size_bytes"),
+            "Input should be less than or equal to 16777216, got 1099511627776",
+            "use a value of at most 16777216",
+        ),
+        (
+            {"faults": [{"model_unknown_tool": {"name": "x" * 201}}]},
+            ("faults", 0, "model_unknown_tool", "name"),
+            "String should have at most 200 characters",
+            "shorten it to at most 200 characters",
+        ),
+        (
+            {"matrix": {"faults": ["tool_http_503"], "calls": [1, 10_001]}},
+            ("matrix", "calls", 1),
+            "Input should be less than or equal to 10000, got 10001",
+            "use a value of at most 10000",
+        ),
+        (
+            {"matrix": {"faults": ["tool_http_503"], "calls": list(range(1, 300))}},
+            ("matrix", "calls"),
+            "Tuple should have at most 200 items after validation, not 299",
+            "keep at most 200 items here",
+        ),
+        (
+            {"model": {"turns": [{"text": "hi"}] * 1001}},
+            ("model", "turns"),
+            "Tuple should have at most 1000 items after validation, not 1001",
+            "keep at most 1000 items here",
+        ),
+        (
+            {"seed": -1},
+            ("seed",),
+            "Input should be greater than or equal to 0, got -1",
+            "use a value of at least 0",
+        ),
+        (
+            {"seed": 2**64},
+            ("seed",),
+            "Input should be less than or equal to 18446744073709551615, got 18446744073709551616",
+            "use a value of at most 18446744073709551615",
+        ),
+        (
+            {"input_matrix": {"examples": 501}},
+            ("input_matrix", "examples"),
+            "Input should be less than or equal to 500, got 501",
+            "use a value of at most 500",
+        ),
+    ],
+)
+def test_times_counts_and_sizes_are_bounded(
+    changes: dict[str, Any], loc: tuple[str | int, ...], message: str, hint: str
+) -> None:
+    assert errors(scenario(**changes)) == [(loc, message, hint)]
+
+
+def test_a_body_over_the_size_limit_is_refused() -> None:
+    services = {"get_order": {"path": "/o", "respond": {"body": "x" * (256 * 1024 + 1)}}}
+    ((loc, message, hint),) = errors(scenario(tools={"services": services}))
+    assert loc == ("tools", "services", "get_order", "respond", "body")
+    assert message == "String should have at most 262144 characters"
+    assert hint == "shorten it to at most 262144 characters"
+
+
+@pytest.mark.parametrize("regex", ["a{99999999999}", "(" * 2000 + ")" * 2000])
+def test_a_regex_the_engine_cannot_compile_is_a_scenario_error(regex: str) -> None:
+    services = {"get_order": {"path_regex": regex[:200], "respond": {}}}
+    ((loc, message, _),) = errors(scenario(tools={"services": services}))
+    assert loc == ("tools", "services", "get_order", "path_regex")
+    assert "is not a valid regular expression" in message
