@@ -41,7 +41,7 @@ def test_validate_reports_every_file_and_never_stops_at_a_hostile_one(
             for p, c in zip("abcd", "bcde", strict=True)
         ),
         "f_loop.yaml": "input: &l [*l]\n",
-        "g_inf.yaml": good.replace("wall_s: 10}", "wall_s: .inf}"),
+        "g_inf.yaml": good.replace("wall_s: 10,", "wall_s: .inf,"),
     }
     for name, text in hostile.items():
         (tmp_path / name).write_text(text)
