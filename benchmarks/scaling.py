@@ -112,8 +112,10 @@ def _loops(n: int, parallel: int) -> list[float]:
 
 
 def comparable(path: Path) -> dict[str, Any]:
-    """A report without its timings (``duration_s``), for an equality check."""
+    """A report without its timings (``duration_s``) and its session's identity (a new id and
+    start time per session), for an equality check."""
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data.pop("session", None)
     for item in data["items"]:
         item.pop("duration_s", None)
     return data
@@ -157,7 +159,7 @@ def measure(*, variants: int, reps: int) -> Figure:
         note=(
             "copies of refund_happy with its fault matrix (agent_config persist: false), "
             "`pytest -n 2` vs `-n 0` as subprocesses, wall time from start to exit (start-up and "
-            f"collection included); reports identical minus duration_s: {identical}"
+            f"collection included); reports identical minus duration_s and session identity: {identical}"
         ),
         extra={"variants": total, "reports_identical": identical},
     )
