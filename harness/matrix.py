@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from faults.base import Fault, Schedule, Surface, registry
-from faults.surfaces import CrashFault, CrashPoint
+from faults.surfaces import CrashFault, CrashMode, CrashPoint
 from harness.checks import Expectation
 from harness.record import Baseline
 from harness.runner import Probe, Variant
@@ -268,10 +268,15 @@ def _missing_point(scenario: Scenario, point: CrashPoint, probe: Probe) -> Varia
             f"{', '.join(announced) if announced else 'nothing'}); an adapter must call "
             f"world.boundary({point.value!r}, step) at each such point"
         )
+    # the cell's crash fault is listed as injected, never fired: coverage counts it as asked for
+    # and not exercised
+    asked = crash_classes()[point](
+        mode=scenario.crash_matrix.mode if scenario.crash_matrix else CrashMode.IN_PROCESS
+    )
     return Variant(
         scenario,
         f"{point.value}:missing",
-        scenario.build_faults(),
+        (*scenario.build_faults(), asked),
         Expectation(origin="crash matrix"),
         "crash",
         error=(
