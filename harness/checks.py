@@ -65,6 +65,9 @@ class Expectation:
     max_attempts: int | None = None
     """Requests per identical request (first try and retries) the budget allows."""
     allow_subprocess: bool = False
+    routes_proven: bool = False
+    """The fault-free run of this cell's scenario made no unrouted request: one made here follows
+    from how the agent handled the cell's fault (a FAIL), not from a missing route (an ERROR)."""
 
 
 class Check:
@@ -304,6 +307,15 @@ class AllRequestsRouted(Check):
 
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
         unrouted = record.unrouted()
+        if unrouted and expect.routes_proven:
+            first = unrouted[0]
+            return self.fail(
+                f"{len(unrouted)} request(s) matched no scenario route, first: "
+                f"{first.request.method} {first.request.url}; the fault-free run made none, so "
+                "the agent built this request from what the fault gave it (e.g. a model "
+                "argument or an error body it did not validate)",
+                around=first.seq,
+            )
         if unrouted:
             first = unrouted[0]
             return self.error(

@@ -129,6 +129,10 @@ def _make(cls: type[Fault], target: str | None, at: Schedule, times: int = 1) ->
     return cls(target=target, at=at, times=times)
 
 
+def _routes_proven(probe: Probe) -> bool:
+    return not probe.record.unrouted()
+
+
 def baseline_of(scenario: Scenario, probe: Probe) -> Baseline:
     """The fault-free run's effects and approvals: the oracle of the scenario's cells."""
     return Baseline.of(probe.record, gated_tools(scenario))
@@ -164,6 +168,7 @@ def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
                     continue
                 label = fault.label()
                 expect = derive(scenario, fault, label, baseline)
+                expect = dataclasses.replace(expect, routes_proven=_routes_proven(probe))
                 yield Variant(scenario, label, (*own, fault), expect, "fault")
 
 
@@ -221,6 +226,7 @@ def crash_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
         budget=False,
         baseline=baseline_of(scenario, probe),
     )
+    base = dataclasses.replace(base, routes_proven=_routes_proven(probe))
     baseline = dict(probe.tool_calls)
     baseline["(model)"] = probe.model_requests
     for point in spec.points:

@@ -222,6 +222,16 @@ def test_faults_fired_matches_by_label_not_by_key() -> None:
     assert "never fired: tool_http_503@get_order#1" in v.reason
 
 
+def test_an_unrouted_request_in_a_cell_whose_base_run_had_none_is_the_agents_fail() -> None:
+    stray = Exchange(
+        3, "unrouted", None, 1, HttpRequest("GET", "http://else.test/x", {}), None, "connect", (), 0
+    )
+    proven = dataclasses.replace(Expectation(), routes_proven=True)
+    v = AllRequestsRouted().evaluate(record(exchanges=(model(1), stray)), proven)
+    assert (v.passed, v.harness) == (False, False)
+    assert "the fault-free run made none" in v.reason
+
+
 def test_requests_routed_is_an_error_for_an_unrouted_request() -> None:
     stray = Exchange(
         3, "unrouted", None, 1, HttpRequest("GET", "http://else.test/x", {}), None, "connect", (), 0
