@@ -146,15 +146,18 @@ def _publish(tmp: Path, dest: Path, what: str) -> None:
         ) from None
 
 
-def write_text(path: str | os.PathLike[str], text: str, what: str = "file") -> Path:
+def write_text(
+    path: str | os.PathLike[str], text: str, what: str = "file", *, parents: bool = True
+) -> Path:
     """Write ``text`` to ``path`` atomically, refusing a symbolic link at ``path``.
 
-    Parent directories are created. The file gets the usual permissions (0666 less the umask).
+    The file gets the usual permissions (0666 less the umask).
 
     Args:
         path: the destination file.
         text: the content (written as UTF-8).
         what: what the file is, for messages.
+        parents: create missing parent directories (else a missing one is an error).
 
     Returns:
         The destination path.
@@ -163,7 +166,13 @@ def write_text(path: str | os.PathLike[str], text: str, what: str = "file") -> P
         OutputError: the destination is refused or the write failed (one-line message).
     """
     dest = check_file(path, what)
-    _make_parent(dest, what)
+    if parents:
+        _make_parent(dest, what)
+    elif not dest.parent.is_dir():
+        raise OutputError(
+            f"cannot write the {what} {dest}: directory {dest.parent} does not exist; "
+            "create it first"
+        )
     data = text.encode("utf-8")
     for _ in range(100):
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
