@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,8 @@ from harness.redact import (
     redactor_for,
 )
 from harness.report_model import Report
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Secrets as an agent would carry them: long enough to be hunted everywhere, URL-safe or not.
 SECRETS = st.text(
@@ -187,3 +190,113 @@ def test_a_model_is_masked_through_its_json() -> None:
     masked = redact_model(report, Redactor())
     assert "SECRETVALUE1" not in masked.model_dump_json()
     assert redact_model(masked, Redactor()) is masked
+
+
+# --------------------------------------------------------------------------- a whole session
+
+LEAKY_AGENT = '''
+import json
+from dataclasses import dataclass
+
+import httpx
+
+API_KEY = "SECRETVALUE"
+PASSWORD = "PASSWORD-9876543"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    state: str
+    category: str | None = None
+    error: str | None = None
+    pending_approval: None = None
+    approvals: tuple = ()
+
+
+class Leaky:
+    """Sends its key in a query string and a password in a JSON body, then echoes both."""
+
+    def __init__(self, endpoints):
+        self.base = endpoints.tools_base_url
+
+    def begin(self, world):
+        pass
+
+    def start(self, payload):
+        with httpx.Client(timeout=5.0) as client:
+            order = client.get(f"{self.base}/orders/O-1", params={"api_key": API_KEY})
+            body = {"user": "ann", "password": PASSWORD}
+            client.post(f"{self.base}/login", json=body)
+        error = f"login refused for {json.dumps(body)} after {order.request.url}"
+        return Outcome("r1", "failed", "tool", error)
+
+    def resume(self, run_id, decision=None):
+        return self.start({})
+
+    def trace(self, run_id):
+        return None
+
+
+def build_adapter(endpoints):
+    return Leaky(endpoints)
+'''
+
+LEAKY_SCENARIO = {
+    "name": "leaky",
+    "description": "An agent that leaks its credentials into every output it can.",
+    "agent": "leaky_agent:build_adapter",
+    "input": {"ticket_id": "T-1"},
+    "tools": {
+        "services": {
+            "get_order": {"path": "/orders/O-1", "respond": {"json": {"order_id": "O-1"}}},
+            "login": {"method": "POST", "path": "/login", "respond": {"json": {"ok": False}}},
+        }
+    },
+    "expect": {"state": "completed"},
+}
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_no_output_of_a_session_holds_the_secrets(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    import yaml
+
+    monkeypatch.setenv("PYTHONPATH", f"{pytester.path}{os.pathsep}{REPO}")
+    summary = pytester.path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.makeini("[pytest]\nchaos_seed = 5\n")
+    pytester.makepyfile(leaky_agent=LEAKY_AGENT)
+    (pytester.path / "scenarios").mkdir()
+    (pytester.path / "scenarios" / "leaky.yaml").write_text(yaml.safe_dump(LEAKY_SCENARIO))
+    out = pytester.path / "out"
+    result = pytester.runpytest_subprocess(
+        *workers,
+        f"--chaos-report={out / 'r.json'}",
+        f"--chaos-markdown={out / 'r.md'}",
+        f"--chaos-html={out / 'r.html'}",
+        f"--junitxml={out / 'junit.xml'}",
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+    )
+    result.assert_outcomes(failed=1)
+    terminal = result.stdout.str() + result.stderr.str()
+    assert "FAIL: scenario 'leaky'" in terminal, "the failure text is shown, masked"
+    report = json.loads((out / "r.json").read_text())
+    (item,) = report["items"]
+    assert item["verdict"] == "fail"
+    assert any(f"api_key={MASK}" in r["url"] for r in item["requests"])
+    outputs = {
+        "terminal": terminal,
+        "JSON": (out / "r.json").read_text(),
+        "Markdown": (out / "r.md").read_text(),
+        "step summary": summary.read_text(),
+        "HTML": (out / "r.html").read_text(),
+        "JUnit XML": (out / "junit.xml").read_text(),
+    }
+    for secret in ("SECRETVALUE", "PASSWORD-9876543"):
+        leaks = {name: text.count(secret) for name, text in outputs.items() if secret in text}
+        assert leaks == {}, f"{secret} leaked into {leaks}"
+    assert "[redacted]" in outputs["JUnit XML"]
