@@ -260,9 +260,12 @@ class ScenarioItem(pytest.Item):
                 self.user_properties.append(("shakeout", item))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        from harness.plugin import REDACTOR_KEY
+
+        # The terminal and JUnit show this text: secrets in URLs, bodies or reasons are masked.
         if isinstance(excinfo.value, HarnessError | ScenarioFailed):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
+            return self.config.stash[REDACTOR_KEY].text(str(excinfo.value))
+        return self.config.stash[REDACTOR_KEY].text(str(super().repr_failure(excinfo)))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario: {self.name}"

@@ -41,7 +41,9 @@ from harness.checks import (
     Verdict,
 )
 from harness.matrix import gated_tools
+from harness.output import OutputError, check_directory, write_text
 from harness.record import RunRecord
+from harness.redact import RedactionConfigError, Redactor, redactor_for
 from harness.runner import Probe, Variant, probe, run_variant
 from harness.scenario import Scenario, import_catalogue
 from harness.session import dump_yaml
@@ -445,12 +447,14 @@ def write_scenario(
     command: str | None = None,
     agent: str | None = None,
     source_data: Mapping[str, Any] | None = None,
+    redactor: Redactor | None = None,
 ) -> Path:
     """Write the finding as a scenario file that reproduces it; return its path.
 
     The file is the original scenario's data without its matrices (it reproduces one run),
     with the minimal schedule appended to ``faults``, the run seed fixed, and a comment header
-    saying which check broke, why, and what found it.
+    saying which check broke, why, and what found it. Secrets are masked in the data and the
+    header; the file is written atomically, never through a symbolic link.
 
     Args:
         result: an exploration that found a failing schedule.
@@ -458,10 +462,13 @@ def write_scenario(
         command: the command that ran the exploration, for the header.
         agent: the adapter factory explored, written when the scenario names none.
         source_data: the scenario file's data (default: read from ``result.scenario.source``).
+        redactor: masks secrets (default: the built-in lists).
 
     Raises:
         ExploreError: nothing was found, or there is no file data to copy.
+        OutputError: ``out`` or the file in it cannot be written.
     """
+    redactor = redactor if redactor is not None else Redactor()
     finding = result.finding
     if finding is None:
         raise ExploreError(f"exploring {result.scenario.name!r} found no failing schedule")
@@ -475,15 +482,16 @@ def write_scenario(
         source_data = yaml.safe_load(source.read_text(encoding="utf-8"))
     data = _explored_data(result, finding, source_data, agent)
     Scenario.model_validate(data)  # a written reproduction must load; fail here if not
-    out.mkdir(parents=True, exist_ok=True)
+    masked = redactor.value(data)
+    check_directory(out, "directory for the explored scenario")
     path = out / f"{data['name']}.yaml"
-    text = dump_yaml(data)
+    text = dump_yaml(masked)
     schema_line, _, body = text.partition("\n")
     schema = _schema_ref(source, out)
     if schema is not None:
         schema_line = f"# yaml-language-server: $schema={schema}"
-    header = _header(result, finding, path, command)
-    path.write_text(f"{schema_line}\n{header}{body}", encoding="utf-8")
+    header = redactor.text(_header(result, finding, path, command, masked != data))
+    write_text(path, f"{schema_line}\n{header}{body}", "explored scenario")
     return path
 
 
@@ -538,7 +546,13 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _header(result: ExploreResult, finding: Finding, path: Path, command: str | None) -> str:
+def _header(
+    result: ExploreResult,
+    finding: Finding,
+    path: Path,
+    command: str | None,
+    masked: bool = False,
+) -> str:
     def one_line(text: str) -> str:
         return " ".join(text.split())
 
@@ -560,6 +574,11 @@ def _header(result: ExploreResult, finding: Finding, path: Path, command: str | 
         "'expect' is the original scenario's; if a fault above is permanent, set it to the "
         "outcome you want before fixing the agent."
     )
+    if masked:
+        lines.append(
+            "Secret-looking values were replaced by [redacted]; put test values back where the "
+            "run needs them (the original scenario file has them)."
+        )
     out: list[str] = []
     for line in lines:
         indent = "  " if line.startswith("  ") else ""
@@ -604,13 +623,23 @@ def explore_main(
     from harness.loader import ScenarioError, load_scenario
     from harness.runner import AdapterCache, AgentLoadError, endpoints_of
 
-    write = (stream or sys.stdout).write
+    out_stream = stream or sys.stdout
     source = Path(path)
     try:
         scenario = load_scenario(source)
     except ScenarioError as exc:
-        write(f"{exc}\n")
+        out_stream.write(f"{exc}\n")
         return 2
+    try:
+        redactor = redactor_for(Path.cwd() / "pyproject.toml")
+    except RedactionConfigError as exc:
+        out_stream.write(f"shakeout explore: {exc}\n")
+        return 2
+
+    def write(text: str) -> int:
+        # Reasons and check text come from the run: what reaches the terminal is masked.
+        return out_stream.write(redactor.text(text))
+
     ini = _ini_defaults(Path.cwd() / "pyproject.toml")
     factory = agent or scenario.agent or ini.get("chaos_agent")
     if not factory:
@@ -624,6 +653,13 @@ def explore_main(
         hyp_seed = seed if seed is not None else int(ini.get("chaos_seed") or 0)
     except ValueError:
         write(f"the chaos_seed ini key must be an integer, got {ini.get('chaos_seed')!r}\n")
+        return 2
+    out_dir = Path(out) if out is not None else source.parent
+    try:
+        # Before the search, which may take minutes: its finding must have somewhere to go.
+        check_directory(out_dir, "--out directory")
+    except OutputError as exc:
+        write(f"shakeout explore: {exc}\n")
         return 2
     try:
         adapter = AdapterCache().get(factory, endpoints_of(scenario))
@@ -641,16 +677,22 @@ def explore_main(
         write(f"{head}: every invariant held\n")
         return 0
     command = shlex.join(["shakeout", *argv]) if argv else None
-    written = write_scenario(
-        result,
-        Path(out) if out is not None else source.parent,
-        command=command,
-        agent=factory if agent is not None else None,
-    )
     write(f"{head}: a failing schedule was found\n")
     for v in finding.failures:
         write(f"  check {v.name}: {v.reason}\n")
     write(f"  faults: {', '.join(finding.labels())}\n")
+    try:
+        written = write_scenario(
+            result,
+            out_dir,
+            command=command,
+            agent=factory if agent is not None else None,
+            redactor=redactor,
+        )
+    except OutputError as exc:
+        # The finding is printed above, so it is not lost with the file.
+        write(f"shakeout explore: {exc}\n")
+        return 2
     write(f"  written: {written}\n")
     return 1
 

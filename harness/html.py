@@ -8,13 +8,14 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 
+from harness.output import write_text
+from harness.redact import Redactor, redact_model
 from harness.report_model import (
     NONE_KEY,
     EventEntry,
     Report,
     ReportItem,
     RequestEntry,
-    write_text_atomic,
 )
 
 _CSS = """
@@ -329,14 +330,20 @@ def render_html(report: Report, *, title: str = "shakeout fault-injection report
     )
 
 
-def write_html(report: Report, path: str | Path) -> Path:
-    """Write the HTML page atomically.
+def write_html(report: Report, path: str | Path, redactor: Redactor | None = None) -> Path:
+    """Write the HTML page atomically, never through a symbolic link (see harness.output).
 
     Args:
         report: the report.
         path: destination; parent directories are created.
+        redactor: masks secrets left in the report's text (None: written as it is).
 
     Returns:
         The path written.
+
+    Raises:
+        OutputError: the destination was refused or could not be written.
     """
-    return write_text_atomic(path, render_html(report))
+    if redactor is not None:
+        report = redact_model(report, redactor)
+    return write_text(path, render_html(report), "HTML report")

@@ -1,26 +1,64 @@
-"""The report as Markdown for CI pages (``--chaos-markdown``, ``$GITHUB_STEP_SUMMARY``)."""
+"""The report as Markdown for CI pages (``--chaos-markdown``, ``$GITHUB_STEP_SUMMARY``).
+
+CI pages render this Markdown, raw HTML included, so nothing from the report reaches it
+unescaped: plain text has its Markdown and HTML punctuation backslash-escaped, names and commands
+go in code spans whose fence outlasts any backtick run inside (CommonMark's rule), and a table
+cell escapes its pipes exactly once, code spans included (GFM splits cells before code spans).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from harness.output import OutputError, append_text, write_text
+from harness.redact import Redactor, redact_model
 from harness.report_model import NONE_KEY, Report, ReportItem
 
 MAX_FAILURES_LISTED = 25
 MAX_KEYS_LISTED = 8
 
+# Backslash escapes work on any ASCII punctuation (CommonMark 2.4). These are the characters
+# that open markup or raw HTML: code, emphasis, links and images, HTML tags and entities,
+# strikethrough. "_" is left alone inside words, where it cannot open emphasis (snake_case).
+_MARKUP = re.compile(r"[\\`*\[\]<>&~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_BACKTICKS = re.compile(r"`+")
+_NEWLINES = re.compile(r"[\r\n]+")
+
+
+class _Inline(str):
+    """Text that is already Markdown (a code span): table cells escape only its pipes."""
+
+    __slots__ = ()
+
+
+def _one_line(value: object) -> str:
+    return _NEWLINES.sub(" ", "" if value is None else str(value))
+
+
+def _text(value: object) -> str:
+    """Plain text as inert Markdown: markup and HTML characters escaped, on one line."""
+    return _MARKUP.sub(lambda m: "\\" + m.group(0), _one_line(value))
+
+
+def _code(value: object) -> _Inline:
+    """A code span holding ``value`` literally, whatever backticks it contains."""
+    text = _one_line(value)
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    # A content starting or ending with a backtick would merge with the fence; one space
+    # each side is stripped again by the parser (also needed when both ends are spaces).
+    if text[:1] == "`" or text[-1:] == "`" or (text[:1] == " " and text[-1:] == " "):
+        text = f" {text} "
+    return _Inline(f"{fence}{text}{fence}")
+
 
 def _cell(value: object) -> str:
-    # Pipes end a table cell and newlines end a row, so both are escaped.
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _code(value: str) -> str:
-    text = _cell(value)
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
+    # A pipe ends a cell even inside a code span, so it is escaped once, here, for both kinds.
+    text = value if isinstance(value, _Inline) else _text(value)
+    return text.replace("|", "\\|")
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -61,7 +99,7 @@ def render_markdown(report: Report, *, title: str = "shakeout fault-injection re
     v = s.by_verdict
     icon = "✅" if v.fail == 0 and v.error == 0 else "❌"
     out = [
-        f"## {icon} {_cell(title)}",
+        f"## {icon} {_text(title)}",
         "",
         f"**{s.total}** items: **{v.passed}** pass, **{v.fail}** fail, **{v.error}** error "
         f"· seed `{report.seed}` · schema v{report.schema_version}",
@@ -181,27 +219,43 @@ def _failures(items: Sequence[ReportItem]) -> list[str]:
     return out
 
 
-def write_markdown(report: Report, path: str | Path | None) -> list[Path]:
+def write_markdown(
+    report: Report, path: str | Path | None, redactor: Redactor | None = None
+) -> list[Path]:
     """Write the Markdown summary to ``path`` and append it to ``$GITHUB_STEP_SUMMARY`` if set.
+
+    The file is written atomically and never through a symbolic link (see
+    :mod:`harness.output`).
 
     Args:
         report: the report.
         path: the ``--chaos-markdown`` destination, or None.
+        redactor: masks secrets left in the report's text (None: written as it is).
 
     Returns:
         The files written or appended to.
+
+    Raises:
+        OutputError: a destination was refused or could not be written; the other one is
+            still attempted first.
     """
+    if redactor is not None:
+        report = redact_model(report, redactor)
     text = render_markdown(report)
     written: list[Path] = []
+    problems: list[OutputError] = []
     if path is not None:
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text, encoding="utf-8")
-        written.append(dest)
+        try:
+            written.append(write_text(path, text, "Markdown summary"))
+        except OutputError as exc:
+            problems.append(exc)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         # GitHub gives each step its own file; appending keeps other tools' summaries intact.
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        written.append(Path(step_summary))
+        try:
+            written.append(append_text(step_summary, text + "\n", "$GITHUB_STEP_SUMMARY file"))
+        except OutputError as exc:
+            problems.append(exc)
+    if problems:
+        raise OutputError("; ".join(str(p) for p in problems))
     return written

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from harness.adapter import AgentAdapter
+from harness.output import OutputError, check_file
+from harness.redact import RedactionConfigError, Redactor, redactor_for
 from harness.report import SELECTION_KEY, SHARD_KEY, ReportPlugin, is_scenario_nodeid
 from harness.report_model import nodeids_digest
 from harness.runner import AdapterCache
@@ -27,6 +29,7 @@ DEFAULT_WALL_S = 20.0
 
 SEED_KEY = pytest.StashKey[int]()
 ADAPTERS_KEY = pytest.StashKey[AdapterCache]()
+REDACTOR_KEY = pytest.StashKey[Redactor]()
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("chaos_seed", "session seed (default: random, printed in the header)", default="")
     parser.addini("chaos_wall_s", "real-time limit per run in seconds", default="")
     parser.addini(
+        "chaos_redact_query",
+        "more URL query parameter names whose values are masked in every output "
+        "(also [tool.shakeout] redact_query)",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "chaos_redact_fields",
+        "more JSON field / header names whose values are masked in every output "
+        "(also [tool.shakeout] redact_fields)",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
         "chaos_scenarios",
         "glob patterns of scenario files, relative to rootdir",
         type="linelist",
@@ -185,6 +202,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if shard is not None:
         k, n = _parse_shard(shard)
         config.stash[SHARD_KEY] = f"{k}/{n}"
+    config.stash[REDACTOR_KEY] = redactor = _redactor(config)
+    outputs = {
+        "JSON report": config.getoption("chaos_report"),
+        "Markdown summary": config.getoption("chaos_markdown"),
+        "HTML report": config.getoption("chaos_html"),
+    }
+    if not hasattr(config, "workerinput"):
+        _check_outputs(outputs)
     session_id = config.getoption("chaos_session_id")
     if session_id is not None and not (0 < len(session_id) <= 200 and session_id.isprintable()):
         raise pytest.UsageError(
@@ -195,16 +220,40 @@ def pytest_configure(config: pytest.Config) -> None:
         ReportPlugin(
             config,
             seed=config.stash[SEED_KEY],
-            json_path=config.getoption("chaos_report"),
-            markdown_path=config.getoption("chaos_markdown"),
-            html_path=config.getoption("chaos_html"),
+            json_path=outputs["JSON report"],
+            markdown_path=outputs["Markdown summary"],
+            html_path=outputs["HTML report"],
             policy_path=config.getoption("chaos_policy"),
             session_id=session_id,
+            redactor=redactor,
         ),
         "shakeout-report",
     )
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(PropertyReleaser(), "shakeout-release-properties")
+
+
+def _redactor(config: pytest.Config) -> Redactor:
+    """Built-in lists + ``[tool.shakeout]`` redact_* + ``chaos_redact_*`` ini keys + env values."""
+    try:
+        return redactor_for(
+            config.rootpath / "pyproject.toml",
+            query=config.getini("chaos_redact_query"),
+            fields=config.getini("chaos_redact_fields"),
+        )
+    except RedactionConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _check_outputs(outputs: Mapping[str, str | None]) -> None:
+    # Before any item runs: a long session must not end by failing to write its report. The
+    # files are checked again when written (a link may be planted in between).
+    for what, path in outputs.items():
+        if path is not None:
+            try:
+                check_file(path, what)
+            except OutputError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
 
 def _session_seed(config: pytest.Config) -> int:
@@ -307,7 +356,7 @@ def pytest_runtest_makereport(
 
         text = located_failure(item, call.excinfo)
         if text is not None:
-            report.longrepr = text
+            report.longrepr = item.config.stash[REDACTOR_KEY].text(text)
     return report
 
 

@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from harness.output import OutputError, write_text
+from harness.redact import RedactionConfigError, Redactor, normalize, redactor_for
+
 DEFAULT_SCRUB = ("authorization", "x-api-key", "api-key", "cookie")
 """Header names (case-insensitive) whose values never reach a cassette."""
 
@@ -58,6 +61,7 @@ def record_session(
     fn: Callable[[], object],
     *,
     scrub: Iterable[str] = DEFAULT_SCRUB,
+    redactor: Redactor | None = None,
 ) -> None:
     """Run ``fn()`` (a live session) while vcrpy records every HTTP exchange to a cassette.
 
@@ -66,16 +70,20 @@ def record_session(
     interactions dropped), also when ``fn`` raises. Headers named in ``scrub`` are replaced by
     ``<scrubbed>`` in requests and responses (``set-cookie`` too when ``cookie`` is scrubbed),
     and their values are replaced wherever else they appear (URLs, bodies, other headers).
-    Bodies are kept, decompressed, since they are what the scenario is built from.
+    Secret query parameters (``?api_key=``), secret JSON body fields (``"password"``) and token
+    shapes (``sk-...``) are scrubbed too (see :mod:`harness.redact`). Bodies are otherwise kept,
+    decompressed, since they are what the scenario is built from. The cassette is written
+    atomically and never through a symbolic link.
 
     Args:
         cassette_path: the cassette file to write (YAML, vcrpy's format).
         fn: the session to record; its return value is ignored.
         scrub: header names (case-insensitive) whose values must not be recorded.
+        redactor: what else is scrubbed (default: the built-in lists, ``<scrubbed>`` as mask).
     """
     import vcr  # type: ignore[import-untyped]  # vcrpy ships no type information
 
-    scrubber = _Scrubber(scrub)
+    scrubber = _Scrubber(scrub, redactor)
     recorder = vcr.VCR(
         record_mode="all",
         match_on=MATCH_ON,
@@ -85,19 +93,52 @@ def record_session(
         before_record_response=scrubber.response,
         before_save_interaction=scrubber.interaction,
     )
+    recorder.register_persister(_SafePersister)
     with recorder.use_cassette(str(Path(cassette_path))):
         fn()
 
 
+class _SafePersister:
+    """vcrpy's file persister, writing the cassette atomically and never through a link."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str | PathLike[str], serializer: Any) -> Any:
+        from vcr.persisters.filesystem import FilesystemPersister  # type: ignore[import-untyped]
+
+        return FilesystemPersister.load_cassette(cassette_path, serializer)
+
+    @staticmethod
+    def save_cassette(
+        cassette_path: str | PathLike[str], cassette_dict: Any, serializer: Any
+    ) -> None:
+        from vcr.serialize import serialize  # type: ignore[import-untyped]
+
+        write_text(cassette_path, serialize(cassette_dict, serializer), "cassette")
+
+
 class _Scrubber:
-    """vcrpy hooks that redact secret headers and every place their values show up."""
+    """vcrpy hooks that redact secret headers and every place their values show up.
 
-    def __init__(self, names: Iterable[str]) -> None:
+    Header values are replaced whole; query strings, bodies and other headers go through a
+    :class:`~harness.redact.Redactor` that also knows every scrubbed header value.
+    """
+
+    def __init__(self, names: Iterable[str], redactor: Redactor | None = None) -> None:
         self.names = frozenset(n.lower() for n in names)
-        self.secrets: set[str] = set()
+        self.redactor = (
+            redactor if redactor is not None else Redactor(mask=REDACTED, min_secret=_MIN_SECRET)
+        )
 
-    def _response_names(self) -> frozenset[str]:
-        return self.names | {"set-cookie"} if "cookie" in self.names else self.names
+    @property
+    def secrets(self) -> frozenset[str]:
+        """The secret values seen so far (scrubbed wherever they appear)."""
+        return self.redactor.known
+
+    def _hidden_header(self, name: str, response: bool = False) -> bool:
+        low = name.lower()
+        if low in self.names or normalize(low) in self.redactor.fields:
+            return True
+        return response and low == "set-cookie" and "cookie" in self.names
 
     def _remember(self, name: str, value: str) -> None:
         candidates = {value.strip()}
@@ -106,34 +147,37 @@ class _Scrubber:
             candidates.add(words[1])
         if "cookie" in name:
             candidates.update(pair.partition("=")[2].strip() for pair in value.split(";"))
-        self.secrets.update(c for c in candidates if len(c) >= _MIN_SECRET and c != REDACTED)
+        for candidate in candidates:
+            if len(candidate) >= _MIN_SECRET and candidate != REDACTED:
+                self.redactor.learn(candidate)
 
     def _hide(self, value: Any) -> Any:
-        # longest first, so a whole "Bearer sk-..." goes before its token part
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if isinstance(value, str):
-                value = value.replace(secret, REDACTED)
-            elif isinstance(value, bytes | bytearray):
-                value = bytes(value).replace(secret.encode(), REDACTED.encode())
+        if isinstance(value, str):
+            return self.redactor.text(value)
+        return value
+
+    def _hide_body(self, value: Any) -> Any:
+        if isinstance(value, bytearray):
+            value = bytes(value)
+        if isinstance(value, str | bytes):  # file and iterator bodies stay as they are
+            return self.redactor.body(value)
         return value
 
     def request(self, request: Any) -> Any:
         for name in list(request.headers):
-            if name.lower() in self.names:
+            if self._hidden_header(name):
                 self._remember(name.lower(), str(request.headers[name]))
                 request.headers[name] = REDACTED
         for name in list(request.headers):
             request.headers[name] = self._hide(request.headers[name])
         request.uri = self._hide(request.uri)
-        if isinstance(request.body, str | bytes):  # file and iterator bodies stay as they are
-            request.body = self._hide(request.body)
+        request.body = self._hide_body(request.body)
         return request
 
     def response(self, response: dict[str, Any]) -> dict[str, Any]:
-        hidden = self._response_names()
         headers: dict[str, list[str]] = {}
         for name, values in (response.get("headers") or {}).items():
-            if name.lower() in hidden:
+            if self._hidden_header(name, response=True):
                 for value in values:
                     self._remember(name.lower(), str(value))
                 headers[name] = [REDACTED for _ in values]
@@ -142,7 +186,7 @@ class _Scrubber:
         response["headers"] = headers
         body = response.get("body")
         if isinstance(body, dict) and "string" in body:
-            body["string"] = self._hide(body["string"])
+            body["string"] = self._hide_body(body["string"])
         return response
 
     def interaction(self, request: Any, response: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -881,16 +925,21 @@ def import_cassette_main(
         Scenario.model_validate(conversion.scenario)
     except ValidationError as exc:  # pragma: no cover - a converter bug, not user input
         return fail(f"the scenario converted from {cassette!r} is invalid (a bug): {exc}")
-    text = scenario_yaml(conversion.scenario, source=Path(cassette).name, notes=conversion.notes)
+    try:
+        redactor = redactor_for(Path.cwd() / "pyproject.toml")
+    except RedactionConfigError as exc:
+        return fail(str(exc))
+    # A cassette recorded without record_session may hold secrets: none reaches the scenario.
+    scenario = redactor.value(conversion.scenario)
+    text = scenario_yaml(scenario, source=Path(cassette).name, notes=conversion.notes)
     if out is None:
         stdout.write(text)
         return 0
-    target = Path(out)
     try:
-        target.write_text(text, encoding="utf-8")
+        target = write_text(out, text, "scenario file", parents=False)
         load_scenario(target)
-    except OSError as exc:
-        return fail(f"cannot write {out!r}: {exc}")
+    except OutputError as exc:
+        return fail(str(exc))
     except ScenarioError as exc:  # pragma: no cover - a converter bug, not user input
         return fail(f"the written scenario does not load (a bug): {exc}")
     stderr.write(

@@ -5,13 +5,20 @@ call phase. Those travel with the test reports, so under xdist the controller se
 and is the only process that writes files. Items that never produced an entry (collection
 errors, a crashed worker's item, a harness exception) are recorded with verdict ``error``.
 Entries wait in a temporary spool file, not in memory, until the report is streamed out.
+
+Secrets are masked here, where entries leave the item (JUnit properties, the spool every file is
+built from) and failure text is recorded, by a :class:`~harness.redact.Redactor` walking the
+whole entry: any string field, present or added later, is covered. Files are written through
+:mod:`harness.output`; a file that cannot be written is one terminal line and a non-zero exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 import tempfile
 import tomllib
 import weakref
@@ -34,6 +41,8 @@ from harness.gate import (
 )
 from harness.html import write_html
 from harness.markdown import write_markdown
+from harness.output import OutputError, staged
+from harness.redact import Redactor
 from harness.report_model import (
     Plan,
     Report,
@@ -114,14 +123,20 @@ def _entry_text(props: Sequence[tuple[str, object]]) -> str | None:
     return text
 
 
-def junit_properties(props: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
+def junit_properties(
+    props: Sequence[tuple[str, object]], redactor: Redactor | None = None
+) -> list[tuple[str, object]]:
     """Rewrite ``user_properties`` so JUnit XML shows the entry as JSON plus its key fields.
 
     junitxml writes ``str(value)``, which for a dict is a Python repr; the entry is replaced by
     its JSON text and ``shakeout.<field>`` properties are added for the key fields. Idempotent.
+    With a redactor, secrets are masked in the entry (every string at any depth) and in the
+    ``shakeout.*`` properties: everything downstream (JUnit XML, the spool the report files are
+    built from) reads the masked text.
 
     Args:
         props: the report's ``user_properties``.
+        redactor: masks secrets; None leaves the values as they are.
 
     Returns:
         A new list of properties.
@@ -132,6 +147,13 @@ def junit_properties(props: Sequence[tuple[str, object]]) -> list[tuple[str, obj
         if name == PROPERTY and isinstance(value, Mapping):
             entry = value
             value = json.dumps(value, sort_keys=True, default=str)
+            if redactor is not None:
+                value, changed = redactor.json_text(value)
+                if changed:
+                    entry = json.loads(value)
+        elif redactor is not None and isinstance(value, str) and name.startswith(PROPERTY):
+            # Already JSON text (from an xdist worker, or a second pass): a cheap re-check.
+            value = redactor.json_text(value)[0] if name == PROPERTY else redactor.text(value)
         out.append((name, value))
     if entry is not None and not any(n.startswith(f"{PROPERTY}.") for n, _ in out):
         for field in KEY_FIELDS:
@@ -164,6 +186,7 @@ class ReportPlugin:
         policy_path: ``--chaos-policy`` file, or None for ``[tool.shakeout.gate]`` (if any).
         session_id: the id stamped in the report (``--chaos-session-id``), or None for a
             random one.
+        redactor: masks secrets in everything written (default: the built-in lists).
     """
 
     def __init__(
@@ -175,6 +198,7 @@ class ReportPlugin:
         html_path: str | None,
         policy_path: str | None,
         session_id: str | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.seed = seed
@@ -201,7 +225,9 @@ class ReportPlugin:
         self._policy: GatePolicy | PolicyError | None = None
         self._gate_view: Report | None = None
         self._rejudged: list[tuple[str, str, str]] = []
+        self.redactor = redactor if redactor is not None else Redactor()
         self.written: list[Path] = []
+        self.output_errors: list[str] = []
 
     @property
     def is_writer(self) -> bool:
@@ -230,7 +256,7 @@ class ReportPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record a phase's report; rewrite its properties for JUnit before junitxml reads them."""
-        report.user_properties = junit_properties(report.user_properties)
+        report.user_properties = junit_properties(report.user_properties, self.redactor)
         if not self.is_writer:
             # A worker only rewrites the properties; the controller keeps the books.
             return
@@ -247,7 +273,9 @@ class ReportPlugin:
             if when == "???" or _CRASH.search(report.longreprtext or ""):
                 self._crashed = True
                 when = "crash"
-            self._problems.setdefault(nodeid, []).append((when, _reason(report)))
+            self._problems.setdefault(nodeid, []).append(
+                (when, self.redactor.text(_reason(report)))
+            )
 
     def _spool_entry(self, nodeid: str, text: str) -> None:
         # The setup and call reports both carry the entry: spool the same text once.
@@ -282,7 +310,9 @@ class ReportPlugin:
         """Record a scenario file that failed to collect as an error item."""
         if report.failed and self._is_scenario(report):
             self._scenario_nodeids.add(report.nodeid)
-            self._problems.setdefault(report.nodeid, []).append(("collect", _reason(report)))
+            self._problems.setdefault(report.nodeid, []).append(
+                ("collect", self.redactor.text(_reason(report)))
+            )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
@@ -411,16 +441,36 @@ class ReportPlugin:
 
     def _finish(self) -> Report:
         """Stream every item once: into the JSON file, the summary, and the kept subset."""
-        policy = self._policy if isinstance(self._policy, GatePolicy) else None
-        kept: list[ReportItem] = []
-        summary = SummaryAccumulator()
+        with contextlib.ExitStack() as stack:
+            writer = self._json_writer(stack)
+            report = self._stream(writer)
+            try:
+                stack.close()  # publishes the staged JSON file
+            except OutputError as exc:
+                self.output_errors.append(str(exc))
+            else:
+                if writer is not None:
+                    self.written.append(Path(str(self.json_path)))
+        return report
+
+    def _json_writer(self, stack: contextlib.ExitStack) -> ReportWriter | None:
+        if not self.json_path:
+            return None
+        try:
+            path = stack.enter_context(staged(self.json_path, "JSON report"))
+        except OutputError as exc:
+            self.output_errors.append(str(exc))
+            return None
         plan = self.plan()
         session = self.session.model_copy(update={"interrupted": self._interrupted})
-        writer = (
-            ReportWriter(self.json_path, self.seed, plan=plan, session=session)
-            if self.json_path
-            else None
-        )
+        return ReportWriter(path, self.seed, plan=plan, session=session)
+
+    def _stream(self, writer: ReportWriter | None) -> Report:
+        policy = self._policy if isinstance(self._policy, GatePolicy) else None
+        plan = self.plan()
+        session = self.session.model_copy(update={"interrupted": self._interrupted})
+        kept: list[ReportItem] = []
+        summary = SummaryAccumulator()
         # Without a Markdown or HTML file or a gate, nothing reads the items after the summary.
         wanted = bool(
             self.html_path
@@ -456,8 +506,13 @@ class ReportPlugin:
                 if n == 0 or _kept(judged, policy):
                     gate_kept.append(view if view is not None and judged is item else _slim(judged))
             if writer is not None:
-                totals = writer.finish()
-                self.written.append(writer.path)
+                try:
+                    totals = writer.finish()
+                except OSError as exc:
+                    raise OutputError(
+                        f"cannot write the JSON report {self.json_path}: {exc.strerror or exc}; "
+                        "free space or choose another path"
+                    ) from None
             else:
                 totals = summary.summary()
         finally:
@@ -484,11 +539,29 @@ class ReportPlugin:
             return
         self._note_interruption(session, exitstatus)
         self._policy = self._load_policy()
-        report = self._report = self._finish()
+        try:
+            report = self._report = self._finish()
+        except OutputError as exc:  # the staged JSON file could not be completed
+            self.output_errors.append(str(exc))
+            report = self._report = Report.build([], self.seed)
         if report.summary.total or self.markdown_path:
-            self.written.extend(write_markdown(report, self.markdown_path))
+            try:
+                self.written.extend(write_markdown(report, self.markdown_path, self.redactor))
+            except OutputError as exc:
+                self.output_errors.append(str(exc))
         if self.html_path:
-            self.written.append(write_html(report, self.html_path))
+            try:
+                self.written.append(write_html(report, self.html_path, self.redactor))
+            except OutputError as exc:
+                self.output_errors.append(str(exc))
+        if self.output_errors:
+            # A requested file that is missing fails the session: CI must not go green on a
+            # report it never got. Tests that failed keep their own exit status.
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            if self.config.pluginmanager.get_plugin("terminalreporter") is None:
+                for line in self.output_errors:
+                    sys.stderr.write(f"shakeout: {line}\n")
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print counts per verdict, fault class and category, the files and the gate verdict."""
@@ -498,9 +571,11 @@ class ReportPlugin:
             self._policy = self._load_policy()
             self._report = self._finish()
         report = self._report
+        tr = terminalreporter
+        for line in self.output_errors:
+            tr.write_line(f"shakeout: {line}", red=True, bold=True)
         if not report.summary.total and not self.written:
             return
-        tr = terminalreporter
         tr.write_sep("=", "shakeout")
         for line in summary_lines(report):
             tr.write_line(line)

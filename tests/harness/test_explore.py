@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -447,3 +448,74 @@ def test_cli_reads_agent_and_seed_from_the_pyproject_ini_keys(
     (tmp_path / "pyproject.toml").write_text(ini + 'chaos_seed = "seven"\n')
     assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 2
     assert "chaos_seed ini key must be an integer, got 'seven'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["symlink", "file", "under_a_file"])
+def test_cli_refuses_a_bad_out_before_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    out = tmp_path / "out"
+    if kind == "symlink":
+        out.symlink_to(target, target_is_directory=True)
+    elif kind == "file":
+        out.write_text("precious\n")
+    else:
+        (tmp_path / "file").write_text("precious\n")
+        out = tmp_path / "file" / "out"
+    started = time.perf_counter()
+    args = ["explore", str(HAPPY_FILE), "--examples", "50", "--seed", "1", "--out", str(out)]
+    assert main(args) == 2
+    assert time.perf_counter() - started < 5, "refused before the search, not after it"
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("shakeout explore: ")
+    assert {"symlink": "symbolic link", "file": "it is a file", "under_a_file": "is a file"}[
+        kind
+    ] in line
+    assert not list(target.iterdir())
+
+
+def test_cli_refuses_a_link_planted_at_the_written_file_and_still_prints_the_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.explore as explore_module
+
+    data = scenario_data("treat_500_as_success")
+    del data["agent"]
+    path = write(tmp_path / "src" / "mini_happy.yaml", data)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    real_write = explore_module.write_text
+
+    def plant_then_write(dest: Path, text: str, what: str = "file") -> Path:
+        dest.symlink_to(victim)  # a link appears at the very file the search found
+        return real_write(dest, text, what)
+
+    monkeypatch.setattr(explore_module, "write_text", plant_then_write)
+    args = ["explore", str(path), "--examples", "30", "--seed", "1", "--agent", MINI]
+    assert main(args) == 2
+    out = capsys.readouterr().out
+    assert "a failing schedule was found" in out
+    assert "  check transient_recovered: " in out
+    assert "refusing to write the explored scenario" in out
+    assert "symbolic link" in out
+    assert victim.read_text() == "precious\n"
+
+
+def test_secrets_are_masked_in_the_written_scenario(tmp_path: Path) -> None:
+    from harness.explore import write_scenario
+
+    cache = AdapterCache()
+    data = scenario_data("treat_500_as_success")
+    data["input"] = {**data["input"], "api_token": "x", "password": "hunter2-hunter2"}
+    path = write(tmp_path / "src" / "mini_happy.yaml", data)
+    sc = load_scenario(path)
+    adapter = cache.get(MINI, endpoints_of(sc))
+    result = explore(sc, adapter, seed=1, examples=30, surfaces=TOOL_ONLY)
+    assert result.finding is not None
+    written = write_scenario(result, tmp_path / "out")
+    text = written.read_text()
+    assert "hunter2-hunter2" not in text
+    assert "password: '[redacted]'" in text
+    assert "# Secret-looking values were replaced by [redacted]" in text

@@ -132,3 +132,69 @@ def test_the_summary_and_the_non_passing_items_are_all_it_reads() -> None:
         items=[i for i in REPORT.items if i.verdict != "pass"],
     )
     assert render_markdown(view) == render_markdown(REPORT)
+
+
+# --------------------------------------------------------------------------- hostile text
+
+HOSTILE = [
+    "scenarios/x`<img src=x onerror=alert(1)>`.yaml::x",
+    "a``b```c<script>alert(1)</script>",
+    "`leading and trailing`",
+    "pipes|in|the|name",
+    "back\\|slash pipe",
+    "<img src=x onerror=alert(1)>",
+    "**bold** [link](javascript:alert(1)) ![i](x) &lt; &amp; ~~s~~ _e_",
+]
+
+
+def _rendered(md: str) -> str:
+    from markdown_it import MarkdownIt
+
+    # GitHub renders step summaries as GFM: CommonMark with tables, raw HTML allowed.
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+
+
+def _hostile_report(text: str) -> Report:
+    return Report.build(
+        [
+            item(
+                f"scenarios/h.yaml::{text}",
+                "fail",
+                scenario=text,
+                category=text,
+                checks=[{"name": text, "passed": False, "reason": text}],
+                reproduce=f"pytest '{text}'",
+            ),
+            item("scenarios/e.yaml::e", "error", error=text),
+        ],
+        seed=1,
+    )
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_renders_as_text_never_as_html_or_markup(text: str) -> None:
+    html = _rendered(render_markdown(_hostile_report(text), title=text))
+    # (The page's own <strong> counts and <code> spans are expected; none from the text.)
+    for tag in ("<img", "<script", "<a ", "<strong>bold", "<em", "<del", "<s>"):
+        assert tag not in html, f"{tag} rendered from {text!r}"
+    # Each table row keeps its five cells: no pipe in the text split one.
+    rows = [r for r in html.split("<tr>")[1:] if "FAIL" in r or "ERROR" in r]
+    assert rows
+    assert all(r.count("<td") == 5 for r in rows)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_code_spans_hold_the_text_exactly(text: str) -> None:
+    from html import unescape
+
+    html = _rendered(render_markdown(_hostile_report(text)))
+    codes = [unescape(c.split("</code>")[0]) for c in html.split("<code>")[1:]]
+    assert f"scenarios/h.yaml::{text}" in codes
+    assert f"pytest '{text}'" in codes
+
+
+def test_pipes_are_escaped_exactly_once() -> None:
+    md = render_markdown(_hostile_report("a|b"))
+    assert "`scenarios/h.yaml::a\\|b`" in md
+    assert "a\\\\|b" not in md
+    assert "| a\\|b |" in md

@@ -767,4 +767,6 @@ def test_json_cassettes_are_read_and_bad_arguments_refused(tmp_path: Path) -> No
     stderr = io.StringIO()
     out = tmp_path / "missing-dir" / "x.yaml"
     assert import_cassette_main(str(cassette), name="x", out=str(out), stderr=stderr) == 2
-    assert f"cannot write {str(out)!r}" in stderr.getvalue()
+    assert f"cannot write the scenario file {out}: directory {out.parent} does not exist" in (
+        stderr.getvalue()
+    )
