@@ -231,6 +231,7 @@ def drive(
     monotonic: Callable[[], float],
     twin: Callable[[], AgentAdapter] | None = None,
     fresh: Callable[[], AgentAdapter] | None = None,
+    fresh_process: bool = False,
 ) -> tuple[DriveResult, CrashPlan, Reviewer]:
     """Run one scenario variant through the adapter until a terminal state or a limit.
 
@@ -238,7 +239,8 @@ def drive(
     delivers one decision from two workers at once (``ReviewAction.concurrent``). ``fresh``
     builds a new instance from the agent's factory: after a crash the run resumes in it, over
     the same state dir, so nothing the crashed instance held in memory survives (without a
-    factory the same instance is re-begun, and the restart event says so).
+    factory the same instance is re-begun, and the restart event says so). ``fresh_process``:
+    the adapter's ``begin`` itself starts a new process (hard-kill mode).
     """
     crash_plan = CrashPlan(
         [f for f in faults if isinstance(f, CrashFault)], rng, log, world.clock.now
@@ -282,7 +284,7 @@ def drive(
             raise _GiveUp(f"more than {MAX_RESTARTS} restarts; the run never settles")
         if fresh is not None:
             adapter = fresh()
-        log.add(Restart(log.next(), _now(world), fresh is not None))
+        log.add(Restart(log.next(), _now(world), fresh is not None or fresh_process))
         adapter.begin(world)
 
     try:

@@ -655,6 +655,23 @@ class HardKillAdapter:
         """The current agent process's id, if one is running."""
         return None if self._child is None else self._child.pid
 
+    def warm(self) -> None:
+        """Have a ready agent process waiting before a run starts.
+
+        Starting one (the zygote importing the agent and its SDKs) takes seconds on a loaded
+        machine; done here, outside the run, it never counts against the run's wall-clock limit.
+        A failure is left for ``begin`` to meet and report inside the run.
+        """
+        with self._lock:
+            if self._child is not None or (self._spare is not None and self._spare.alive()):
+                return
+            try:
+                spare = self._new_child()
+                self._await_ready(spare)
+            except Exception:  # begin() starts over and reports it as the run's problem
+                return
+            self._spare = spare
+
     # ------------------------------------------------------------------ the adapter protocol
 
     def begin(self, world: WorldContext) -> None:

@@ -253,6 +253,8 @@ def run_variant(
             driven = hard = None if origin is None else hard_adapter(*origin)
         hard_errors: tuple[Exception, ...] = ()
         notes: tuple[str, ...] = ()
+        if hard is not None:
+            hard.warm()
         with world.active():
             if hard is not None:
                 hard.attach(world.router, deadline=time.monotonic() + wall_s)
@@ -273,6 +275,7 @@ def run_variant(
                         monotonic=time.monotonic,
                         twin=twin,
                         fresh=None if hard is not None else fresh,
+                        fresh_process=hard is not None,
                     )
             finally:
                 if hard is not None:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from faults.surfaces import CrashFault, CrashMode, CrashPoint, HttpRequest, HttpResponse, StreamPlan
-from harness.adapter import Endpoints, Outcome
+from harness.adapter import Endpoints, Outcome, WorldContext
 from harness.checks import Expectation
+from harness.clock import FakeClock
 from harness.hardkill import (
     AgentProcessDied,
     HardKillAdapter,
@@ -274,6 +275,32 @@ def test_a_factory_that_cannot_load_is_reported(happy: Scenario) -> None:
     try:
         with pytest.raises(AgentProcessDied, match="could not load its factory"):
             adapter._new_child()
+    finally:
+        adapter.close()
+
+
+def test_warm_readies_the_process_the_next_begin_uses(happy: Scenario, tmp_path: Path) -> None:
+    adapter = HardKillAdapter(AGENT, endpoints_of(happy))
+    try:
+        adapter.warm()
+        spare = adapter._spare
+        assert spare is not None
+        assert spare.ready  # started and imported outside any run's wall-clock limit
+        adapter.attach(lambda request: HttpResponse(200), deadline=None)
+        adapter.begin(WorldContext(tmp_path, FakeClock(), {}, 1, lambda point, step: None))
+        assert adapter.pid == spare.pid
+        adapter.warm()  # a process is running: nothing more to start
+        assert adapter._spare is None
+    finally:
+        adapter.release()
+        adapter.close()
+
+
+def test_warm_leaves_a_factory_that_cannot_load_to_begin(happy: Scenario) -> None:
+    adapter = HardKillAdapter("no_such_module_here:build", endpoints_of(happy))
+    try:
+        adapter.warm()  # no exception here: the run's begin() meets and reports it
+        assert adapter._spare is None
     finally:
         adapter.close()
 
