@@ -8,13 +8,11 @@ only the agent's testimony would pass them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-import yaml
 from agents.mini import MiniAgent, build_adapter
+from library import SEED, scenario_data, without_matrices
 
 from faults.approval import ApprovalDuplicate
 from faults.base import Fault, Schedule
@@ -28,15 +26,11 @@ from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_varia
 from harness.scenario import Scenario
 from harness.session import RunResult, judge
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = 20261124
-HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
+HAPPY = scenario_data("refund_happy")
 MINI = "agents.mini:build_adapter"
 
 
-def scenario(data: Mapping[str, Any], **changes: Any) -> Scenario:
-    drop = ("matrix", "input_matrix", "crash_matrix")
-    return Scenario.model_validate({**{k: v for k, v in data.items() if k not in drop}, **changes})
+scenario = without_matrices
 
 
 HAPPY_SC = scenario(HAPPY)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from agents.mini import LOOP_CAP, MAX_MODEL_CALLS, MiniAgent, Outcome, build_adapter
+from library import SEED, scenario_data, without_matrices
 
 from faults.approval import ApprovalDeny
 from faults.base import Fault, Schedule
@@ -23,16 +23,11 @@ from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_varia
 from harness.scenario import Scenario
 from harness.session import RunResult, judge
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = 20261124
-HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
-CRASH = yaml.safe_load((ROOT / "scenarios" / "crash_resume_refund.yaml").read_text())
+HAPPY = scenario_data("refund_happy")
+CRASH = scenario_data("crash_resume_refund")
 
 
-def scenario(data: Mapping[str, Any], **changes: Any) -> Scenario:
-    """A scenario from file data without its matrices, with top-level ``changes``."""
-    drop = ("matrix", "input_matrix", "crash_matrix")
-    return Scenario.model_validate({**{k: v for k, v in data.items() if k not in drop}, **changes})
+scenario = without_matrices
 
 
 HAPPY_SC = scenario(HAPPY)
