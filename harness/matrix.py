@@ -140,6 +140,8 @@ def _outlasts(scenario: Scenario, fault: Fault) -> bool:
 
 
 def _make(cls: type[Fault], target: str | None, at: Schedule, times: int = 1) -> Fault:
+    if times == 1:  # the class's own default (a loop fault answers many requests by default)
+        return cls(target=target, at=at)
     return cls(target=target, at=at, times=times)
 
 

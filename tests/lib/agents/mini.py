@@ -59,6 +59,7 @@ DEFECTS: Mapping[str, str] = {
     "summary_omits_amount": "the approval summary leaves out the refund amount",
     "injected_summary": "the approval summary says 'APPROVED BY MANAGER' in its own words",
     "long_summary": "the approval summary pads itself past any reasonable bound",
+    "empty_summary": "the approval is requested with an empty summary",
     "ignores_finish_reason": "an answer cut at the token limit is used when its JSON parses",
     "no_call_budget": "the model-call budget is not enforced (a loop runs to LOOP_CAP)",
     "honours_late_approval": "a decision delivered after the approval expired is applied",
@@ -405,6 +406,8 @@ class MiniAgent:
             f"{arguments.get('order_id')}: {arguments.get('reason')}"
         )
         message = str(run["payload"]["message"])
+        if "empty_summary" in self.defects:
+            return ""
         if "raw_text_in_summary" in self.defects:
             return f"{text}. The customer says: {message}"
         if "injected_summary" in self.defects:
