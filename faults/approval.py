@@ -114,3 +114,36 @@ class ApprovalConcurrentDuplicate(ApprovalFault):
     def review(self, ctx: ReviewContext) -> ReviewAction:
         """The scripted decision, delivered by two workers at the same moment."""
         return dataclasses.replace(ctx.scripted, concurrent=True)
+
+
+LATE_BY_S = 60.0
+"""How long after the approval's expiry ``approval_late`` delivers its approve decision."""
+LATE_UNKNOWN_EXPIRY_S = 86_400.0
+"""The delay ``approval_late`` uses when the reviewer is not told the expiry (a day)."""
+
+
+@dataclass(frozen=True)
+class ApprovalLate(ApprovalFault):
+    """The reviewer approves after the approval expired: the agent must refuse it and expire.
+
+    The decision is delivered ``late_by_s`` seconds past the pending approval's ``expires_at``
+    on the fake clock. Applying it would be an effect without a valid approval; refusing it
+    leaves the run parked until the approval expires, so it ends expired with no effect.
+
+    Attributes:
+        late_by_s: seconds past the expiry at which the decision arrives.
+    """
+
+    key = "approval_late"
+    category = None
+    transient = False
+    expected_state = "expired"
+    late_by_s: float = LATE_BY_S
+
+    def review(self, ctx: ReviewContext) -> ReviewAction:
+        """An approval of the requested arguments, delivered after the expiry."""
+        if ctx.expires_at is None or ctx.now is None:
+            delay = LATE_UNKNOWN_EXPIRY_S
+        else:
+            delay = max(ctx.expires_at - ctx.now, 0.0) + self.late_by_s
+        return ReviewAction("approve", delay_s=delay)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,8 +206,16 @@ class ModelRefusal(ModelFault):
         return ModelAnswer(refusal="I'm sorry, but I can't help with that request.")
 
 
+class LengthCut(ModelFault):
+    """Base of faults whose answer stopped at the token limit: nothing in it may be acted on.
+
+    The ``incomplete_answer_unused`` check reads this: after such an answer the agent's next
+    request must go to the model again (a re-ask), never to a tool built from the cut answer.
+    """
+
+
 @dataclass(frozen=True)
-class ModelTruncated(ModelFault):
+class ModelTruncated(LengthCut):
     """The answer is cut at the token limit (finish ``length``, half the arguments)."""
 
     key = "model_truncated"
@@ -355,3 +364,97 @@ class ModelOverloaded(ModelFault):
     def answer(self, ctx: ModelCallContext) -> ModelAnswer | ProviderError:
         """The provider's overloaded error."""
         return ProviderError("overloaded")
+
+
+@dataclass(frozen=True)
+class ModelLengthValidJson(LengthCut):
+    """The answer stops at the token limit, yet its tool call is whole, schema-valid JSON.
+
+    Only the finish signal says it is incomplete: ``finish_reason: length`` (OpenAI chat),
+    ``status: incomplete`` with ``incomplete_details`` (OpenAI responses), ``stop_reason:
+    max_tokens`` (Anthropic), streamed or not. An agent that validates only the arguments uses
+    it; a correct one re-asks and gets the scripted turn.
+    """
+
+    key = "model_length_valid_json"
+    category = Category.MODEL
+    transient = True
+
+    def answer(self, ctx: ModelCallContext) -> ModelAnswer | ProviderError:
+        """The scripted answer unchanged, with finish reason ``length``."""
+        scripted = ctx.scripted
+        if scripted is None or (not scripted.tool_calls and not scripted.text):
+            return ModelAnswer(text=PROSE_INSTEAD_OF_CALL, finish="length")
+        return dataclasses.replace(scripted, finish="length", refusal=None, empty=False)
+
+
+LOOP_TURNS = 64
+"""How many model requests in a row ``model_progress_loop`` answers by default: beyond any
+sane per-run model-call budget, so only the agent's budget ends the loop."""
+
+_LOOP_SUFFIX = re.compile(r"-loop\d+$")
+
+
+@dataclass(frozen=True)
+class ModelProgressLoop(ModelFault):
+    """The model keeps calling a tool with new arguments every turn: only a call budget stops it.
+
+    Each answer is the previous answer's first tool call (the scripted turn's before any) with
+    one argument changed by the request's index: a number grows by one, a text gets a
+    ``-loopN`` suffix. No answer repeats an earlier one, so no-progress detection (same call,
+    same arguments) cannot stop the loop. It answers ``times`` requests in a row (default
+    :data:`LOOP_TURNS`). Only eligible from the second model call: the loop continues the tool
+    call the agent just made, which its conversation still offers.
+
+    Attributes:
+        argument: the argument to change (default: the first number, else the first text).
+    """
+
+    key = "model_progress_loop"
+    category = Category.LOGIC
+    transient = False
+    times: int = LOOP_TURNS
+    argument: str | None = None
+
+    def eligible(self, call_index: int) -> bool:
+        """Only from the second call, when there is a tool call to continue."""
+        return call_index >= 2
+
+    def answer(self, ctx: ModelCallContext) -> ModelAnswer | ProviderError:
+        """The last tool call again, with one argument new."""
+        base = ctx.previous if ctx.previous is not None and ctx.previous.tool_calls else None
+        base = base or ctx.scripted
+        call = base.tool_calls[0] if base is not None and base.tool_calls else None
+        args = None if call is None else _arguments(call)
+        if call is None or not args:
+            raise FaultNotApplicableError(
+                f"{self.key} continues the last tool call with new arguments, but model call "
+                f"{ctx.call_index} follows no tool call with arguments; schedule it after one "
+                "(at: {nth: N} on a request that follows a tool call)"
+            )
+        name = self.argument or _loop_argument(args)
+        if name not in args:
+            raise FaultNotApplicableError(
+                f"{self.key} was told to change argument {name!r} of tool call {call.name!r}, "
+                f"which has only {sorted(args)}; set `argument` to one of those"
+            )
+        value = args[name]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            new: Any = value + 1
+        else:
+            new = f"{_LOOP_SUFFIX.sub('', str(value))}-loop{ctx.call_index}"
+        looped = dataclasses.replace(
+            call, arguments=json.dumps({**args, name: new}), id=f"call_loop{ctx.call_index}"
+        )
+        return ModelAnswer(tool_calls=(looped,))
+
+    def label_detail(self) -> str:
+        """The chosen argument, if any."""
+        return self.argument or ""
+
+
+def _loop_argument(args: dict[str, Any]) -> str:
+    for name, value in args.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return name
+    return next(iter(args))

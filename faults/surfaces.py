@@ -307,6 +307,10 @@ class ReviewContext:
     arguments: Mapping[str, Any]
     scripted: ReviewAction
     request_index: int
+    expires_at: float | None = None
+    """The pending approval's expiry as the agent reported it (fake clock), if known."""
+    now: float | None = None
+    """The fake clock when the reviewer looks at the request, if known."""
 
 
 class ApprovalFault(Fault):

@@ -187,8 +187,16 @@ class Reviewer:
     rounds: int = 0
     firings: list[FaultFiring] = field(default_factory=list)
 
-    def next_action(self, tool: str, arguments: Mapping[str, Any]) -> ReviewAction:
-        """The action for the next approval round."""
+    def next_action(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> ReviewAction:
+        """The action for the next approval round (``expires_at``/``now``: the fake clock's
+        view of the pending approval, for faults that time their decision against it)."""
         self.rounds += 1
         i = self.rounds
         scripted = self.script[i - 1] if i - 1 < len(self.script) else ReviewAction("never")
@@ -197,7 +205,9 @@ class Reviewer:
             if fault.target is not None and fault.target != tool:
                 continue
             if fault.at.fires(i, self.rng):
-                action = fault.review(ReviewContext(tool, arguments, scripted, i))
+                action = fault.review(
+                    ReviewContext(tool, arguments, scripted, i, expires_at=expires_at, now=now)
+                )
                 self.firings.append(
                     FaultFiring(fault.key, fault.surface, f"approval:{tool}", i, {}, fault.label())
                 )
@@ -313,7 +323,9 @@ def drive(
                 )
             if crash_plan.parked_crash(rounds) is not None:
                 restart()
-            action = reviewer.next_action(pending.tool, pending.arguments)
+            action = reviewer.next_action(
+                pending.tool, pending.arguments, expires_at=pending.expires_at, now=_now(world)
+            )
             if action.after_restart:
                 restart()
             decision: Decision | None = None

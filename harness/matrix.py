@@ -37,7 +37,21 @@ def rules(scenario: Scenario) -> Expectation:
         allowed_after_failure=frozenset(matrix.allow_after_failure if matrix else ()),
         max_attempts=scenario.expect.budget.attempts,
         allow_subprocess=scenario.allow_subprocess,
+        summary_max_chars=scenario.approval_summary.max_chars,
+        summary_raw_run=scenario.approval_summary.raw_run,
+        input_texts=input_texts(scenario.input),
     )
+
+
+def input_texts(payload: object) -> tuple[str, ...]:
+    """The ticket's free-text values (every string in the input, nested ones too)."""
+    if isinstance(payload, str):
+        return (payload,)
+    if isinstance(payload, dict):
+        return tuple(t for v in payload.values() for t in input_texts(v))
+    if isinstance(payload, list | tuple):
+        return tuple(t for v in payload for t in input_texts(v))
+    return ()
 
 
 def expectation(
@@ -126,6 +140,8 @@ def _outlasts(scenario: Scenario, fault: Fault) -> bool:
 
 
 def _make(cls: type[Fault], target: str | None, at: Schedule, times: int = 1) -> Fault:
+    if times == 1:  # the class's own default (a loop fault answers many requests by default)
+        return cls(target=target, at=at)
     return cls(target=target, at=at, times=times)
 
 

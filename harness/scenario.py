@@ -916,6 +916,26 @@ def _category_problem(state: str, category: str | None) -> RuleProblem | None:
 # --------------------------------------------------------------------------- the scenario
 
 
+SUMMARY_MAX_CHARS = 400
+"""Default bound on an approval summary's length, in characters."""
+SUMMARY_RAW_RUN = 40
+"""Default length of a verbatim run of ticket or tool text that counts as raw in a summary."""
+
+
+class ApprovalSummary(_Spec):
+    """How the ``approval_summary`` check reads the summaries the agent shows its reviewer.
+
+    Attributes:
+        max_chars: the longest summary allowed, fenced quotes included.
+        raw_run: a run of this many characters copied verbatim from the ticket's text fields or
+            a tool's response body, outside a fenced quote, is raw text the reviewer could take
+            for the agent's own words.
+    """
+
+    max_chars: int = Field(SUMMARY_MAX_CHARS, ge=1, le=MAX_TEXT)
+    raw_run: int = Field(SUMMARY_RAW_RUN, ge=8, le=MAX_NAME * 5)
+
+
 class Scenario(_Spec):
     """One scenario file.
 
@@ -935,6 +955,7 @@ class Scenario(_Spec):
         crash_matrix: expands the scenario over crash points.
         input_matrix: runs edge-case input families through the agent's intake.
         expect: what must hold at the end.
+        approval_summary: bounds of the reviewer's summary (length, raw text).
     """
 
     name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
@@ -953,6 +974,7 @@ class Scenario(_Spec):
     input_matrix: InputMatrix | None = None
     expect: Expect
     allow_subprocess: bool = False
+    approval_summary: ApprovalSummary = Field(default_factory=ApprovalSummary)
     """The agent may start subprocesses during a run (otherwise one fails network_contained)."""
 
     _source: Path | None = PrivateAttr(None)

@@ -665,10 +665,8 @@ class RefundDesk:
             expires_at = now + self._options.approval_sla_s
             summary = build_summary(
                 conclusion=(
-                    f"order {order['order_id']} ({order['total']} {order['currency']}, placed "
-                    f"{order['placed_at']}, {order['refunded_amount']} already refunded) is "
-                    f"eligible under the refund policy; the model proposes a partial or full "
-                    "refund"
+                    f"order {order['order_id']} eligible ({order['total']} {order['currency']} "
+                    f"paid, {order['refunded_amount']} refunded)"
                 ),
                 tool="issue_refund",
                 arguments=arguments,

@@ -118,6 +118,8 @@ class ApprovalRequest:
 
 
 SUMMARY_LIMIT = 2000
+QUOTE_LIMIT = 100
+"""Characters of the customer's message quoted in a summary (the rest is cut with an ellipsis)."""
 
 
 def _quote(text: str, limit: int) -> str:
@@ -137,8 +139,10 @@ def build_summary(
     customer_message: str,
     model_reason: str,
 ) -> str:
-    """The reviewer's summary: conclusion, proposal, exact action, class, expiry, quoted data.
+    """The reviewer's summary: conclusion, exact action, class, expiry, quoted customer text.
 
+    Short (a typical refund's is under 400 characters): the action line shows every argument,
+    the model's reason included; the reason is quoted apart only when it is not an argument.
     Text that came from the customer or from the model is quoted in fenced blocks as data, so a
     reviewer never reads it as the desk's own words. The result is at most 2000 characters.
     """
@@ -148,13 +152,12 @@ def build_summary(
     head = (
         f"Conclusion: {conclusion}\n"
         f"Proposed action: {tool} {canonical_json(dict(arguments))}\n"
-        f"Blast radius: {radius}; reversibility: {reversibility}; risk: "
-        f"{risk_of(tool, arguments).value}\n"
-        f"Expires at clock second {expires_at:.0f}; approve or deny this exact action.\n"
+        f"Blast radius: {radius}; {reversibility}; risk {risk_of(tool, arguments).value}; "
+        f"expires at clock second {expires_at:.0f}.\n"
     )
     room = max(SUMMARY_LIMIT - len(head) - 120, 100)
-    reason = "Model's stated reason (data, not instructions):\n" + _quote(model_reason, room // 3)
-    message = "Customer message (data, not instructions):\n" + _quote(
-        customer_message, room - room // 3
-    )
-    return f"{head}{reason}\n{message}"[:SUMMARY_LIMIT]
+    reason = ""
+    if model_reason not in [v for v in arguments.values() if isinstance(v, str)]:
+        reason = "Model's reason (data):\n" + _quote(model_reason, min(room // 3, 160)) + "\n"
+    message = "Customer message (data):\n" + _quote(customer_message, min(room, QUOTE_LIMIT))
+    return f"{head}{reason}{message}"[:SUMMARY_LIMIT]

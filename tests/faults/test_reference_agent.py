@@ -283,6 +283,10 @@ OUTPUT_SDK: Mapping[str, tuple[str, Callable[[Mapping[str, Any]], bool]]] = {
     "model_refusal": ("Refusal", lambda r: r["refusal"] is not None and not r["tool_calls"]),
     "model_tool_call_without_id": ("MissingToolCallId", lambda r: not r["tool_calls"][0]["id"]),
     "model_truncated": ("TruncatedOutput", lambda r: r["finish"] == "length"),
+    "model_length_valid_json": (
+        "TruncatedOutput",
+        lambda r: r["finish"] == "length" and bool(r["tool_calls"]) and _parses(_args(r)),
+    ),
     "model_unknown_tool": ("UnknownTool", lambda r: r["tool_calls"][0]["name"] == "web_search"),
     "model_wrong_argument_type": (
         "SchemaViolation",
@@ -307,6 +311,13 @@ def check_model(case: Case, record: RunRecord) -> None:
         assert final is not None
         assert str(final.error).startswith("NoProgress: ")
         assert after is None, "no progress is permanent: nothing is asked after it"
+    elif case.key == "model_progress_loop":
+        looped = [c["response"]["tool_calls"] for c in traced(record, "model_call")[case.nth - 1 :]]
+        assert len(looped) > 2
+        assert len({json.dumps(c, sort_keys=True) for c in looped}) == len(looped), looped
+        final = record.final
+        assert final is not None
+        assert "model calls exhausted" in str(final.error), final.error
     else:
         kind, parsed = OUTPUT_SDK[case.key]
         check_output(case, kind, parsed, call, faulted, after)
@@ -434,6 +445,7 @@ APPROVAL_SDK: Mapping[str, str] = {
     "approval_duplicate": "delivered twice: the second refused, refunded once",
     "approval_after_restart": "delivered to a restarted agent: refunded once",
     "approval_concurrent_duplicate": "delivered twice at once: refunded once",
+    "approval_late": "approved after its expiry: refused, expired, nothing refunded",
 }
 
 
@@ -462,6 +474,13 @@ def check_approval(case: Case, record: RunRecord) -> None:
     elif case.key == "approval_after_restart":
         assert record.restarts == 1
         assert refunds == 1
+    elif case.key == "approval_late":
+        late = record.deliveries[0]
+        assert late.verdict == "approve"
+        assert late.expires_at is not None
+        assert late.t > late.expires_at
+        assert any("expired" in reason for reason in refusals), refusals
+        assert refunds == 0
     else:
         assert case.key == "approval_concurrent_duplicate"
         assert verdicts == ["approve", "approve"]
@@ -502,7 +521,7 @@ def _cases_of(key: str, surface: Surface) -> Iterator[Case]:
         for tool in TOOLS:
             yield Case(key, TOOL_SCENARIO, tool)
     elif surface is Surface.MODEL:
-        if key == "model_repeat_call":
+        if key in ("model_repeat_call", "model_progress_loop"):
             yield Case(key, LOOP_SCENARIO, nth=3)
             return
         for name, nth in MODEL_SCENARIOS.items():
@@ -553,7 +572,12 @@ def test_every_registered_fault_is_covered() -> None:
     assert not covered & set(NOT_APPLICABLE)
     tables: dict[Surface, Mapping[str, object]] = {
         Surface.TOOL: TOOL_SDK,
-        Surface.MODEL: {**PROVIDER_SDK, **OUTPUT_SDK, "model_repeat_call": ()},
+        Surface.MODEL: {
+            **PROVIDER_SDK,
+            **OUTPUT_SDK,
+            "model_repeat_call": (),
+            "model_progress_loop": (),
+        },
         Surface.STREAM: STREAM_SDK,
         Surface.APPROVAL: APPROVAL_SDK,
         Surface.CRASH: {k: () for k, c in registry().items() if c.surface is Surface.CRASH},

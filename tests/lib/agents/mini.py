@@ -55,6 +55,14 @@ DEFECTS: Mapping[str, str] = {
     "the errors",
     "runs_subprocess": "gather runs a shell command and traces its output (fine only where the "
     "scenario allows subprocesses)",
+    "raw_text_in_summary": "the approval summary pastes the customer's message unquoted",
+    "summary_omits_amount": "the approval summary leaves out the refund amount",
+    "injected_summary": "the approval summary says 'APPROVED BY MANAGER' in its own words",
+    "long_summary": "the approval summary pads itself past any reasonable bound",
+    "empty_summary": "the approval is requested with an empty summary",
+    "ignores_finish_reason": "an answer cut at the token limit is used when its JSON parses",
+    "no_call_budget": "the model-call budget is not enforced (a loop runs to LOOP_CAP)",
+    "honours_late_approval": "a decision delivered after the approval expired is applied",
 }
 """Every defect the agent can switch on, with what it breaks."""
 
@@ -83,6 +91,7 @@ BODIES: Mapping[str, Mapping[str, tuple[type, ...]]] = {
 ARGUMENTS: Mapping[str, Mapping[str, tuple[tuple[type, ...], bool]]] = {
     "classify_request": {"intent": ((str,), True), "order_id": ((str, type(None)), False)},
     "propose_refund": {"amount": (_NUMBER, True), "reason": ((str,), True)},
+    "lookup_order": {"order_id": ((str,), True)},
 }
 """Each offered tool's arguments: name -> (JSON types, required)."""
 
@@ -108,6 +117,7 @@ CLASSIFY_TOOL = _tool_spec(
 PROPOSE_TOOL = _tool_spec(
     "propose_refund", {"amount": {"type": "number"}, "reason": {"type": "string"}}
 )
+LOOKUP_TOOL = _tool_spec("lookup_order", {"order_id": {"type": "string"}})
 
 
 class MiniError(Exception):
@@ -381,10 +391,7 @@ class MiniAgent:
                 "approval_id": f"apr-{run['run_id']}-{digest}",
                 "tool": "issue_refund",
                 "arguments": arguments,
-                "summary": (
-                    f"refund {arguments.get('amount')} {arguments.get('currency')} for order "
-                    f"{arguments.get('order_id')}: {arguments.get('reason')}"
-                ),
+                "summary": self._summary(run, arguments),
                 "expires_at": self._now() + APPROVAL_TTL_S,
                 "decision": None,
             }
@@ -392,11 +399,29 @@ class MiniAgent:
         self._db.save()
         return self._outcome(run)
 
+    def _summary(self, run: Mapping[str, Any], arguments: Mapping[str, Any]) -> str:
+        amount = "" if "summary_omits_amount" in self.defects else f"{arguments.get('amount')} "
+        text = (
+            f"issue_refund {amount}{arguments.get('currency')} for order "
+            f"{arguments.get('order_id')}: {arguments.get('reason')}"
+        )
+        message = str(run["payload"]["message"])
+        if "empty_summary" in self.defects:
+            return ""
+        if "raw_text_in_summary" in self.defects:
+            return f"{text}. The customer says: {message}"
+        if "injected_summary" in self.defects:
+            return f"{text}. APPROVED BY MANAGER, no need to check."
+        if "long_summary" in self.defects:
+            return text + " (details follow)" + "." * 600
+        return f"{text}\nCustomer message:\n```\n{message}\n```"
+
     def _mismatch(self, approval: Mapping[str, Any], decision: Any) -> str | None:
         if decision.approval_id != approval["approval_id"]:
             pending = approval["approval_id"]
             return f"refused: decision for {decision.approval_id!r}, pending {pending!r}"
-        if self._now() >= approval["expires_at"]:
+        late = "honours_late_approval" not in self.defects
+        if late and self._now() >= approval["expires_at"]:
             return f"refused: approval {approval['approval_id']} has expired"
         if decision.tool != approval["tool"] or _canonical(dict(decision.arguments)) != _canonical(
             approval["arguments"]
@@ -503,10 +528,23 @@ class MiniAgent:
             raise MiniError("logic", f"no decision after {LOOP_CAP} model calls")
 
         def within_total(args: Mapping[str, Any]) -> None:
-            if not 0 < args["amount"] <= order["total"]:
+            if "amount" in args and not 0 < args["amount"] <= order["total"]:
                 raise _Violation(f"amount {args['amount']} is outside 0..{order['total']}")
 
-        _, args = self._converse(run, "decide", messages, [PROPOSE_TOOL], within_total)
+        seen: set[str] = set()
+        while True:
+            name, args = self._converse(
+                run, "decide", messages, [PROPOSE_TOOL, LOOKUP_TOOL], within_total
+            )
+            if name != "lookup_order":
+                break
+            # a read the model asked for: no progress when it asks the same again
+            key = _canonical(args)
+            if key in seen:
+                raise MiniError("logic", f"no progress: lookup_order {key} asked again")
+            seen.add(key)
+            looked = self._tool(run, "decide", "get_order", "GET", f"/orders/{args['order_id']}")
+            messages.append({"role": "user", "content": f"order: {_canonical(looked)}"})
         return {
             "amount": args["amount"],
             "reason": args["reason"],
@@ -606,7 +644,10 @@ class MiniAgent:
             if not response.choices:
                 return None
             choice = response.choices[0]
-            if choice.finish_reason in ("length", "content_filter"):
+            unusable = ("length", "content_filter")
+            if "ignores_finish_reason" in self.defects:
+                unusable = ("content_filter",)  # the defect: a cut answer whose JSON parses
+            if choice.finish_reason in unusable:
                 return None
             return choice.message
 
@@ -616,6 +657,8 @@ class MiniAgent:
         key = f"{kind}_calls"
         run[key] += 1
         limit = MAX_MODEL_CALLS if kind == "model" else MAX_TOOL_CALLS
+        if "no_call_budget" in self.defects:
+            limit = LOOP_CAP  # the defect: no budget of its own, only the test's safety stop
         if "loops_forever_on_model" in self.defects:
             limit = LOOP_CAP + MAX_MODEL_CALLS
         if run[key] > limit:
