@@ -159,7 +159,8 @@ def measure(*, variants: int, reps: int) -> Figure:
         note=(
             "copies of refund_happy with its fault matrix (agent_config persist: false), "
             "`pytest -n 2` vs `-n 0` as subprocesses, wall time from start to exit (start-up and "
-            f"collection included); reports identical minus duration_s and session identity: {identical}"
+            "collection included); reports identical minus duration_s and session identity: "
+            f"{identical}"
         ),
         extra={"variants": total, "reports_identical": identical},
     )
