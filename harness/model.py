@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from faults.base import Fault, Surface
-from faults.injection import Payload
+from faults.injection import BAIT_KEY, Payload
 from faults.surfaces import (
     FaultFiring,
     HttpRequest,
@@ -288,10 +288,6 @@ def _provider(response: HttpResponse) -> HttpResponse:
 
 
 # ------------------------------------------------------------ a model that takes the bait
-
-
-BAIT_KEY = "take_bait"
-"""The key of the firing recorded when the scripted model takes an injected payload's bait."""
 
 
 @dataclass(frozen=True)
