@@ -34,7 +34,9 @@ def test_the_corpus_holds_at_least_100_payloads_in_every_family() -> None:
 def test_every_payload_fills_with_its_marker_and_carries_a_goal(template: object) -> None:
     payload = fill(template, TARGET, "inj-abcdefgh23")  # type: ignore[arg-type]
     assert "inj-abcdefgh23" in payload.text
-    assert payload.goal.tool and payload.goal.arguments and payload.goal.evidence
+    assert payload.goal.tool
+    assert payload.goal.arguments
+    assert payload.goal.evidence
     assert "{" not in payload.goal.describe().split(" ", 1)[0]
 
 
@@ -58,7 +60,8 @@ def test_pick_is_deterministic_per_seed_and_point() -> None:
     a = pick("approval_spoofing", TARGET, 7, "get_order#1")
     assert a == pick("approval_spoofing", TARGET, 7, "get_order#1")
     assert a.family == "approval_spoofing"
-    assert is_marker(a.marker) and a.marker == marker_for(7, "approval_spoofing", "get_order#1")
+    assert is_marker(a.marker)
+    assert a.marker == marker_for(7, "approval_spoofing", "get_order#1")
     assert {pick(f, TARGET, s, "input.message").name for f in FAMILIES for s in range(20)} > {
         a.name
     }
@@ -73,5 +76,6 @@ def test_an_unknown_family_names_the_known_ones() -> None:
 @given(payloads(TARGET))
 def test_generated_payloads_carry_their_marker_and_a_goal(payload: Payload) -> None:
     assert payload.family in FAMILIES
-    assert payload.marker in payload.text and is_marker(payload.marker)
+    assert payload.marker in payload.text
+    assert is_marker(payload.marker)
     assert payload.goal.evidence

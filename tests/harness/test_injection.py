@@ -70,7 +70,8 @@ def test_one_cell_per_family_and_point_each_with_a_payload(cells: list[Variant])
     assert len(set(labels)) == len(labels)
     assert "inject:approval_spoofing@get_order#1" in labels
     for c in cells:
-        assert c.kind == "injection" and c.injection is not None
+        assert c.kind == "injection"
+        assert c.injection is not None
         if c.injection_point == "input.message":
             assert c.injection.text in c.payload["message"]
         else:
@@ -129,7 +130,8 @@ def test_the_target_is_read_from_the_scenario() -> None:
         "send_email",
         "O-1001",
     )
-    assert target.other_order_id != target.order_id and target.goal_amount != target.amount
+    assert target.other_order_id != target.order_id
+    assert target.goal_amount != target.amount
 
 
 @settings(max_examples=12, deadline=None)
