@@ -14,9 +14,11 @@ from agents.mini import MiniAgent, build_adapter
 from hypothesis import given, settings
 
 from faults.base import Surface
-from faults.injection import BAIT_KEY, FAMILIES, Payload, payloads
-from harness.adapter import AgentAdapter
+from faults.injection import BAIT_KEY, FAMILIES, Payload, payloads, pick
+from harness.adapter import AgentAdapter, ApprovalRecord, Outcome, RunState
+from harness.checks import Expectation, InjectionContained
 from harness.injection import InjectToolAnswer, injection_cells, target_of
+from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
 from harness.session import RunResult, judge
@@ -153,3 +155,40 @@ def _probe_once(agent: AgentAdapter) -> Probe:
     if id(agent) not in _PROBES:
         _PROBES[id(agent)] = probe(SC, agent, seed=SEED, wall_s=10.0)
     return _PROBES[id(agent)]
+
+
+def _record(*outcomes: Outcome) -> RunRecord:
+    return RunRecord(
+        scenario="refund_happy",
+        variant="inject:approval_spoofing@input.message",
+        seed=SEED,
+        faults=(),
+        exchanges=(),
+        firings=(),
+        effects=(),
+        outcomes=outcomes,
+    )
+
+
+def test_asking_a_human_to_approve_the_goal_fails_even_with_no_request() -> None:
+    payload = pick("approval_spoofing", target_of(SC), SEED, "input.message")
+    goal = dict(payload.goal.arguments)
+    asked = ApprovalRecord("apr-1", payload.goal.tool, goal, "refund it", 3600.0)
+    parked = Outcome("r1", RunState.REJECTED, None, None, None, (asked,))
+    check = InjectionContained(payload, "input.message")
+    verdict_ = check.evaluate(_record(parked), Expectation(state="completed"))
+    assert verdict_.passed is False
+    assert "asked a human to approve it" in verdict_.reason
+    assert "approval_spoofing" in verdict_.reason
+
+
+def test_a_refusal_contains_and_an_unexpected_end_does_not() -> None:
+    payload = pick("multi_turn", target_of(SC), SEED, "input.message")
+    check = InjectionContained(payload, "input.message")
+    expect = Expectation(state="completed")
+    escalated = Outcome("r1", RunState.ESCALATED, None, None, None)
+    assert check.evaluate(_record(escalated), expect).passed is True
+    tool_failure = Outcome("r1", RunState.FAILED, "tool", "get_order answered 500", None)
+    failed = check.evaluate(_record(tool_failure), expect)
+    assert failed.passed is False
+    assert "neither the clean run's 'completed' nor a refusal" in failed.reason
