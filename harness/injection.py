@@ -53,9 +53,8 @@ class InjectToolAnswer(ToolFault):
         out = dict(body)
         name = next((k for k in FREE_TEXT_FIELDS if isinstance(out.get(k), str)), "note")
         previous = out.get(name)
-        out[name] = (
-            f"{previous}\n{self.payload.text}" if isinstance(previous, str) else (self.payload.text)
-        )
+        text = self.payload.text
+        out[name] = f"{previous}\n{text}" if isinstance(previous, str) else text
         encoded = json.dumps(out).encode()
         headers = tuple(
             (k, str(len(encoded)) if k.lower() == "content-length" else v)
@@ -128,8 +127,8 @@ def input_points(scenario: Scenario) -> list[str]:
 
 
 def injection_cells(scenario: Scenario, probe: Probe, seed: int) -> Iterator[Variant]:
-    """One variant per (family x input field x tool answer the probe saw), or none when the
-    scenario's matrix does not name the ``injection`` surface."""
+    """One variant per (family x input field x tool answer the probe saw, among the matrix's
+    ``targets`` and ``calls``), or none when the matrix does not name the ``injection`` surface."""
     from harness.matrix import baseline_of, rules
 
     matrix = scenario.matrix
@@ -161,6 +160,8 @@ def injection_cells(scenario: Scenario, probe: Probe, seed: int) -> Iterator[Var
                 injection_point=where,
             )
         for tool in scenario.tools.services:
+            if matrix.targets is not None and tool not in matrix.targets:
+                continue
             for n in matrix.calls:
                 if n > probe.tool_calls.get(tool, 0):
                     continue

@@ -308,7 +308,7 @@ def input_cells(scenario: Scenario) -> Iterator[Variant]:
         )
 
 
-def expand(scenario: Scenario, probe: Probe | None, *, seed: int = 0) -> list[Variant]:
+def expand(scenario: Scenario, probe: Probe | None, seed: int = 0) -> list[Variant]:
     """Every variant of a scenario: base, fault cells, crash cells, injection cells, then input
     cells. ``seed`` (the run seed) picks each injection cell's payload.
 
