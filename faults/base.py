@@ -42,6 +42,7 @@ class Surface(StrEnum):
     APPROVAL = "approval"
     CRASH = "crash"
     INPUT = "input"
+    INJECTION = "injection"
 
 
 class FaultDefinitionError(TypeError):

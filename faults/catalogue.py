@@ -78,15 +78,70 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, "", footer])
 
 
+def families() -> list[dict[str, Any]]:
+    """The edge-case input families (``input_matrix``) and the injection families
+    (``matrix.surfaces: [injection]``) as rows shaped like the catalogue's: surface ``input`` or
+    ``injection``, no category, not transient, the family's summary; an injection row's
+    parameters count its payloads and name their goals."""
+    from faults.injection import FAMILIES, FAMILY_SUMMARIES, templates
+    from faults.inputs import INPUT_STRATEGIES
+
+    def row(key: str, surface: str, summary: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "key": key,
+            "surface": surface,
+            "category": None,
+            "transient": False,
+            "expected_state": None,
+            "summary": summary,
+            "parameters": params,
+        }
+
+    rows = [
+        row(name, "input", (make.__doc__ or "").strip().splitlines()[0], {})
+        for name, make in sorted(INPUT_STRATEGIES.items())
+    ]
+    for family in FAMILIES:
+        found = templates(family)
+        goals = sorted({t.goal for t in found})
+        rows.append(
+            row(
+                family,
+                "injection",
+                FAMILY_SUMMARIES[family],
+                {"payloads": len(found), "goals": goals},
+            )
+        )
+    return rows
+
+
+def _families_table(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for surface, title in (
+        ("input", "input families (input_matrix.families: each a Hypothesis strategy)"),
+        ("injection", "injection families (matrix.surfaces: [injection])"),
+    ):
+        mine = [r for r in rows if r["surface"] == surface]
+        width = max(len(r["key"]) for r in mine)
+        out += ["", title]
+        for r in mine:
+            count = r["parameters"].get("payloads")
+            extra = f" ({count} payloads)" if count is not None else ""
+            out.append(f"  {r['key'].ljust(width)}  {r['summary']}{extra}")
+    return "\n".join(out)
+
+
 def faults_main(as_json: bool) -> int:
-    """Print the catalogue as a table, or as a JSON list of rows; return the exit code (0).
+    """Print the catalogue, then the input and injection families, as tables or as one JSON
+    list of rows (faults first); return the exit code (0).
 
     Args:
-        as_json: print JSON (for tools) instead of the aligned table (for people).
+        as_json: print JSON (for tools) instead of the aligned tables (for people).
     """
     rows = catalogue()
+    more = families()
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json.dumps([*rows, *more], indent=2) + "\n")
     else:
-        sys.stdout.write(_table(rows) + "\n")
+        sys.stdout.write(_table(rows) + "\n" + _families_table(more) + "\n")
     return 0

@@ -69,7 +69,7 @@ class ScenarioFile(pytest.File):
                 )
                 return
         try:
-            variants = list(expand(scenario, found))
+            variants = list(expand(scenario, found, seed))
         except Exception as exc:  # one file's trouble is its ERROR item, never a session crash
             yield InvalidScenarioItem.from_parent(
                 self,

@@ -310,6 +310,21 @@ def render_html(report: Report, *, title: str = "shakeout fault-injection report
     body += [
         "<h2>Recovery</h2>",
         _table(["figure", "value"], figures),
+    ]
+    if s.injection:
+        body += [
+            "<h2>Injection</h2>",
+            _table(
+                ["family", "surface", "contained", "not contained", "error", "reached model"],
+                (
+                    [family, surface, c.contained, c.not_contained, c.error, c.reached_model]
+                    for family, row in s.injection.items()
+                    for surface, c in row.items()
+                ),
+                "injection",
+            ),
+        ]
+    body += [
         f'<h2>Failures and errors (<span id="failure-count">{len(bad)}</span>)</h2>',
         '<div class="toolbar"><input id="failure-filter" type="search" '
         'placeholder="filter by nodeid, category, check" aria-label="filter failures">'

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.output import OutputError, append_text, write_text
 from harness.redact import Redactor, redact_model
-from harness.report_model import NONE_KEY, Report, ReportItem
+from harness.report_model import NONE_KEY, InjectionCell, Report, ReportItem
 
 MAX_FAILURES_LISTED = 25
 MAX_KEYS_LISTED = 8
@@ -146,8 +146,23 @@ def render_markdown(report: Report, *, title: str = "shakeout fault-injection re
         ),
         "",
     ]
+    out += _injection(s.injection)
     out += _failures(report.items)
     return "\n".join(out) + "\n"
+
+
+def _injection(table: Mapping[str, Mapping[str, InjectionCell]]) -> list[str]:
+    """Injection family x surface: contained, not contained, errors, payloads that reached the
+    model."""
+    if not table:
+        return []
+    rows = [
+        [family, surface, c.contained, c.not_contained, c.error, c.reached_model]
+        for family, row in table.items()
+        for surface, c in row.items()
+    ]
+    header = ["family", "surface", "contained", "not contained", "error", "reached model"]
+    return ["### Injection", "", *_table(header, rows), ""]
 
 
 def _confusion(confusion: Mapping[str, Mapping[str, int]]) -> list[str]:

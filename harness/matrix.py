@@ -330,15 +330,22 @@ def input_cells(scenario: Scenario) -> Iterator[Variant]:
         )
 
 
-def expand(scenario: Scenario, probe: Probe | None) -> list[Variant]:
-    """Every variant of a scenario: base, fault cells, crash cells, then input cells.
+def expand(scenario: Scenario, probe: Probe | None, seed: int = 0) -> list[Variant]:
+    """Every variant of a scenario: base, fault cells, crash cells, injection cells, then input
+    cells. ``seed`` (the run seed) picks each injection cell's payload.
 
     When the fault-free probe run did not pass, its cells are still planned from what it
     reached, each an ERROR ("base run failed"): never fewer items than the scenario asks for.
     """
     variants = [base_variant(scenario)]
     if probe is not None:
-        cells = [*fault_cells(scenario, probe), *crash_cells(scenario, probe)]
+        from harness.injection import injection_cells
+
+        cells = [
+            *fault_cells(scenario, probe),
+            *crash_cells(scenario, probe),
+            *injection_cells(scenario, probe, seed),
+        ]
         if probe.failure is not None:
             why = (
                 f"base run failed ({probe.failure}), so this cell cannot be judged against it; "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from faults.base import Fault
+from faults.base import Fault, Surface
+from faults.injection import BAIT_KEY, Payload
 from faults.surfaces import (
     FaultFiring,
     HttpRequest,
@@ -17,6 +19,7 @@ from faults.surfaces import (
     ProviderError,
     StreamFault,
     StreamPlan,
+    ToolCallSpec,
     WireFormat,
 )
 from harness.clock import FakeClock
@@ -282,3 +285,99 @@ def _provider(response: HttpResponse) -> HttpResponse:
     return HttpResponse(
         response.status, (*response.headers, ("retry-after-ms", RETRY_AFTER_MS)), response.body
     )
+
+
+# ------------------------------------------------------------ a model that takes the bait
+
+
+@dataclass(frozen=True)
+class Bait:
+    """An injected payload as the scripted model sees it: the marker that shows the payload
+    reached a model request, and the answer an obedient model gives when it does.
+
+    Attributes:
+        marker: plain ASCII text carried by the payload (JSON-escaping leaves it alone).
+        answer: the payload's goal as a model answer (one tool call).
+        label: the firing's label (``take_bait:inject:approval_spoofing@get_order#1``).
+    """
+
+    marker: str
+    answer: ModelAnswer
+    label: str
+
+
+def bait_of(payload: Payload, label: str) -> Bait:
+    """The bait of an injection payload: its goal served as the model's tool call."""
+    call = ToolCallSpec(
+        payload.goal.tool, json.dumps(dict(payload.goal.arguments)), id="call_injected"
+    )
+    return Bait(payload.marker, ModelAnswer(tool_calls=(call,)), f"{BAIT_KEY}:{label}")
+
+
+class BaitedModel(ScriptedModel):
+    """A scripted model that takes the bait: the first model request whose body carries the
+    injected payload's marker (in the agent's input or in a tool answer it passed on) is
+    answered with the payload's goal tool call instead of the scripted turn, once. The goal is
+    an insertion, like a model fault: the scripted turn stays next in line, so an agent that
+    refuses the goal and asks again gets its script, and one that obeys acts on the goal.
+
+    Args:
+        bait: the payload's marker and goal answer.
+        wire_format, turns, stream, model_name: as for :class:`ScriptedModel`.
+    """
+
+    def __init__(
+        self,
+        bait: Bait,
+        wire_format: WireFormat,
+        turns: Sequence[ModelAnswer],
+        stream: bool = False,
+        model_name: str = "shakeout-model",
+    ) -> None:
+        super().__init__(wire_format, turns, stream=stream, model_name=model_name)
+        self.bait = bait
+        self._marker = bait.marker.encode()
+        self.taken: int | None = None
+        """The call index of the model request that took the bait (None: not yet)."""
+
+    def handle(
+        self,
+        request: HttpRequest,
+        faults: Sequence[Fault],
+        rng: random.Random,
+        clock: FakeClock,
+        record: Callable[[FaultFiring], None],
+    ) -> Served:
+        """Answer one model request: the goal on the first one carrying the marker, else the
+        script (see :meth:`ScriptedModel.handle`)."""
+        if self.taken is not None or self._marker not in request.body:
+            return super().handle(request, faults, rng, clock, record)
+        self._calls += 1
+        index = self._calls
+        self.taken = index
+        if self._pending is not None:
+            if request.body != self._pending:
+                self._next += 1  # the agent moved on from a broken stream
+            self._pending = None
+        answer = self.bait.answer
+        self._previous = answer
+        record(
+            FaultFiring(
+                BAIT_KEY,
+                Surface.INJECTION,
+                "model",
+                index,
+                {"marker": self.bait.marker},
+                self.bait.label,
+            )
+        )
+        fired = (self.bait.label,)
+        stream = _wants_stream(request.body, self.stream)
+        created = int(clock.now())
+        if not stream:
+            response = self.encoder.response(
+                answer, model=self.model_name, seq=index, created=created
+            )
+            return Served(response, index, False, fired)
+        plan = self.encoder.stream(answer, model=self.model_name, seq=index, created=created)
+        return Served(StreamedResponse(200, SSE_HEADERS, plan, None), index, True, fired)

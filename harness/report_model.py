@@ -18,6 +18,9 @@ from typing import Any, Literal, TextIO
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from faults.base import Surface
+from faults.injection import BAIT_KEY
+
 # 2: the report carries the session's plan and identity, and each check its ``harness`` flag.
 SCHEMA_VERSION: Literal["2"] = "2"
 MAX_REPORT_BYTES = 2 * 1024**3
@@ -213,6 +216,17 @@ class TransientRecovery(_Strict):
     rate: float | None = None
 
 
+class InjectionCell(_Strict):
+    """Injection items of one family on one surface (``input`` or ``tool``): how many
+    contained the payload, how many did not, how many could not be judged, and in how many the
+    payload reached the model (the scripted model took the bait)."""
+
+    contained: int = 0
+    not_contained: int = 0
+    error: int = 0
+    reached_model: int = 0
+
+
 class Coverage(_Strict):
     """Scenario x fault key grid; a pair is *exercised* when the fault fired at least once."""
 
@@ -234,6 +248,9 @@ class Summary(_Strict):
     coverage: Coverage
     crash: CrashFigures
     transient_recovery: TransientRecovery
+    injection: dict[str, dict[str, InjectionCell]] = Field(default_factory=dict)
+    """Injection family -> surface (``input`` / ``tool``) -> counts; empty without injection
+    cells."""
 
 
 def nodeids_digest(nodeids: Iterable[str]) -> str:
@@ -590,6 +607,7 @@ class SummaryAccumulator:
         self._cells: dict[str, dict[str, list[int]]] = {}
         self._crash = [0, 0, 0, 0]
         self._transient_items = self._transient_recovered = 0
+        self._injection: dict[str, dict[str, Counter[str]]] = {}
 
     def add(self, item: ReportItem) -> None:
         """Count one item.
@@ -621,6 +639,14 @@ class SummaryAccumulator:
         if _is_transient_only(item):
             self._transient_items += 1
             self._transient_recovered += item.verdict == "pass"
+        aimed = _injection_of(item)
+        if aimed is not None:
+            family, surface = aimed
+            counts = self._injection.setdefault(family, {}).setdefault(surface, Counter())
+            judged = next((c for c in item.checks if c.name == INJECTION_CHECK), None)
+            passed = None if item.verdict == "error" or judged is None else judged.passed
+            counts[{True: "contained", False: "not_contained", None: "error"}[passed]] += 1
+            counts["reached_model"] += any(f.key == BAIT_KEY for f in item.faults_fired)
 
     def summary(self) -> Summary:
         """The summary of the items added so far."""
@@ -662,14 +688,42 @@ class SummaryAccumulator:
                 recovered=recovered,
                 rate=recovered / items if items else None,
             ),
+            injection={
+                family: {
+                    surface: InjectionCell(
+                        contained=c["contained"],
+                        not_contained=c["not_contained"],
+                        error=c["error"],
+                        reached_model=c["reached_model"],
+                    )
+                    for surface, c in _sorted_dict(row).items()
+                }
+                for family, row in _sorted_dict(self._injection).items()
+            },
         )
+
+
+INJECTION_CHECK = "injection_contained"
+INJECTION_PREFIX = "inject:"
+
+
+def _injection_of(item: ReportItem) -> tuple[str, str] | None:
+    """An injection item's family and surface (``input`` or ``tool``), from its variant label
+    ``inject:<family>@<point>``; None for other items."""
+    if not item.variant.startswith(INJECTION_PREFIX):
+        return None
+    family, _, point = item.variant[len(INJECTION_PREFIX) :].partition("@")
+    return family, "input" if point.startswith("input.") else "tool"
 
 
 def _is_transient_only(item: ReportItem) -> bool:
     # A run counts towards transient recovery when at least one fault fired and every fault
     # the variant injected is transient: mixing in a permanent fault makes failure the
     # expected outcome. Harness errors are left out, since the agent never had its chance.
+    # An injection cell breaks nothing to recover from: it is judged by injection_contained.
     if item.verdict == "error" or not item.faults_fired or not item.faults_injected:
+        return False
+    if any(f.surface == Surface.INJECTION.value for f in item.faults_injected):
         return False
     return all(f.transient for f in item.faults_injected)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from faults.base import Fault, Surface
+from faults.injection import Payload
 from faults.surfaces import CrashFault, CrashMode, FaultFiring
 from harness.adapter import AdapterFactory, AgentAdapter, Endpoints, WorldContext
 from harness.checks import Expectation
@@ -26,7 +27,7 @@ from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
 from harness.intercept import seal_network
-from harness.model import ScriptedModel
+from harness.model import BaitedModel, ScriptedModel, bait_of
 from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart, RunRecord
 from harness.scenario import Scenario
 from harness.services import Ledger, Sequence, Static, ToolService
@@ -157,11 +158,26 @@ def build_world(
     seed: int,
     clock: FakeClock,
     log: EventLog | None = None,
+    *,
+    injection: tuple[Payload, str] | None = None,
 ) -> World:
-    """The world of one run: scripted model, fresh services, the faults, one seeded RNG."""
-    model = ScriptedModel(
-        scenario.model.format, scenario.model_answers(), stream=scenario.model.stream
-    )
+    """The world of one run: scripted model, fresh services, the faults, one seeded RNG.
+
+    With ``injection`` (a payload and its cell's label) the scripted model takes the payload's
+    bait (see :class:`harness.model.BaitedModel`).
+    """
+    model: ScriptedModel
+    if injection is None:
+        model = ScriptedModel(
+            scenario.model.format, scenario.model_answers(), stream=scenario.model.stream
+        )
+    else:
+        model = BaitedModel(
+            bait_of(*injection),
+            scenario.model.format,
+            scenario.model_answers(),
+            stream=scenario.model.stream,
+        )
     return World(
         endpoints_of(scenario),
         model,
@@ -187,7 +203,7 @@ class Variant:
         label: ``base`` or the cell label (``tool_http_503@get_order#1``).
         faults: the faults of this run (the scenario's own plus the cell's).
         expect: what must hold.
-        kind: base | fault | crash | input.
+        kind: base | fault | crash | input | injection.
         payload: the input given to ``start`` (``SCENARIO_INPUT``: the scenario's own); any
             value, so an edge-case search can send a payload that is not even a mapping.
     """
@@ -204,6 +220,8 @@ class Variant:
     must_reject: bool = False
     examples: int = 0
     error: str | None = None  # the cell cannot be run as asked: an ERROR item with this reason
+    injection: Payload | None = None  # an injection cell's payload (the model takes its bait)
+    injection_point: str | None = None  # where it was injected: input.<field> or <tool>#<n>
 
 
 @dataclass
@@ -240,7 +258,8 @@ def run_variant(
         state_dir = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-", dir=state_root))
     try:
         log = EventLog()
-        world = build_world(scenario, variant.faults, seed, clock, log)
+        injection = None if variant.injection is None else (variant.injection, variant.label)
+        world = build_world(scenario, variant.faults, seed, clock, log, injection=injection)
         agent_config = {**(config or {}), **scenario.agent_config}
         context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload

@@ -916,7 +916,7 @@ def _category_problem(state: str, category: str | None) -> RuleProblem | None:
 # --------------------------------------------------------------------------- the scenario
 
 
-SUMMARY_MAX_CHARS = 400
+SUMMARY_MAX_CHARS = 500
 """Default bound on an approval summary's length, in characters."""
 SUMMARY_RAW_RUN = 40
 """Default length of a verbatim run of ticket or tool text that counts as raw in a summary."""

@@ -13,8 +13,10 @@ import yaml
 from faults.base import Fault, registry
 from harness.adapter import AgentAdapter
 from harness.checks import (
+    INJECTION_UNIVERSAL,
     INPUT_UNIVERSAL,
     Check,
+    InjectionContained,
     InputHandled,
     NoReexecution,
     Verdict,
@@ -79,12 +81,17 @@ def extra_checks(variant: Variant) -> tuple[Check, ...]:
 
 
 def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
-    """Evaluate every check on a record (an input cell keeps only the invariants that apply)."""
+    """Evaluate every check on a record (an input or injection cell keeps only the invariants
+    that apply, plus its own check)."""
     if variant.kind == "input":
         checks = (
             *INPUT_UNIVERSAL,
             InputHandled(variant.input_family or "edge-case", variant.must_reject),
         )
+        verdicts = tuple(c.evaluate(record, variant.expect) for c in checks)
+    elif variant.kind == "injection" and variant.injection is not None:
+        contained = InjectionContained(variant.injection, variant.injection_point or "?")
+        checks = (*INJECTION_UNIVERSAL, contained)
         verdicts = tuple(c.evaluate(record, variant.expect) for c in checks)
     else:
         verdicts = evaluate(record, variant.expect, extra_checks(variant))

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from faults.base import Category, FaultDefinitionError, Surface, registry
-from faults.catalogue import catalogue, faults_main
+from faults.catalogue import catalogue, families, faults_main
+from faults.injection import FAMILIES
+from faults.inputs import INPUT_STRATEGIES
 from faults.surfaces import ToolCallContext, ToolFault, ToolResult, TransportError, TransportFailure
 
 ROW_KEYS = {"key", "surface", "category", "transient", "expected_state", "summary", "parameters"}
@@ -34,9 +36,11 @@ def test_every_fault_is_fully_declared(key: str) -> None:
     cls()  # every parameter has a default, so a scenario can name the key alone
 
 
-def test_every_surface_but_input_is_covered() -> None:
+def test_every_surface_but_input_and_injection_is_covered() -> None:
+    # input and injection are families of payloads (listed by families()), not faults
     surfaces = {r["surface"] for r in catalogue()}
-    assert surfaces == {s.value for s in Surface} - {"input"}
+    assert surfaces == {s.value for s in Surface} - {"input", "injection"}
+    assert {r["surface"] for r in families()} == {"input", "injection"}
 
 
 def test_rows_are_json_and_ordered() -> None:
@@ -60,7 +64,7 @@ def test_rows_are_json_and_ordered() -> None:
 
 def test_faults_main_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert faults_main(as_json=True) == 0
-    assert json.loads(capsys.readouterr().out) == catalogue()
+    assert json.loads(capsys.readouterr().out) == [*catalogue(), *families()]
 
 
 def test_faults_main_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,7 +74,18 @@ def test_faults_main_table(capsys: pytest.CaptureFixture[str]) -> None:
     latency = next(line for line in lines if line.startswith("tool_latency "))
     assert "transient -" in latency
     assert "seconds=5.0" in latency
-    assert lines[-1].startswith(f"{len(registry())} faults;")
+    assert any(line.startswith(f"{len(registry())} faults;") for line in lines)
+    assert "injection families (matrix.surfaces: [injection])" in lines
+    assert any(line.split()[:1] == ["approval_spoofing"] and "payloads" in line for line in lines)
+    assert any(line.split()[:1] == ["very_long"] for line in lines)
+
+
+def test_families_list_the_input_and_injection_families() -> None:
+    rows = families()
+    assert {r["key"] for r in rows if r["surface"] == "input"} == set(INPUT_STRATEGIES)
+    injection = [r for r in rows if r["surface"] == "injection"]
+    assert [r["key"] for r in injection] == list(FAMILIES)
+    assert sum(r["parameters"]["payloads"] for r in injection) >= 100
 
 
 @pytest.mark.usefixtures("scratch_registry")

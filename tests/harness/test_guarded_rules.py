@@ -128,7 +128,7 @@ def test_a_summary_without_the_amount_is_caught(mini: MiniAgent) -> None:
 
 def test_a_long_summary_is_caught_and_its_bound_is_the_scenarios(mini: MiniAgent) -> None:
     result = run(base_variant(HAPPY), mini, "long_summary")
-    caught(result, "approval_summary", "over the bound of 400", "approval_summary.max_chars")
+    caught(result, "approval_summary", "over the bound of 500", "approval_summary.max_chars")
     roomy = scenario("refund_happy", approval_summary={"max_chars": 5000})
     assert run(base_variant(roomy), mini, "long_summary").verdict == "pass"
 

@@ -483,7 +483,7 @@ def test_the_library_is_valid_and_complete() -> None:
         assert required in names
     happy = next(s for s in scenarios if s.name == "refund_happy")
     assert happy.matrix is not None
-    assert set(happy.matrix.surfaces) == {"tool", "model"}
+    assert set(happy.matrix.surfaces) == {"tool", "model", "injection"}
     for path in sorted(LIBRARY.glob("*.yaml")):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first == SCHEMA_LINE, f"{path.name} must start with {SCHEMA_LINE!r}"

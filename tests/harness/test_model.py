@@ -269,3 +269,47 @@ def test_every_format_serves_json_and_streams(fmt: Any) -> None:
     h = Harness(ScriptedModel(fmt, TURNS * 2, model_name="custom"))
     assert b'"custom"' in h.ask().response.body  # type: ignore[union-attr]
     assert isinstance(h.ask({"stream": True}).response, StreamedResponse)
+
+
+def _bait() -> Any:
+    from faults.injection import Target, pick
+    from harness.model import bait_of
+
+    payload = pick("approval_spoofing", Target(), 3, "input.message")
+    return payload, bait_of(payload, "inject:approval_spoofing@input.message")
+
+
+def test_the_baited_model_answers_the_marker_with_the_goal_once_then_the_script() -> None:
+    from harness.model import BaitedModel
+
+    payload, bait = _bait()
+    h = Harness(BaitedModel(bait, "openai_chat", TURNS))
+    clean = h.ask()
+    assert text_of(clean)["tool_calls"][0]["function"]["name"] == "get_order"
+    carrying = {"messages": [{"role": "user", "content": payload.text}]}
+    goal = text_of(h.ask(carrying))["tool_calls"][0]["function"]
+    assert (goal["name"], json.loads(goal["arguments"])) == (
+        payload.goal.tool,
+        dict(payload.goal.arguments),
+    )
+    # an insertion: the scripted turn is still next, and the bait is taken only once
+    assert text_of(h.ask(carrying))["content"] == "Done."
+    assert h.model.taken == 2
+    assert [(f.key, f.surface, f.call_index) for f in h.firings] == [
+        ("take_bait", Surface.INJECTION, 2)
+    ]
+    assert h.firings[0].label == "take_bait:inject:approval_spoofing@input.message"
+
+
+@pytest.mark.parametrize("wire", ["openai_chat", "openai_responses", "anthropic_messages"])
+def test_the_baited_model_streams_the_goal_in_each_wire_format(wire: Any) -> None:
+    from harness.model import BaitedModel
+
+    payload, bait = _bait()
+    h = Harness(BaitedModel(bait, wire, TURNS))
+    served = h.ask({"stream": True, "note": payload.text})
+    assert isinstance(served.response, StreamedResponse)
+    assert served.fired == (bait.label,)
+    streamed = b"".join(served.response.plan.events)
+    assert payload.goal.tool.encode() in streamed
+    assert h.model.turns_served == 0

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.html import render_html
+from harness.markdown import render_markdown
 from harness.report_model import (
     SCHEMA_VERSION,
     Plan,
@@ -444,3 +446,39 @@ def test_atomic_writes_refuse_a_directory_and_leave_nothing_behind(tmp_path: Pat
     with pytest.raises(RuntimeError):
         killed_mid_write()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
+
+
+def test_the_injection_table_counts_contained_cells_per_family_and_surface() -> None:
+    def cell(nodeid: str, variant: str, passed: bool | None, bait: bool, verdict: str) -> Any:
+        fired_ = [{"key": "take_bait", "surface": "injection", "where": "model"}] if bait else []
+        checks = [] if passed is None else [{"name": "injection_contained", "passed": passed}]
+        injected = [{"key": "inject", "surface": "injection", "transient": True}]
+        return item(
+            nodeid,
+            verdict,
+            variant=variant,
+            checks=checks,
+            faults_fired=fired_,
+            faults_injected=injected if "@input." not in variant else [],
+        )
+
+    report = Report.build(
+        [
+            cell("a", "inject:multi_turn@input.message", True, True, "pass"),
+            cell("b", "inject:multi_turn@get_order#1", False, True, "fail"),
+            cell("c", "inject:multi_turn@send_email#1", True, False, "pass"),
+            cell("d", "inject:approval_spoofing@get_order#1", None, False, "error"),
+            item("e", variant="base"),
+        ],
+        seed=1,
+    )
+    table = report.summary.injection
+    assert list(table) == ["approval_spoofing", "multi_turn"]
+    tool = table["multi_turn"]["tool"]
+    assert (tool.contained, tool.not_contained, tool.error, tool.reached_model) == (1, 1, 0, 1)
+    assert table["multi_turn"]["input"].contained == 1
+    assert table["approval_spoofing"]["tool"].error == 1
+    # an injection cell is no transient fault to recover from
+    assert report.summary.transient_recovery.items == 0
+    assert "### Injection" in render_markdown(report)
+    assert "<h2>Injection</h2>" in render_html(report)

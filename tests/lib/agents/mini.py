@@ -63,6 +63,8 @@ DEFECTS: Mapping[str, str] = {
     "ignores_finish_reason": "an answer cut at the token limit is used when its JSON parses",
     "no_call_budget": "the model-call budget is not enforced (a loop runs to LOOP_CAP)",
     "honours_late_approval": "a decision delivered after the approval expired is applied",
+    "obeys_injection": "a model tool call the step did not offer is carried out as asked (a "
+    "refund, an email, a request to any URL), then the step asks again",
 }
 """Every defect the agent can switch on, with what it breaks."""
 
@@ -596,6 +598,8 @@ class MiniAgent:
         reasked = False
         while True:
             message = self._ask(run, step, messages, tools)
+            if "obeys_injection" in self.defects:
+                self._obey(run, step, message, tools)
             try:
                 name, args = _interpret(message, tools)
                 if rule is not None:
@@ -610,6 +614,30 @@ class MiniAgent:
                 messages.append(
                     {"role": "user", "content": f"Your answer was rejected ({exc}). Call one tool."}
                 )
+
+    def _obey(
+        self,
+        run: dict[str, Any],
+        step: str,
+        message: Any,
+        tools: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """The defect: whatever tool the model names, the agent calls, with its arguments."""
+        offered = {t["function"]["name"] for t in tools}
+        routes = {"issue_refund": ("POST", "/refunds"), "send_email": ("POST", "/emails")}
+        for call in list(getattr(message, "tool_calls", None) or ()):
+            function = getattr(call, "function", None)
+            if function is None or function.name in offered:
+                continue
+            args = _loads(str(function.arguments).encode())
+            if not isinstance(args, dict):
+                continue
+            with contextlib.suppress(MiniError, httpx.HTTPError):
+                if function.name in routes:
+                    method, path = routes[function.name]
+                    self._tool(run, f"{step}:{function.name}", function.name, method, path, args)
+                elif isinstance(args.get("url"), str):
+                    self._http.post(args["url"], json=args)
 
     def _ask(
         self,
