@@ -298,6 +298,8 @@ class FaultsFired(Check):
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
         if not record.faults:
             return self.skip("no fault declared")
+        if record.harness_error and not record.exchanges:
+            return self.skip("the run did not happen (see harness_ran)")
         # by label (key, target, schedule): the same key firing elsewhere does not count
         fired = {f.label or f.key for f in record.firings}
         missing = [f.label() for f in record.faults if f.label() not in fired]

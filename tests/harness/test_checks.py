@@ -210,6 +210,13 @@ def test_faults_fired_is_an_error_when_a_declared_fault_never_fired() -> None:
     assert FaultsFired().evaluate(record(), Expectation()).passed is None
 
 
+def test_faults_fired_says_nothing_of_a_run_that_never_happened() -> None:
+    fault = ToolHttp503(target="get_order", at=Schedule(nth=1))
+    rec = record(faults=(fault,), exchanges=(), harness_error="base run failed (...)")
+    v = FaultsFired().evaluate(rec, Expectation())
+    assert (v.passed, v.reason) == (None, "the run did not happen (see harness_ran)")
+
+
 def test_faults_fired_matches_by_label_not_by_key() -> None:
     # two faults share a key; only the one on get_customer fired: get_order's tested nothing
     on_order = ToolHttp503(target="get_order", at=Schedule(nth=1))
