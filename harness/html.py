@@ -190,8 +190,9 @@ def _timeline(requests: Sequence[RequestEntry]) -> str:
     )
 
 
-def _event_row(e: EventEntry) -> str:
-    """One event of the run's log as a timeline row: who, what, and how it ended."""
+def _event_row(e: EventEntry, t0: float) -> str:
+    """One event of the run's log as a timeline row: who, what, and how it ended (times in
+    fake-clock seconds since the run's first event)."""
     cls = ""
     if e.kind == "request":
         outcome = e.error if e.error else (e.status if e.status is not None else "")
@@ -203,7 +204,7 @@ def _event_row(e: EventEntry) -> str:
         outcome, detail = e.idempotency_key or "(no key)", e.body or ""
     elif e.kind == "delivery":
         who, what = "reviewer", f"{e.verdict} {e.approval_id} for {e.tool}"
-        outcome = f"expires {e.expires_at:g}" if e.expires_at is not None else ""
+        outcome = f"expires at +{e.expires_at - t0:g} s" if e.expires_at is not None else ""
         detail = e.arguments or ""
     elif e.kind == "crash":
         who, what, outcome, detail = "harness", f"crash at {e.point}", e.where or "", ""
@@ -215,7 +216,8 @@ def _event_row(e: EventEntry) -> str:
         who, what, outcome, detail = "guard", f"refused {e.what}", e.target or "", ""
         cls = ' class="faulted"'
     return (
-        f'<tr{cls}><td class="num">{e.seq}</td><td class="num">{e.t:g}</td><td>{_e(e.kind)}</td>'
+        f'<tr{cls}><td class="num">{e.seq}</td><td class="num">+{e.t - t0:g}</td>'
+        f"<td>{_e(e.kind)}</td>"
         f"<td>{_e(who)}</td><td><code>{_e(what)}</code></td><td>{_e(outcome)}</td>"
         f"<td><code>{_e(detail)}</code></td></tr>"
     )
@@ -223,8 +225,10 @@ def _event_row(e: EventEntry) -> str:
 
 def _events(events: Sequence[EventEntry]) -> str:
     """The run's event log (the evidence the checks read) as a timeline table."""
-    head = "".join(f"<th>{h}</th>" for h in ("#", "t", "event", "who", "what", "outcome", "detail"))
-    rows = "".join(_event_row(e) for e in events)
+    names = ("#", "t (s)", "event", "who", "what", "outcome", "detail")
+    head = "".join(f"<th>{h}</th>" for h in names)
+    t0 = events[0].t if events else 0.0
+    rows = "".join(_event_row(e, t0) for e in events)
     return f'<table class="timeline"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 

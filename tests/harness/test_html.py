@@ -192,6 +192,7 @@ def test_failure_shows_the_event_log_as_its_timeline() -> None:
     assert "approve apr-1 for issue_refund" in html
     assert "crash at after_checkpoint" in html
     assert "restart in a fresh adapter" in html
+    assert "expires at +3600 s" in html  # fake-clock times relative to the run's first event
     assert "refused connect" in html
 
 
