@@ -151,7 +151,7 @@ def _routes_proven(probe: Probe) -> bool:
 
 def baseline_of(scenario: Scenario, probe: Probe) -> Baseline:
     """The fault-free run's effects and approvals: the oracle of the scenario's cells."""
-    return Baseline.of(probe.record, gated_tools(scenario))
+    return Baseline.of(probe.record)
 
 
 def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:

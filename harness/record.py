@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -235,52 +235,23 @@ class Baseline:
         state: the terminal state the base run reached (as reported; its effects are evidence).
         effects: the base run's committed effects in commit order, as ``(tool, body)``.
         approvals: the base run's approved actions, as ``(tool, arguments)``.
-        commits_before: per request identity of the base run, how many effects per gated tool
-            were committed before that request (what a permanent fault there may leave).
     """
 
     state: str | None
     effects: tuple[tuple[str, Any], ...]
     approvals: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    requests: tuple[tuple[str, int], ...] = ()  # (surface|tool, call_index) in order
-    commits_before: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
 
     @classmethod
-    def of(cls, record: RunRecord, gated: Iterable[str] = ()) -> Baseline:
+    def of(cls, record: RunRecord) -> Baseline:
         """The baseline of a (fault-free) record."""
         final = record.final
-        gated_set = set(gated)
-        before: list[tuple[str, tuple[tuple[str, int], ...]]] = []
-        for ex in record.exchanges:
-            counts = Counter(
-                c.tool for c in record.effects if c.tool in gated_set and c.request_seq < ex.seq
-            )
-            before.append((_where(ex), tuple(sorted(counts.items()))))
         return cls(
             state=None if final is None else final.state.value,
             effects=tuple((c.tool, c.body) for c in record.effects),
             approvals=tuple(
                 (d.tool, dict(d.arguments)) for d in record.deliveries if d.verdict == "approve"
             ),
-            requests=tuple((ex.tool or ex.surface, ex.call_index) for ex in record.exchanges),
-            commits_before=tuple(before),
         )
-
-    def gated_commits_before(self, where: str) -> Mapping[str, int]:
-        """Effects per gated tool the base run had committed before the request ``where``."""
-        for w, counts in self.commits_before:
-            if w == where:
-                return dict(counts)
-        return {}
-
-
-def _where(ex: Exchange) -> str:
-    return f"{ex.tool or ex.surface}#{ex.call_index}"
-
-
-def where_of(ex: Exchange) -> str:
-    """``tool#n`` (or ``model#n``): which call of its target a request was."""
-    return _where(ex)
 
 
 @dataclass(frozen=True)
