@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
-from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
+import scripted_provider
 
 from faults.base import Schedule
 from faults.model import ModelOverloaded, ModelQuotaExhausted, ModelRateLimit, ModelServerError
 from faults.surfaces import HttpRequest, ModelAnswer, ModelFault, ProviderError, ToolCallSpec
-from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor, StreamedResponse
-from harness.model import RETRY_AFTER_MS, ScriptedModel
+from harness.model import RETRY_AFTER_MS
 from harness.wire import OpenAIChatEncoder, encoder_for
 from harness.wire.base import SSE_HEADERS
 
@@ -191,28 +188,13 @@ def test_provider_errors_raise_the_sdk_class(
 
 def scripted(fault: ModelFault, seen: list[HttpRequest]) -> Interceptor:
     """The harness's scripted model (one text turn) answering with ``fault`` in its path."""
-    model = ScriptedModel("openai_chat", (ANSWERS["text"],))
-    rng, clock = random.Random(1), FakeClock()
-
-    def handler(request: HttpRequest) -> Answer:
-        seen.append(request)
-        return model.handle(request, (fault,), rng, clock, lambda firing: None).response
-
-    return Interceptor(handler)
+    return scripted_provider.scripted("openai_chat", ANSWERS["text"], fault, seen)
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every time.sleep the SDK makes, still slept for real."""
-    slept: list[float] = []
-    real: Callable[[float], None] = time.sleep
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        real(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    return slept
+    return scripted_provider.record_sleeps(monkeypatch)
 
 
 @pytest.mark.parametrize("fault", [ModelRateLimit, ModelOverloaded, ModelServerError])

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import random
-import time
-from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
+import scripted_provider
 
 from faults.base import Schedule
 from faults.model import ModelOverloaded, ModelQuotaExhausted, ModelRateLimit, ModelServerError
@@ -22,9 +20,8 @@ from faults.surfaces import (
     ToolCallSpec,
     WireFormat,
 )
-from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor, StreamedResponse
-from harness.model import RETRY_AFTER_MS, ScriptedModel
+from harness.model import RETRY_AFTER_MS
 from harness.wire import OpenAIResponsesEncoder
 from harness.wire.base import SSE_HEADERS
 
@@ -164,28 +161,13 @@ def test_provider_errors_raise_the_sdk_class(
 
 def scripted(fault: ModelFault, seen: list[HttpRequest]) -> Interceptor:
     """The harness's scripted model (one text turn) answering with ``fault`` in its path."""
-    model = ScriptedModel(FORMAT, (ANSWERS["text"],))
-    rng, clock = random.Random(1), FakeClock()
-
-    def handler(request: HttpRequest) -> Answer:
-        seen.append(request)
-        return model.handle(request, (fault,), rng, clock, lambda firing: None).response
-
-    return Interceptor(handler)
+    return scripted_provider.scripted(FORMAT, ANSWERS["text"], fault, seen)
 
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every time.sleep the SDK makes, still slept for real."""
-    slept: list[float] = []
-    real: Callable[[float], None] = time.sleep
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        real(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    return slept
+    return scripted_provider.record_sleeps(monkeypatch)
 
 
 @pytest.mark.parametrize("fault", [ModelRateLimit, ModelOverloaded, ModelServerError])
