@@ -8,10 +8,8 @@ only the agent's testimony would pass them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from agents.mini import MiniAgent, build_adapter
+from agents.mini import MiniAgent
 from library import SEED, scenario_data, without_matrices
 
 from faults.approval import ApprovalDuplicate
@@ -34,13 +32,6 @@ scenario = without_matrices
 
 
 HAPPY_SC = scenario(HAPPY)
-
-
-@pytest.fixture(scope="module")
-def mini() -> Iterator[MiniAgent]:
-    agent = build_adapter(endpoints_of(HAPPY_SC))
-    yield agent
-    agent.release.set()
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ of its message; the correct mini agent and the reference agent pass the same cel
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent, build_adapter
+from agents.mini import MiniAgent
 
 from faults.approval import ApprovalLate
 from faults.base import Fault, Schedule
@@ -39,13 +39,6 @@ def scenario(name: str, **changes: Any) -> Scenario:
 
 HAPPY = scenario("refund_happy")
 LOOP = scenario("budget_progress_loop")
-
-
-@pytest.fixture(scope="module")
-def mini() -> Iterator[MiniAgent]:
-    agent = build_adapter(endpoints_of(HAPPY))
-    yield agent
-    agent.release.set()
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ one that checks its model's tool calls against its own workflow passes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent, build_adapter
+from agents.mini import MiniAgent
 from hypothesis import given, settings
 
 from faults.base import Surface
@@ -34,13 +33,6 @@ SC = Scenario.model_validate(
 )
 # where the payload reaches the mini agent's model: the message (classify) and the order (decide)
 REACHES_MODEL = ("input.message", "get_order#1")
-
-
-@pytest.fixture(scope="module")
-def mini() -> Iterator[MiniAgent]:
-    agent = build_adapter(endpoints_of(SC))
-    yield agent
-    agent.release.set()
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import yaml
-from agents.mini import LOOP_CAP, MAX_MODEL_CALLS, MiniAgent, Outcome, build_adapter
+from agents.mini import LOOP_CAP, MAX_MODEL_CALLS, MiniAgent, Outcome
 from library import SEED, scenario_data, without_matrices
 
 from faults.approval import ApprovalDeny
@@ -31,13 +31,6 @@ scenario = without_matrices
 
 
 HAPPY_SC = scenario(HAPPY)
-
-
-@pytest.fixture(scope="module")
-def mini() -> Iterator[MiniAgent]:
-    agent = build_adapter(endpoints_of(HAPPY_SC))
-    yield agent
-    agent.release.set()
 
 
 @pytest.fixture(scope="module")

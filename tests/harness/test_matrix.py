@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent, build_adapter
+from agents.mini import MiniAgent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +19,7 @@ from faults.model import ModelRepeatCall
 from faults.tool import ToolHttp404, ToolHttp503
 from harness.matrix import base_variant, crash_cells, derive, expand, fault_cells, gated_tools
 from harness.record import RunRecord
-from harness.runner import Probe, endpoints_of, probe, run_variant
+from harness.runner import Probe, probe, run_variant
 from harness.scenario import Scenario, import_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,13 +205,6 @@ MATRIX_SC = scenario(
     matrix={"surfaces": ["tool", "model", "approval"], "calls": [1, 2]},
     crash_matrix={"points": ["before_step", "after_effect", "while_parked"]},
 )
-
-
-@pytest.fixture(scope="module")
-def mini() -> Iterator[MiniAgent]:
-    agent = build_adapter(endpoints_of(MATRIX_SC))
-    yield agent
-    agent.release.set()
 
 
 @pytest.fixture(scope="module")

@@ -191,12 +191,6 @@ def scripted(fault: ModelFault, seen: list[HttpRequest]) -> Interceptor:
     return scripted_provider.scripted("openai_chat", ANSWERS["text"], fault, seen)
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every time.sleep the SDK makes, still slept for real."""
-    return scripted_provider.record_sleeps(monkeypatch)
-
-
 @pytest.mark.parametrize("fault", [ModelRateLimit, ModelOverloaded, ModelServerError])
 def test_the_sdk_retries_a_transient_provider_error_and_gets_the_scripted_answer(
     fault: type[ModelFault], sleeps: list[float]
