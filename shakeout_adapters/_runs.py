@@ -160,6 +160,7 @@ def new_run(run_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         "pending": None,
         "approvals": [],
         "decisions": {},
+        "model_calls": 0,
         "reasks": 0,
     }
 
