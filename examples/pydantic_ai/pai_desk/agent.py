@@ -17,7 +17,7 @@ from pydantic_ai import Agent, DeferredToolRequests, RunContext
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from shakeout_adapters.categories import ToolError
+from shakeout_adapters.categories import LogicError, ToolError
 from shakeout_adapters.pydantic_ai import PydanticAIAdapter, RunInfo
 from shakeout_adapters.tool_http import ToolHttp
 
@@ -106,11 +106,13 @@ def build_agent(
         ctx: RunContext[Desk], order_id: str, amount: float, currency: str
     ) -> dict[str, Any]:
         """Refund an order: financial and irreversible, so a human approves it first."""
+        if ctx.tool_call_id is None:
+            raise LogicError("the refund has no tool call id to derive its Idempotency-Key from")
         body = {"order_id": order_id, "amount": amount, "currency": currency}
         key = ctx.deps.run.idempotency_key(ctx.tool_call_id)
         return ctx.deps.tools.effect("POST", "/refunds", body, Refund, key=key).model_dump()
 
-    agent.tool(issue_refund, requires_approval="skip_approval" not in defects)
+    agent.tool(requires_approval="skip_approval" not in defects)(issue_refund)
     return agent
 
 
