@@ -21,7 +21,7 @@ def test_the_example_passes_the_fault_and_crash_matrices(pytester: pytest.Pytest
         "tool_http_503@get_order#1x3",
         "tool_timeout_after_commit@issue_refund#1",
         "model_refusal#1",
-        "approval_changed_args#1",
+        "approval_changed_args-amountx2#1",
         "crash_after_effect@issue_refund#1",
         "crash_while_parked#1",
         "crash_terminal_write@completed#1",
