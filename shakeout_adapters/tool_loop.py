@@ -76,6 +76,7 @@ __all__ = [
     "Call",
     "Tool",
     "ToolLoopAdapter",
+    "Wire",
     "anthropic_messages",
     "openai_chat",
 ]
