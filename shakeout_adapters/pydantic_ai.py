@@ -14,10 +14,11 @@ calls executed, and effects reuse their ``Idempotency-Key`` (:func:`RunInfo.idem
 
     def build_adapter(endpoints):
         agent = build_my_agent(endpoints.model_base_url)      # your Agent[MyDeps, ...]
+        http = httpx.Client(base_url=endpoints.tools_base_url)
         return PydanticAIAdapter(
             agent,
             prompt=lambda payload: payload["message"],
-            deps=lambda run: MyDeps(run, ToolHttp(endpoints.tools_base_url, run.clock)),
+            deps=lambda run: MyDeps(run, ToolHttp(http, run.clock)),
             run_key="ticket_id",
         )
 """
