@@ -63,6 +63,7 @@ WireFormat = Literal["openai_chat", "openai_responses", "anthropic_messages"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ReviewVerdict = Literal["approve", "deny", "never"]
 FinishReason = Literal["stop", "tool_calls", "length", "content_filter"]
+OnToolError = Literal["retry", "proceed", "give_up"]  # harness.model.ToolErrorReaction
 
 # Bounds on scenario values: far above what any scenario needs, low enough that no value can
 # hang a run, overflow a timer (Event.wait(inf) raises) or exhaust memory.
@@ -508,6 +509,10 @@ class ModelConfig(_Spec):
     stream: bool = False
     base_url: str = Field(DEFAULT_MODEL_BASE_URL, pattern=r"^https?://[^/]+", max_length=MAX_NAME)
     turns: tuple[Turn, ...] = Field((), max_length=MAX_STEPS)
+    on_tool_error: OnToolError | None = None
+    """How the model answers a request that hands it a failed tool call: ``retry`` the same
+    call, ``proceed`` with the script, ``give_up`` with a final text; unset: the script,
+    whatever the request carries (see the README's "The scripted model")."""
 
 
 # --------------------------------------------------------------------------- reviewer
@@ -798,6 +803,21 @@ class Matrix(_Spec):
     exhaust: bool = True
     """With ``expect.budget.attempts`` set, add a cell per transient tool fault that fails as
     many attempts in a row, so the agent's retry budget runs out (it must end failed)."""
+    on_tool_error: tuple[OnToolError, ...] = Field((), max_length=3)
+    """Play every tool fault cell once more per reaction listed, the model reacting so to a
+    failed tool call handed to it (cell ``<label>+<reaction>``)."""
+
+    @field_validator("on_tool_error")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise PydanticCustomError(
+                "reaction_twice",
+                "reaction {twice} is listed more than once",
+                {"twice": ", ".join(twice), "hint": "list each of retry, proceed, give_up once"},
+            )
+        return value
 
     @model_validator(mode="after")
     def _something_to_expand(self) -> Matrix:
