@@ -1239,7 +1239,7 @@ class ToolErrorReaction(Check):
                 return self.fail(
                     f"{what}: it answered that it cannot continue, yet the agent reported "
                     "'completed'; a run whose model gave up has no result and must end failed "
-                    "(category tool) or escalated"
+                    "with category tool"
                 )
             seq = next(
                 (
