@@ -1055,6 +1055,17 @@ class Scenario(_Spec):
                 problems.append(_unknown_fault(key, ("matrix", "faults", i)))
         for i, tool in enumerate(self.matrix.targets or ()):
             problems += self._service_problem(tool, ("matrix", "targets", i), "matrix target")
+        if self.matrix.on_tool_error and not any(
+            known[k].surface is Surface.TOOL for k in self.matrix.fault_keys() if k in known
+        ):
+            problems.append(
+                RuleProblem(
+                    ("matrix", "on_tool_error"),
+                    "the reactions play against tool fault cells, but the matrix has no tool fault",
+                    "add a tool fault (e.g. 'faults: [tool_http_404]' or 'surfaces: [tool]') or "
+                    "remove 'on_tool_error'",
+                )
+            )
         for i, tool in enumerate(self.matrix.allow_after_failure):
             at_tool: Loc = ("matrix", "allow_after_failure", i)
             problems += self._service_problem(tool, at_tool, "allowed tool")

@@ -505,3 +505,12 @@ def test_a_matrix_reaction_listed_twice_is_refused(in_tmp: Path) -> None:
         "scenarios/x.yaml:18: field 'matrix.on_tool_error': reaction retry is listed more than "
         "once. Fix: list each of retry, proceed, give_up once"
     ]
+
+
+def test_matrix_reactions_without_a_tool_fault_are_refused(in_tmp: Path) -> None:
+    matrix = "matrix: {faults: [model_refusal], on_tool_error: [give_up]}\n"
+    assert errors_of(GOOD + matrix) == [
+        "scenarios/x.yaml:18: field 'matrix.on_tool_error': the reactions play against tool "
+        "fault cells, but the matrix has no tool fault. Fix: add a tool fault (e.g. 'faults: "
+        "[tool_http_404]' or 'surfaces: [tool]') or remove 'on_tool_error'"
+    ]

@@ -398,6 +398,7 @@ class Reacting(Harness):
 
 
 WIRES = ("openai_chat", "openai_responses", "anthropic_messages")
+REACTION_NAMES = ("retry", "proceed", "give_up")
 
 
 def reacting(wire: Any, reaction: Any) -> Reacting:
@@ -578,3 +579,34 @@ def test_the_scenario_and_the_model_name_the_same_reactions() -> None:
     from harness.scenario import OnToolError
 
     assert get_args(OnToolError) == REACTIONS
+
+
+RESULT_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.dictionaries(
+        st.sampled_from(["error", "status", "status_code", "statusCode", "isError", "detail"]),
+        st.one_of(st.none(), st.booleans(), st.integers(0, 700), st.text(max_size=8), st.just({})),
+        max_size=4,
+    ).map(json.dumps),
+)
+
+
+@given(st.sampled_from(WIRES), RESULT_TEXTS, st.sampled_from([None, *REACTION_NAMES]))
+def test_the_model_reacts_exactly_when_a_result_signals_an_error(
+    wire: Any, result: str, reaction: Any
+) -> None:
+    from harness.wire.base import signals_error
+
+    h = Reacting(ScriptedModel(wire, SCRIPT, on_tool_error=reaction))
+    h.model._next, h.model._previous = 1, SCRIPT[0]
+    served = h.send(conversation(wire, result))
+    reacted = reaction is not None and signals_error(result)
+    assert [f.label for f in h.firings] == ([f"on_tool_error:{reaction}"] if reacted else [])
+    text, calls = served_answer(wire, served)
+    if reacted and reaction == "retry":
+        assert [n for n, _, _ in calls] == ["get_order"]
+    elif reacted and reaction == "give_up":
+        assert calls == []
+        assert text is not None
+    else:  # no reaction, or proceed: the script's turn, as without on_tool_error
+        assert [n for n, _, _ in calls] == ["issue_refund"]
