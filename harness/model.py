@@ -95,6 +95,8 @@ class ScriptedModel:
     body means the agent moved on with what it received, so the turn counts as served (an agent
     that assembles an answer whose end marker went missing is not thrown off its script).
     Requests beyond the script get HTTP 500 with a provider error body naming the problem.
+    With ``on_tool_error`` set, a request that hands the model a failed tool call gets the
+    model's reaction (:meth:`react`) unless a model fault fires on it first.
 
     Not thread-safe on its own: the world serialises calls.
 
@@ -294,7 +296,8 @@ class ScriptedModel:
         this model served last; when it finds none, the model does not react (no firing).
         """
         if self._gave_up is not None:
-            return self._gave_up, self._firing(index, "?", {"repeat": True})
+            detail: dict[str, object] = {"reaction": "give_up", "repeat": True}
+            return self._gave_up, self._firing(index, "?", detail)
         try:
             body = json.loads(request.body)
         except ValueError:
@@ -306,7 +309,7 @@ class ScriptedModel:
         mode = self.on_tool_error
         calls = _failed_calls(failed, turn, self._previous)
         tool = calls[0].name if calls else "?"
-        detail: dict[str, object] = {
+        detail = {
             "reaction": mode,
             "failed": len(failed),
             "error": _excerpt(failed[0].text),
