@@ -13,6 +13,7 @@ alone where evidence exists: the agent's outcome is checked for honesty against 
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import itertools
 import json
@@ -27,6 +28,7 @@ from faults.base import Category, Fault, Surface
 from faults.injection import BAIT_KEY, Payload
 from faults.model import LengthCut
 from harness.adapter import RunState
+from harness.model import REACTION_KEY
 from harness.record import Baseline, Commit, Exchange, RunRecord, canonical
 
 
@@ -1196,6 +1198,88 @@ def _copied(own: str, sources: Sequence[str], n: int, exempt: Sequence[str]) -> 
             if gram in grams:
                 return gram
     return None
+
+
+@dataclass(frozen=True)
+class ToolErrorReaction(Check):
+    """Evidence: how the agent handled its model's reaction to a failed tool call
+    (``on_tool_error``). Not applicable when no failed call reached the model: the reaction was
+    never played, and the run is judged as if the model had none. ``give_up``: the run must not
+    end ``completed`` and commits no effect after the model gave up. ``retry``: the agent must
+    reach a terminal state however often the model re-asks. ``proceed`` is judged by the checks
+    beside it (recovered, stopped_after_failure, same_effects, the expected outcome)."""
+
+    reaction: str
+    name: ClassVar[str] = "tool_error_reaction"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        fired = [f for f in record.firings if f.key == REACTION_KEY]
+        if not fired:
+            return self.skip(
+                f"on_tool_error {self.reaction} not exercised: no failed tool call reached the "
+                f"model in its {record.model_calls()} request(s) (the agent handled every tool "
+                "error in its own code, or none occurred)"
+            )
+        first = fired[0]
+        what = (
+            f"the model reacted {self.reaction!r} at model request {first.call_index} to the "
+            f"failed {first.where} call ({first.detail.get('error') or 'an error'})"
+        )
+        final = record.final
+        if record.timed_out is not None or final is None or not final.state.terminal:
+            if self.reaction != "retry":
+                return self.skip("no terminal state (see terminal_state)")
+            return self.fail(
+                f"{what}, and kept re-asking it {len(fired)} time(s): the agent never reached "
+                "a terminal state. Bound the attempts per tool call, whoever asks for them, and "
+                "do not re-run a call that failed permanently"
+            )
+        if self.reaction == "give_up":
+            if final.state is RunState.COMPLETED:
+                return self.fail(
+                    f"{what}: it answered that it cannot continue, yet the agent reported "
+                    "'completed'; a run whose model gave up has no result and must end failed "
+                    "with category tool"
+                )
+            seq = next(
+                (
+                    e.seq
+                    for e in record.exchanges
+                    if e.surface == "model" and e.call_index == first.call_index
+                ),
+                0,
+            )
+            late = next((c for c in record.effects if c.request_seq > seq), None)
+            if late is not None:
+                return self.fail(
+                    f"{what}, yet the run went on to commit an effect on {late.tool!r} (request "
+                    f"#{late.request_seq}); nothing may be done after the model gave up",
+                    around=late.request_seq,
+                )
+        return self.ok(f"{what} {len(fired)} time(s); the run ended {final.state.value!r}")
+
+
+def after_give_up(record: RunRecord, expect: Expectation) -> Expectation:
+    """The expectation of a run whose model gave up after a failed tool call: failed with
+    category tool (the failure the model could not get past), effects judged only by
+    ``tool_error_reaction``; ``expect`` itself when the model did not give up."""
+    gave_up = any(
+        f.key == REACTION_KEY and f.detail.get("reaction") == "give_up" for f in record.firings
+    )
+    if not gave_up:
+        return expect
+    return dataclasses.replace(
+        expect,
+        state="failed",
+        category=Category.TOOL.value,
+        check_category=True,
+        effects=None,
+        bodies=None,
+        baseline=None,
+        approvals=None,
+        calls_made=(),
+        origin="the model gave up after a failed tool call: failed with category tool",
+    )
 
 
 UNIVERSAL: tuple[Check, ...] = (

@@ -156,7 +156,8 @@ def baseline_of(scenario: Scenario, probe: Probe) -> Baseline:
 
 def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
     """One variant per (matrix fault x eligible target x call index), plus, where the scenario
-    budgets attempts, a cell per transient tool fault that outlasts them."""
+    budgets attempts, a cell per transient tool fault that outlasts them, and each tool fault
+    cell again per reaction in ``matrix.on_tool_error``."""
     matrix = scenario.matrix
     if matrix is None:
         return
@@ -186,6 +187,18 @@ def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
                 expect = derive(scenario, fault, label, baseline)
                 expect = dataclasses.replace(expect, routes_proven=_routes_proven(probe))
                 yield Variant(scenario, label, (*own, fault), expect, "fault")
+                if cls.surface is not Surface.TOOL:
+                    continue
+                for reaction in matrix.on_tool_error:
+                    # the same cell, the model reacting to the failed call if it is handed one
+                    yield Variant(
+                        scenario,
+                        f"{label}+{reaction}",
+                        (*own, fault),
+                        expect,
+                        "fault",
+                        on_tool_error=reaction,
+                    )
 
 
 def _points(

@@ -7,6 +7,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from faults.base import Fault, Surface
 from faults.injection import BAIT_KEY, Payload
@@ -25,7 +26,7 @@ from faults.surfaces import (
 from harness.clock import FakeClock
 from harness.intercept import StreamedResponse
 from harness.wire import WireEncoder, encoder_for
-from harness.wire.base import SSE_HEADERS
+from harness.wire.base import SSE_HEADERS, LastTurn, ToolResultSent
 
 RETRY_AFTER_MS = "20"
 """Added to every provider error as ``retry-after-ms``: the openai and anthropic SDKs retry as
@@ -35,6 +36,17 @@ time instead of 0.5-8 s, so the suite stays fast. An agent with its own retry lo
 
 NOT_RETRYABLE = ("x-should-retry", "false")
 """Only on the answer to a request beyond the script (the SDKs then raise at once)."""
+
+ToolErrorReaction = Literal["retry", "proceed", "give_up"]
+"""How a reactive scripted model answers a request that hands it a failed tool call."""
+REACTIONS: tuple[ToolErrorReaction, ...] = get_args(ToolErrorReaction)
+REACTION_KEY = "on_tool_error"
+"""The key of a reaction's firing in the record (``on_tool_error:<reaction>`` its label)."""
+GIVE_UP_TEXT = (
+    "I cannot continue: the {tool} call failed ({error}). I am stopping here; I have no "
+    "result for this request."
+)
+"""The final answer of a model that gives up (``{tool}``, ``{error}`` filled in)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,8 @@ class ScriptedModel:
     body means the agent moved on with what it received, so the turn counts as served (an agent
     that assembles an answer whose end marker went missing is not thrown off its script).
     Requests beyond the script get HTTP 500 with a provider error body naming the problem.
+    With ``on_tool_error`` set, a request that hands the model a failed tool call gets the
+    model's reaction (:meth:`react`) unless a model fault fires on it first.
 
     Not thread-safe on its own: the world serialises calls.
 
@@ -92,6 +106,8 @@ class ScriptedModel:
         stream: whether to stream when a request body does not say (``"stream"`` in the
             request body always wins, as it does with real providers).
         model_name: the model name echoed in answers.
+        on_tool_error: how the model reacts to a request that hands it a failed tool call
+            (see :meth:`react`); None answers the script whatever the request carries.
     """
 
     def __init__(
@@ -100,12 +116,20 @@ class ScriptedModel:
         turns: Sequence[ModelAnswer],
         stream: bool = False,
         model_name: str = "shakeout-model",
+        on_tool_error: ToolErrorReaction | None = None,
     ) -> None:
+        if on_tool_error is not None and on_tool_error not in REACTIONS:
+            raise ValueError(
+                f"on_tool_error must be one of {', '.join(REACTIONS)} or None, got "
+                f"{on_tool_error!r}"
+            )
         self.wire_format: WireFormat = wire_format
         self.encoder = encoder_for(wire_format)
         self.turns = tuple(turns)
         self.stream = stream
         self.model_name = model_name
+        self.on_tool_error: ToolErrorReaction | None = on_tool_error
+        self._gave_up: ModelAnswer | None = None
         self._next = 0
         self._calls = 0
         self._previous: ModelAnswer | None = None
@@ -191,6 +215,15 @@ class ScriptedModel:
                 elif fault.times > 1:
                     self._again = (fault, fault.times - 1)
                 break
+        proceeded: FaultFiring | None = None
+        if answer is None and self.on_tool_error is not None:
+            reaction = self.react(request, index)
+            if reaction is not None and reaction[0] is not None:
+                answer, firing = reaction
+                fired.append(firing.label)
+                record(firing)
+            elif reaction is not None:
+                proceeded = reaction[1]
         consumed = False
         if answer is None:
             if scripted is None:
@@ -206,6 +239,10 @@ class ScriptedModel:
                 return Served(final, index, stream, (), exhausted=True)
             answer = scripted
             consumed = True
+            if proceeded is not None:
+                # the script's own answer: recorded as the reaction, but the exchange stays
+                # "real" (the agent got exactly what the script says)
+                record(proceeded)
         if isinstance(answer, ProviderError):
             self._previous = None
             return Served(_provider(self.encoder.error(answer)), index, stream, tuple(fired))
@@ -243,6 +280,89 @@ class ScriptedModel:
             tuple(fired),
         )
 
+    def react(
+        self, request: HttpRequest, index: int
+    ) -> tuple[ModelAnswer | None, FaultFiring] | None:
+        """The model's reaction to request ``index``, or None when it hands no failed call.
+
+        A request hands the model a failed call when a tool result sent after the model's last
+        answer says the call failed (:attr:`harness.wire.base.ToolResultSent.is_error`: the
+        format's error flag, or a JSON body with ``error``, ``isError`` or a 4xx/5xx
+        ``status``). ``retry`` answers with the failed call(s) again, same tool and arguments
+        (fresh ids); ``proceed`` serves the scripted turn (``None`` as the answer) as if the
+        call had worked; ``give_up`` answers a final text saying it cannot continue, and keeps
+        answering it to every later request. ``retry`` needs the failed call's name and
+        arguments: it finds them by id in the answer the request echoes, else in the answer
+        this model served last; when it finds none, the model does not react (no firing).
+        """
+        if self._gave_up is not None:
+            detail: dict[str, object] = {"reaction": "give_up", "repeat": True}
+            return self._gave_up, self._firing(index, "?", detail)
+        if not any(hint in request.body for hint in _ERROR_HINTS):
+            return None  # no failed call can be in it: spare parsing the whole conversation
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return None
+        turn = self.encoder.last_turn(body)
+        failed = turn.errors()
+        if not failed:
+            return None
+        mode = self.on_tool_error
+        calls = _failed_calls(failed, turn, self._previous)
+        tool = calls[0].name if calls else "?"
+        detail = {
+            "reaction": mode,
+            "failed": len(failed),
+            "error": _excerpt(failed[0].text),
+        }
+        if mode == "proceed":
+            return None, self._firing(index, tool, detail)
+        if mode == "give_up":
+            error = _excerpt(failed[0].text) or "an error"
+            self._gave_up = ModelAnswer(text=GIVE_UP_TEXT.format(tool=tool, error=error))
+            return self._gave_up, self._firing(index, tool, detail)
+        if not calls:
+            return None
+        again = tuple(
+            ToolCallSpec(c.name, c.arguments, id=f"call_retry_{index}_{n}")
+            for n, c in enumerate(calls, 1)
+        )
+        return ModelAnswer(tool_calls=again), self._firing(index, tool, detail)
+
+    def _firing(self, index: int, tool: str, detail: dict[str, object]) -> FaultFiring:
+        mode = self.on_tool_error
+        return FaultFiring(
+            REACTION_KEY, Surface.MODEL, tool, index, detail, f"{REACTION_KEY}:{mode}"
+        )
+
+
+def _failed_calls(
+    failed: Sequence[ToolResultSent], turn: LastTurn, previous: ModelAnswer | None
+) -> tuple[ToolCallSpec, ...]:
+    """The tool calls the failed results answer: by id in the echoed answer, else in the
+    answer served last; with no ids to go by, the echoed (or last served) calls themselves."""
+    known = turn.calls or (previous.tool_calls if previous is not None else ())
+    by_id = {c.id: c for c in known if c.id is not None}
+    if previous is not None:
+        for c in previous.tool_calls:
+            if c.id is not None:
+                by_id.setdefault(c.id, c)
+    found = [by_id[r.call_id] for r in failed if r.call_id is not None and r.call_id in by_id]
+    if not found and all(r.call_id is None for r in failed):
+        found = list(known[: len(failed)])
+    return tuple(dict.fromkeys(found))
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+_ERROR_HINTS = (b"rror", b"tatus")
+"""Every error form a tool result can take contains one of these (``error``, ``is_error``,
+``isError``, ``status``, ``statusCode``, ...), escaped or not; a substring search is ~30x
+cheaper than a regular expression over a long conversation."""
 
 _STREAM_FLAG = re.compile(rb'"stream"\s*:\s*(true|false)')
 
@@ -323,7 +443,7 @@ class BaitedModel(ScriptedModel):
 
     Args:
         bait: the payload's marker and goal answer.
-        wire_format, turns, stream, model_name: as for :class:`ScriptedModel`.
+        wire_format, turns, stream, model_name, on_tool_error: as for :class:`ScriptedModel`.
     """
 
     def __init__(
@@ -333,8 +453,11 @@ class BaitedModel(ScriptedModel):
         turns: Sequence[ModelAnswer],
         stream: bool = False,
         model_name: str = "shakeout-model",
+        on_tool_error: ToolErrorReaction | None = None,
     ) -> None:
-        super().__init__(wire_format, turns, stream=stream, model_name=model_name)
+        super().__init__(
+            wire_format, turns, stream=stream, model_name=model_name, on_tool_error=on_tool_error
+        )
         self.bait = bait
         self._marker = bait.marker.encode()
         self.taken: int | None = None

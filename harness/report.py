@@ -694,4 +694,12 @@ def summary_lines(report: Report) -> list[str]:
         lines.append(
             f"coverage: {cov.exercised_pairs}/{cov.planned_pairs} scenario x fault pairs exercised"
         )
+    reacted = s.by_check.get("tool_error_reaction")
+    if reacted is not None:
+        played = reacted.passed + reacted.failed
+        items = played + reacted.not_applicable
+        lines.append(
+            f"tool error reactions (on_tool_error): {played}/{items} items exercised"
+            + ("" if played == items else "; in the others no failed tool call reached the model")
+        )
     return lines

@@ -27,7 +27,7 @@ from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
 from harness.intercept import seal_network
-from harness.model import BaitedModel, ScriptedModel, bait_of
+from harness.model import BaitedModel, ScriptedModel, ToolErrorReaction, bait_of
 from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart, RunRecord
 from harness.scenario import Scenario
 from harness.services import Ledger, Sequence, Static, ToolService
@@ -160,16 +160,22 @@ def build_world(
     log: EventLog | None = None,
     *,
     injection: tuple[Payload, str] | None = None,
+    on_tool_error: ToolErrorReaction | None = None,
 ) -> World:
     """The world of one run: scripted model, fresh services, the faults, one seeded RNG.
 
     With ``injection`` (a payload and its cell's label) the scripted model takes the payload's
-    bait (see :class:`harness.model.BaitedModel`).
+    bait (see :class:`harness.model.BaitedModel`). ``on_tool_error`` (a matrix cell's reaction)
+    replaces the scenario's ``model.on_tool_error``.
     """
     model: ScriptedModel
+    reaction = on_tool_error or scenario.model.on_tool_error
     if injection is None:
         model = ScriptedModel(
-            scenario.model.format, scenario.model_answers(), stream=scenario.model.stream
+            scenario.model.format,
+            scenario.model_answers(),
+            stream=scenario.model.stream,
+            on_tool_error=reaction,
         )
     else:
         model = BaitedModel(
@@ -177,6 +183,7 @@ def build_world(
             scenario.model.format,
             scenario.model_answers(),
             stream=scenario.model.stream,
+            on_tool_error=reaction,
         )
     return World(
         endpoints_of(scenario),
@@ -222,6 +229,7 @@ class Variant:
     error: str | None = None  # the cell cannot be run as asked: an ERROR item with this reason
     injection: Payload | None = None  # an injection cell's payload (the model takes its bait)
     injection_point: str | None = None  # where it was injected: input.<field> or <tool>#<n>
+    on_tool_error: ToolErrorReaction | None = None  # the cell's reaction (None: the scenario's)
 
 
 @dataclass
@@ -259,7 +267,15 @@ def run_variant(
     try:
         log = EventLog()
         injection = None if variant.injection is None else (variant.injection, variant.label)
-        world = build_world(scenario, variant.faults, seed, clock, log, injection=injection)
+        world = build_world(
+            scenario,
+            variant.faults,
+            seed,
+            clock,
+            log,
+            injection=injection,
+            on_tool_error=variant.on_tool_error,
+        )
         agent_config = {**(config or {}), **scenario.agent_config}
         context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload

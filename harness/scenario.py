@@ -63,6 +63,7 @@ WireFormat = Literal["openai_chat", "openai_responses", "anthropic_messages"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ReviewVerdict = Literal["approve", "deny", "never"]
 FinishReason = Literal["stop", "tool_calls", "length", "content_filter"]
+OnToolError = Literal["retry", "proceed", "give_up"]  # harness.model.ToolErrorReaction
 
 # Bounds on scenario values: far above what any scenario needs, low enough that no value can
 # hang a run, overflow a timer (Event.wait(inf) raises) or exhaust memory.
@@ -508,6 +509,10 @@ class ModelConfig(_Spec):
     stream: bool = False
     base_url: str = Field(DEFAULT_MODEL_BASE_URL, pattern=r"^https?://[^/]+", max_length=MAX_NAME)
     turns: tuple[Turn, ...] = Field((), max_length=MAX_STEPS)
+    on_tool_error: OnToolError | None = None
+    """How the model answers a request that hands it a failed tool call: ``retry`` the same
+    call, ``proceed`` with the script, ``give_up`` with a final text; unset: the script,
+    whatever the request carries (see the README's "The scripted model")."""
 
 
 # --------------------------------------------------------------------------- reviewer
@@ -798,6 +803,21 @@ class Matrix(_Spec):
     exhaust: bool = True
     """With ``expect.budget.attempts`` set, add a cell per transient tool fault that fails as
     many attempts in a row, so the agent's retry budget runs out (it must end failed)."""
+    on_tool_error: tuple[OnToolError, ...] = Field((), max_length=3)
+    """Play every tool fault cell once more per reaction listed, the model reacting so to a
+    failed tool call handed to it (cell ``<label>+<reaction>``)."""
+
+    @field_validator("on_tool_error")
+    @classmethod
+    def _once_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise PydanticCustomError(
+                "reaction_twice",
+                "reaction {twice} is listed more than once",
+                {"twice": ", ".join(twice), "hint": "list each of retry, proceed, give_up once"},
+            )
+        return value
 
     @model_validator(mode="after")
     def _something_to_expand(self) -> Matrix:
@@ -1035,6 +1055,17 @@ class Scenario(_Spec):
                 problems.append(_unknown_fault(key, ("matrix", "faults", i)))
         for i, tool in enumerate(self.matrix.targets or ()):
             problems += self._service_problem(tool, ("matrix", "targets", i), "matrix target")
+        if self.matrix.on_tool_error and not any(
+            known[k].surface is Surface.TOOL for k in self.matrix.fault_keys() if k in known
+        ):
+            problems.append(
+                RuleProblem(
+                    ("matrix", "on_tool_error"),
+                    "the reactions play against tool fault cells, but the matrix has no tool fault",
+                    "add a tool fault (e.g. 'faults: [tool_http_404]' or 'surfaces: [tool]') or "
+                    "remove 'on_tool_error'",
+                )
+            )
         for i, tool in enumerate(self.matrix.allow_after_failure):
             at_tool: Loc = ("matrix", "allow_after_failure", i)
             problems += self._service_problem(tool, at_tool, "allowed tool")

@@ -19,7 +19,9 @@ from harness.checks import (
     InjectionContained,
     InputHandled,
     NoReexecution,
+    ToolErrorReaction,
     Verdict,
+    after_give_up,
     evaluate,
     overall,
     reexecuted,
@@ -74,10 +76,15 @@ class RunResult:
 
 
 def extra_checks(variant: Variant) -> tuple[Check, ...]:
-    """Checks a variant adds to the universal ones (crash cells check re-execution)."""
+    """Checks a variant adds to the universal ones (crash cells check re-execution; a model
+    that reacts to failed tool calls adds ``tool_error_reaction``)."""
+    out: list[Check] = []
     if variant.kind == "crash" and variant.baseline_requests is not None:
-        return (NoReexecution(variant.baseline_requests, variant.allowed_extra),)
-    return ()
+        out.append(NoReexecution(variant.baseline_requests, variant.allowed_extra))
+    reaction = variant.on_tool_error or variant.scenario.model.on_tool_error
+    if reaction is not None:
+        out.append(ToolErrorReaction(reaction))
+    return tuple(out)
 
 
 def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
@@ -94,7 +101,8 @@ def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
         checks = (*INJECTION_UNIVERSAL, contained)
         verdicts = tuple(c.evaluate(record, variant.expect) for c in checks)
     else:
-        verdicts = evaluate(record, variant.expect, extra_checks(variant))
+        expect = after_give_up(record, variant.expect)
+        verdicts = evaluate(record, expect, extra_checks(variant))
     return RunResult(variant, record, verdicts, overall(verdicts), reproduce)
 
 

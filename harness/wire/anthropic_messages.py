@@ -5,8 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
-from harness.wire.base import WireEncoder, named_tools, provider_error_status
+from faults.surfaces import (
+    HttpResponse,
+    ModelAnswer,
+    ProviderError,
+    StreamPlan,
+    ToolCallSpec,
+    WireFormat,
+)
+from harness.wire.base import (
+    LastTurn,
+    ToolResultSent,
+    WireEncoder,
+    content_text,
+    last_index,
+    named_tools,
+    provider_error_status,
+    text_or_none,
+)
 from harness.wire.sse import pieces, rough_tokens, sse_event
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
@@ -117,6 +133,37 @@ class AnthropicMessagesEncoder(WireEncoder):
     def offered_tools(self, body: Any) -> tuple[str, ...]:
         """Names under ``tools[].name``."""
         return named_tools(body.get("tools"), "name") if isinstance(body, dict) else ()
+
+    def last_turn(self, body: Any) -> LastTurn:
+        """The ``tool_use`` blocks of the last ``assistant`` message and the ``tool_result``
+        blocks of the messages after it (``is_error: true`` is the format's own error flag)."""
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return LastTurn()
+        at = last_index(messages, lambda m: m.get("role") == "assistant")
+        calls = tuple(
+            ToolCallSpec(
+                block["name"], json.dumps(block.get("input")), text_or_none(block.get("id"))
+            )
+            for block in (_blocks_of(messages[at]) if at >= 0 else ())
+            if block.get("type") == "tool_use" and isinstance(block.get("name"), str)
+        )
+        results = tuple(
+            ToolResultSent(
+                text_or_none(block.get("tool_use_id")),
+                content_text(block.get("content")),
+                block.get("is_error") is True,
+            )
+            for message in messages[at + 1 :]
+            for block in _blocks_of(message)
+            if block.get("type") == "tool_result"
+        )
+        return LastTurn(calls, results)
+
+
+def _blocks_of(message: Any) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
 def _message(answer: ModelAnswer, model: str, seq: int) -> dict[str, Any]:

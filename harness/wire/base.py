@@ -2,15 +2,109 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
+from faults.surfaces import (
+    HttpResponse,
+    ModelAnswer,
+    ProviderError,
+    StreamPlan,
+    ToolCallSpec,
+    WireFormat,
+)
 
 SSE_HEADERS: tuple[tuple[str, str], ...] = (
     ("content-type", "text/event-stream; charset=utf-8"),
     ("cache-control", "no-cache"),
 )
+
+
+ERROR_STATUS_KEYS = ("status", "status_code", "statusCode")
+"""Top-level keys of a JSON tool result whose value 400..599 says the call failed."""
+
+
+def signals_error(text: str) -> bool:
+    """Whether a tool result's text says the call failed: a JSON object with a non-empty
+    ``error``, ``isError``/``is_error`` true, or a ``status``/``status_code``/``statusCode`` of
+    400..599 (an HTTP error body, or the agent's own wrapping of one). Plain text never does:
+    wording is the model's to read, not the harness's to guess."""
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(data, dict):
+        return False
+    if data.get("isError") is True or data.get("is_error") is True:
+        return True
+    if data.get("error") not in (None, False, "", {}, []):
+        return True
+    return any(
+        isinstance(v, int) and not isinstance(v, bool) and 400 <= v <= 599
+        for v in (data.get(k) for k in ERROR_STATUS_KEYS)
+    )
+
+
+@dataclass(frozen=True)
+class ToolResultSent:
+    """A tool result as an agent sent it to the model.
+
+    Attributes:
+        call_id: the id of the tool call it answers (None when the format or agent gave none).
+        text: its content as text (text parts joined).
+        flagged: the format's own error flag is set (Anthropic ``is_error: true``).
+    """
+
+    call_id: str | None
+    text: str
+    flagged: bool = False
+
+    @property
+    def is_error(self) -> bool:
+        """Whether the result tells the model its call failed (flag, or :func:`signals_error`)."""
+        return self.flagged or signals_error(self.text)
+
+
+@dataclass(frozen=True)
+class LastTurn:
+    """The end of the conversation a model request carries: the tool calls of the model's last
+    answer (as the agent echoes it back) and the tool results sent after that answer."""
+
+    calls: tuple[ToolCallSpec, ...] = ()
+    results: tuple[ToolResultSent, ...] = ()
+
+    def errors(self) -> tuple[ToolResultSent, ...]:
+        """The results that tell the model its call failed."""
+        return tuple(r for r in self.results if r.is_error)
+
+
+def content_text(content: Any) -> str:
+    """A message content as text: a string as is, a list of parts with ``text`` joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
+        )
+    return "" if content is None else json.dumps(content)
+
+
+def text_or_none(value: Any) -> str | None:
+    """``value`` if it is a string, else None (ids read from an untrusted request body)."""
+    return value if isinstance(value, str) else None
+
+
+def last_index(items: list[Any], is_answer: Any) -> int:
+    """The index of the last item for which ``is_answer(item)`` holds, or -1."""
+    for i in range(len(items) - 1, -1, -1):
+        if isinstance(items[i], Mapping) and is_answer(items[i]):
+            return i
+    return -1
 
 
 class WireEncoder(ABC):
@@ -55,6 +149,11 @@ class WireEncoder(ABC):
     @abstractmethod
     def offered_tools(self, body: Any) -> tuple[str, ...]:
         """The tool names a request body offers the model (empty when none or unreadable)."""
+
+    @abstractmethod
+    def last_turn(self, body: Any) -> LastTurn:
+        """The model's last answer's tool calls and the tool results sent after it, read from
+        a parsed request body (empty when there are none or the body is unreadable)."""
 
 
 def provider_error_status(error: ProviderError, wire_format: WireFormat) -> int:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
-from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
-from harness.wire.base import WireEncoder, named_tools, provider_error_status
+from faults.surfaces import (
+    HttpResponse,
+    ModelAnswer,
+    ProviderError,
+    StreamPlan,
+    ToolCallSpec,
+    WireFormat,
+)
+from harness.wire.base import (
+    LastTurn,
+    ToolResultSent,
+    WireEncoder,
+    content_text,
+    last_index,
+    named_tools,
+    provider_error_status,
+    text_or_none,
+)
 from harness.wire.sse import pieces, rough_tokens, sse_event
 
 DONE = b"data: [DONE]\n\n"
@@ -147,6 +164,27 @@ class OpenAIChatEncoder(WireEncoder):
         return named_tools(body.get("tools"), "function", "name") + named_tools(
             body.get("functions"), "name"
         )
+
+    def last_turn(self, body: Any) -> LastTurn:
+        """The last ``assistant`` message's ``tool_calls`` and the ``tool`` messages after it."""
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return LastTurn()
+        at = last_index(messages, lambda m: m.get("role") == "assistant")
+        calls = []
+        if at >= 0:
+            for call in messages[at].get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("name"), str):
+                    arguments = function.get("arguments")
+                    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+                    calls.append(ToolCallSpec(function["name"], text, text_or_none(call.get("id"))))
+        results = tuple(
+            ToolResultSent(text_or_none(m.get("tool_call_id")), content_text(m.get("content")))
+            for m in messages[at + 1 :]
+            if isinstance(m, dict) and m.get("role") == "tool"
+        )
+        return LastTurn(tuple(calls), results)
 
 
 def _id(entry: dict[str, Any], call_id: str | None) -> dict[str, Any]:

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
-from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
-from harness.wire.base import WireEncoder, named_tools
+from faults.surfaces import (
+    HttpResponse,
+    ModelAnswer,
+    ProviderError,
+    StreamPlan,
+    ToolCallSpec,
+    WireFormat,
+)
+from harness.wire.base import (
+    LastTurn,
+    ToolResultSent,
+    WireEncoder,
+    content_text,
+    last_index,
+    named_tools,
+    text_or_none,
+)
 from harness.wire.openai_chat import openai_error
 from harness.wire.sse import pieces, rough_tokens, sse_event
 
@@ -99,6 +115,40 @@ class OpenAIResponsesEncoder(WireEncoder):
     def offered_tools(self, body: Any) -> tuple[str, ...]:
         """Names under ``tools[].name`` (function tools are flat in this format)."""
         return named_tools(body.get("tools"), "name") if isinstance(body, dict) else ()
+
+    def last_turn(self, body: Any) -> LastTurn:
+        """The ``function_call`` items of the model's last answer in ``input`` and the
+        ``function_call_output`` items after it (with ``previous_response_id`` the answer is
+        not echoed back: only the outputs are read)."""
+        items = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return LastTurn()
+        at = last_index(items, _is_answer)
+        start = at
+        while start > 0 and isinstance(items[start - 1], dict) and _is_answer(items[start - 1]):
+            start -= 1
+        calls = tuple(
+            ToolCallSpec(
+                item["name"],
+                item["arguments"]
+                if isinstance(item.get("arguments"), str)
+                else json.dumps(item.get("arguments")),
+                text_or_none(item.get("call_id")),
+            )
+            for item in items[start : at + 1]
+            if item.get("type") == "function_call" and isinstance(item.get("name"), str)
+        )
+        results = tuple(
+            ToolResultSent(text_or_none(item.get("call_id")), content_text(item.get("output")))
+            for item in items[at + 1 :]
+            if isinstance(item, dict) and item.get("type") == "function_call_output"
+        )
+        return LastTurn(calls, results)
+
+
+def _is_answer(item: dict[str, Any]) -> bool:
+    """An item the model produced: a function call or an assistant message."""
+    return item.get("type") == "function_call" or item.get("role") == "assistant"
 
 
 def _output(answer: ModelAnswer, seq: int) -> list[dict[str, Any]]:

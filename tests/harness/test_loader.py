@@ -487,3 +487,30 @@ def test_the_library_is_valid_and_complete() -> None:
     for path in sorted(LIBRARY.glob("*.yaml")):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first == SCHEMA_LINE, f"{path.name} must start with {SCHEMA_LINE!r}"
+
+
+def test_a_bad_on_tool_error_names_its_line_and_the_reactions(in_tmp: Path) -> None:
+    text = GOOD.replace("model:\n", "model:\n  on_tool_error: ignore\n")
+    assert errors_of(text) == [
+        "scenarios/x.yaml:6: field 'model.on_tool_error': Input should be 'retry', 'proceed' or "
+        "'give_up', got 'ignore'. Fix: use one of: retry, proceed, give_up"
+    ]
+    text = GOOD.replace("model:\n", "model:\n  on_tool_error: Give_Up\n")
+    assert errors_of(text)[0].endswith("Fix: write 'give_up' (values are case-sensitive)")
+
+
+def test_a_matrix_reaction_listed_twice_is_refused(in_tmp: Path) -> None:
+    matrix = "matrix: {faults: [tool_http_404], on_tool_error: [retry, give_up, retry]}\n"
+    assert errors_of(GOOD + matrix) == [
+        "scenarios/x.yaml:18: field 'matrix.on_tool_error': reaction retry is listed more than "
+        "once. Fix: list each of retry, proceed, give_up once"
+    ]
+
+
+def test_matrix_reactions_without_a_tool_fault_are_refused(in_tmp: Path) -> None:
+    matrix = "matrix: {faults: [model_refusal], on_tool_error: [give_up]}\n"
+    assert errors_of(GOOD + matrix) == [
+        "scenarios/x.yaml:18: field 'matrix.on_tool_error': the reactions play against tool "
+        "fault cells, but the matrix has no tool fault. Fix: add a tool fault (e.g. 'faults: "
+        "[tool_http_404]' or 'surfaces: [tool]') or remove 'on_tool_error'"
+    ]

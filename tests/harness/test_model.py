@@ -313,3 +313,300 @@ def test_the_baited_model_streams_the_goal_in_each_wire_format(wire: Any) -> Non
     streamed = b"".join(served.response.plan.events)
     assert payload.goal.tool.encode() in streamed
     assert h.model.turns_served == 0
+
+
+# --------------------------------------------------------------------------- on_tool_error
+
+CALL = ToolCallSpec("get_order", '{"order_id": "A-1"}', "call_1")
+ERROR_BODY = '{"error": "not_found", "status": 404}'
+ORDER_BODY = '{"order_id": "A-1", "total": 49.99}'
+SCRIPT = (
+    ModelAnswer(tool_calls=(CALL,)),
+    ModelAnswer(tool_calls=(ToolCallSpec("issue_refund", '{"order_id": "A-1"}', "call_2"),)),
+    ModelAnswer(text="Refunded."),
+)
+
+
+def conversation(wire: str, result: str, *, flagged: bool = False, echo: bool = True) -> Any:
+    """A request body in ``wire`` format: the model's get_order call, then its result."""
+    call_id, name, args = CALL.id, CALL.name, CALL.arguments
+    if wire == "openai_chat":
+        call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+        return {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "refund A-1"},
+                *([{"role": "assistant", "content": None, "tool_calls": [call]}] if echo else []),
+                {"role": "tool", "tool_call_id": call_id, "content": result},
+            ],
+        }
+    if wire == "openai_responses":
+        echoed = {"type": "function_call", "call_id": call_id, "name": name, "arguments": args}
+        return {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "refund A-1"},
+                *([echoed] if echo else []),
+                {"type": "function_call_output", "call_id": call_id, "output": result},
+            ],
+        }
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id, "content": result}
+    if flagged:
+        block["is_error"] = True
+    use = {"type": "tool_use", "id": call_id, "name": name, "input": json.loads(args)}
+    return {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "refund A-1"},
+            *([{"role": "assistant", "content": [use]}] if echo else []),
+            {"role": "user", "content": [block]},
+        ],
+    }
+
+
+def served_answer(wire: str, served: Served) -> tuple[str | None, list[tuple[str, Any, Any]]]:
+    """The text and ``(name, arguments, id)`` of the tool calls a served answer carries."""
+    assert isinstance(served.response, HttpResponse)
+    body = json.loads(served.response.body)
+    if wire == "openai_chat":
+        message = body["choices"][0]["message"]
+        calls = [
+            (c["function"]["name"], json.loads(c["function"]["arguments"]), c["id"])
+            for c in message.get("tool_calls") or ()
+        ]
+        return message.get("content"), calls
+    if wire == "openai_responses":
+        items = body["output"]
+        text = next((i["content"][0]["text"] for i in items if i["type"] == "message"), None)
+        calls = [
+            (i["name"], json.loads(i["arguments"]), i["call_id"])
+            for i in items
+            if i["type"] == "function_call"
+        ]
+        return text, calls
+    blocks = body["content"]
+    text = next((b["text"] for b in blocks if b["type"] == "text"), None)
+    return text, [(b["name"], b["input"], b["id"]) for b in blocks if b["type"] == "tool_use"]
+
+
+class Reacting(Harness):
+    def send(self, body: Any) -> Served:
+        raw = json.dumps(body).encode()
+        req = HttpRequest("POST", "http://model.test/v1" + self.model.path_suffix, {}, raw)
+        return self.model.handle(req, self.faults, self.rng, self.clock, self.firings.append)
+
+
+WIRES = ("openai_chat", "openai_responses", "anthropic_messages")
+REACTION_NAMES = ("retry", "proceed", "give_up")
+
+
+def reacting(wire: Any, reaction: Any) -> Reacting:
+    return Reacting(ScriptedModel(wire, SCRIPT, on_tool_error=reaction))
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_without_on_tool_error_the_script_answers_a_failed_call(wire: Any) -> None:
+    h = Reacting(ScriptedModel(wire, SCRIPT))
+    h.send(conversation(wire, "refund A-1"))
+    served = h.send(conversation(wire, ERROR_BODY, flagged=True))
+    assert served_answer(wire, served)[1][0][0] == "issue_refund"
+    assert h.firings == []
+    assert served.fired == ()
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_retry_answers_the_failed_call_again_and_keeps_the_script_in_line(wire: Any) -> None:
+    h = reacting(wire, "retry")
+    first = h.send(conversation(wire, "refund A-1", echo=False))
+    assert served_answer(wire, first)[1][0][0] == "get_order"
+    again = h.send(conversation(wire, ERROR_BODY))
+    text, calls = served_answer(wire, again)
+    assert text is None
+    assert [(n, a) for n, a, _ in calls] == [("get_order", {"order_id": "A-1"})]
+    assert calls[0][2] != CALL.id  # a fresh id: ids are unique within a conversation
+    assert again.fired == ("on_tool_error:retry",)
+    firing = h.firings[-1]
+    assert (firing.key, firing.surface, firing.where, firing.call_index) == (
+        "on_tool_error",
+        Surface.MODEL,
+        "get_order",
+        again.call_index,
+    )
+    assert firing.detail["reaction"] == "retry"
+    assert "not_found" in firing.detail["error"]
+    # the retried call worked: the scripted turn that was due is served
+    after = h.send(conversation(wire, ORDER_BODY))
+    assert served_answer(wire, after)[1][0][0] == "issue_refund"
+    assert after.fired == ()
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_proceed_serves_the_scripted_turn_and_records_the_reaction(wire: Any) -> None:
+    h = reacting(wire, "proceed")
+    h.model._next, h.model._previous = 1, SCRIPT[0]
+    served = h.send(conversation(wire, ERROR_BODY))
+    assert served_answer(wire, served)[1][0][0] == "issue_refund"
+    assert h.model.turns_served == 2
+    # the agent got the script's own answer: the exchange stays "real", the firing is recorded
+    assert served.fired == ()
+    assert [f.label for f in h.firings] == ["on_tool_error:proceed"]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_give_up_answers_a_final_text_and_keeps_to_it(wire: Any) -> None:
+    h = reacting(wire, "give_up")
+    h.model._next, h.model._previous = 1, SCRIPT[0]
+    served = h.send(conversation(wire, ERROR_BODY))
+    text, calls = served_answer(wire, served)
+    assert calls == []
+    assert text is not None
+    assert text.startswith("I cannot continue: the get_order call failed")
+    assert "not_found" in text
+    # asked again (with or without the error), the model has given up for good
+    later = h.send(conversation(wire, ORDER_BODY))
+    assert served_answer(wire, later) == (text, [])
+    assert [f.detail.get("repeat", False) for f in h.firings] == [False, True]
+    assert h.model.turns_served == 1
+
+
+def test_anthropic_is_error_flag_counts_whatever_the_text() -> None:
+    h = reacting("anthropic_messages", "give_up")
+    h.model._previous = SCRIPT[0]
+    served = h.send(conversation("anthropic_messages", "Order lookup timed out", flagged=True))
+    assert "timed out" in (served_answer("anthropic_messages", served)[0] or "")
+
+
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize(
+    "result",
+    [
+        ORDER_BODY,
+        "Error: the order service is down",  # plain text: wording is the model's to read
+        '{"status": "issued"}',
+        '{"status": 200, "error": null}',
+        '{"error": ""}',
+        "[1, 2]",
+    ],
+)
+def test_a_result_that_does_not_signal_an_error_gets_the_script(wire: Any, result: str) -> None:
+    h = reacting(wire, "give_up")
+    h.model._next, h.model._previous = 1, SCRIPT[0]
+    served = h.send(conversation(wire, result))
+    assert served_answer(wire, served)[1][0][0] == "issue_refund"
+    assert h.firings == []
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        '{"error": {"message": "boom"}}',
+        '{"isError": true, "content": []}',
+        '{"is_error": true}',
+        '{"status_code": 503}',
+        '{"statusCode": 422, "message": "bad"}',
+    ],
+)
+def test_every_documented_error_form_is_an_error(result: str) -> None:
+    from harness.wire.base import signals_error
+
+    assert signals_error(result)
+
+
+@given(st.integers(100, 599), st.sampled_from(["status", "status_code", "statusCode"]))
+def test_a_status_is_an_error_exactly_from_400_to_599(status: int, key: str) -> None:
+    from harness.wire.base import signals_error
+
+    assert signals_error(json.dumps({key: status, "detail": "x"})) == (status >= 400)
+
+
+def test_only_results_sent_after_the_models_last_answer_count() -> None:
+    # an error the model already answered (proceeded past) is history, not news
+    h = reacting("openai_chat", "give_up")
+    body = conversation("openai_chat", ERROR_BODY)
+    body["messages"].append({"role": "assistant", "content": "Noted.", "tool_calls": None})
+    body["messages"].append({"role": "user", "content": "go on"})
+    served = h.send(body)
+    assert served_answer("openai_chat", served)[1][0][0] == "get_order"
+    assert h.firings == []
+
+
+def test_retry_finds_the_call_in_the_last_answer_when_the_request_does_not_echo_it() -> None:
+    # the responses API with previous_response_id sends only the outputs
+    h = reacting("openai_responses", "retry")
+    first = h.send({"model": "m", "input": "refund A-1"})
+    assert served_answer("openai_responses", first)[1][0][0] == "get_order"
+    again = h.send(conversation("openai_responses", ERROR_BODY, echo=False))
+    assert [n for n, _, _ in served_answer("openai_responses", again)[1]] == ["get_order"]
+
+
+def test_retry_without_a_call_to_repeat_does_not_react() -> None:
+    h = reacting("openai_chat", "retry")
+    served = h.send(conversation("openai_chat", ERROR_BODY, echo=False))
+    assert served_answer("openai_chat", served)[1][0][0] == "get_order"  # the script
+    assert h.firings == []
+
+
+def test_a_streamed_reaction_is_served_as_a_stream() -> None:
+    h = reacting("openai_chat", "retry")
+    h.model._previous = SCRIPT[0]
+    served = h.send({**conversation("openai_chat", ERROR_BODY), "stream": True})
+    assert served.stream
+    assert isinstance(served.response, StreamedResponse)
+    streamed = b"".join(served.response.plan.events)
+    assert b"get_order" in streamed
+    assert b"call_retry_" in streamed
+    assert served.fired == ("on_tool_error:retry",)
+
+
+def test_a_model_fault_on_the_same_request_wins_over_the_reaction() -> None:
+    fault = Refuse(Schedule(nth=1))
+    h = Reacting(ScriptedModel("openai_chat", SCRIPT, on_tool_error="give_up"), (fault,))
+    served = h.send(conversation("openai_chat", ERROR_BODY))
+    assert served.fired == (fault.label(),)
+    assert [f.key for f in h.firings] == ["test_model_refuse"]
+
+
+def test_an_unknown_reaction_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="retry, proceed, give_up"):
+        ScriptedModel("openai_chat", SCRIPT, on_tool_error="ignore")  # type: ignore[arg-type]
+
+
+def test_the_scenario_and_the_model_name_the_same_reactions() -> None:
+    from typing import get_args
+
+    from harness.model import REACTIONS
+    from harness.scenario import OnToolError
+
+    assert get_args(OnToolError) == REACTIONS
+
+
+RESULT_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.dictionaries(
+        st.sampled_from(["error", "status", "status_code", "statusCode", "isError", "detail"]),
+        st.one_of(st.none(), st.booleans(), st.integers(0, 700), st.text(max_size=8), st.just({})),
+        max_size=4,
+    ).map(json.dumps),
+)
+
+
+@given(st.sampled_from(WIRES), RESULT_TEXTS, st.sampled_from([None, *REACTION_NAMES]))
+def test_the_model_reacts_exactly_when_a_result_signals_an_error(
+    wire: Any, result: str, reaction: Any
+) -> None:
+    from harness.wire.base import signals_error
+
+    h = Reacting(ScriptedModel(wire, SCRIPT, on_tool_error=reaction))
+    h.model._next, h.model._previous = 1, SCRIPT[0]
+    served = h.send(conversation(wire, result))
+    reacted = reaction is not None and signals_error(result)
+    assert [f.label for f in h.firings] == ([f"on_tool_error:{reaction}"] if reacted else [])
+    text, calls = served_answer(wire, served)
+    if reacted and reaction == "retry":
+        assert [n for n, _, _ in calls] == ["get_order"]
+    elif reacted and reaction == "give_up":
+        assert calls == []
+        assert text is not None
+    else:  # no reaction, or proceed: the script's turn, as without on_tool_error
+        assert [n for n, _, _ in calls] == ["issue_refund"]

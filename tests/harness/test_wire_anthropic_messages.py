@@ -226,3 +226,38 @@ def test_in_stream_error_event_raises_a_status_error(client: anthropic.Anthropic
 def test_offered_tools() -> None:
     assert ENC.offered_tools({"tools": [{"name": "a"}, {"name": "b"}]}) == ("a", "b")
     assert ENC.offered_tools({"tools": "nope"}) == ()
+
+
+def test_a_failed_call_sent_back_by_the_sdk_is_read_and_given_up_on(
+    client: anthropic.Anthropic,
+) -> None:
+    turns = (ModelAnswer(tool_calls=(ToolCallSpec("get_order", '{"order_id": "A-1"}', "t1"),)),)
+    interceptor, firings = scripted_provider.reacting(FORMAT, turns, "give_up")
+    with interceptor:
+        first = client.messages.create(model=MODEL, max_tokens=100, messages=MESSAGES)
+        use = next(b for b in first.content if b.type == "tool_use")
+        messages: list[Any] = [
+            *MESSAGES,
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": use.id,
+                        "content": [{"type": "text", "text": "the order service timed out"}],
+                        "is_error": True,
+                    }
+                ],
+            },
+        ]
+        again = client.messages.create(model=MODEL, max_tokens=100, messages=messages)
+    turn = ENC.last_turn({"messages": json.loads(json.dumps(messages))})
+    assert [(c.name, c.id) for c in turn.calls] == [("get_order", "t1")]
+    assert [(r.call_id, r.text, r.is_error) for r in turn.results] == [
+        ("t1", "the order service timed out", True)
+    ]
+    text = "".join(b.text for b in again.content if b.type == "text")
+    assert text.startswith("I cannot continue: the get_order call failed (the order service")
+    assert again.stop_reason == "end_turn"
+    assert [f.label for f in firings] == ["on_tool_error:give_up"]

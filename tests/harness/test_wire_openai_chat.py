@@ -249,3 +249,28 @@ def test_offered_tools_are_read_from_the_request() -> None:
 def test_unknown_format_is_explained() -> None:
     with pytest.raises(ValueError, match="unknown wire format 'grpc'; use one of"):
         encoder_for("grpc")  # type: ignore[arg-type]
+
+
+def test_a_failed_call_sent_back_by_the_sdk_is_read_and_retried() -> None:
+    turns = (ModelAnswer(tool_calls=(ToolCallSpec("get_order", '{"order_id": "A-1"}', "c1"),)),)
+    interceptor, firings = scripted_provider.reacting("openai_chat", turns, "retry")
+    sdk = openai.OpenAI(base_url="http://model.shakeout.test/v1", api_key="k", max_retries=0)
+    with interceptor:
+        first = sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+        messages: list[Any] = [
+            {"role": "user", "content": "hi"},
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": '{"error": "not_found"}'},
+        ]
+        again = sdk.chat.completions.create(model="m", messages=messages)
+    body = json.loads(json.dumps(messages))
+    turn = ENC.last_turn({"messages": body})
+    assert [(c.name, c.id) for c in turn.calls] == [("get_order", "c1")]
+    assert [(r.call_id, r.is_error) for r in turn.results] == [("c1", True)]
+    retried = again.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert (retried.function.name, json.loads(retried.function.arguments)) == (  # type: ignore[union-attr]
+        "get_order",
+        {"order_id": "A-1"},
+    )
+    assert [f.label for f in firings] == ["on_tool_error:retry"]

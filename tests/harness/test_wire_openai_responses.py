@@ -207,3 +207,31 @@ def test_offered_tools_and_call_without_id() -> None:
     answer = ModelAnswer(tool_calls=(ToolCallSpec("get_order", "{}", None),))
     item = json.loads(ENC.response(answer, model="m", seq=1, created=1).body)["output"][0]
     assert "call_id" not in item
+
+
+def test_a_failed_call_sent_back_by_the_sdk_is_read_and_retried() -> None:
+    turns = (ModelAnswer(tool_calls=(ToolCallSpec("get_order", '{"order_id": "A-1"}', "c1"),)),)
+    interceptor, firings = scripted_provider.reacting(FORMAT, turns, "retry")
+    sdk = openai.OpenAI(base_url=BASE, api_key="k", max_retries=0)
+    with interceptor:
+        first = sdk.responses.create(model="m", input="hi")
+        call = next(i for i in first.output if i.type == "function_call")
+        items: list[Any] = [
+            {"role": "user", "content": "hi"},
+            call.model_dump(exclude_none=True),
+            {"type": "function_call_output", "call_id": call.call_id, "output": '{"status": 503}'},
+        ]
+        again = sdk.responses.create(model="m", input=items)
+        # with previous_response_id only the output is sent: the model's last answer tells
+        retry_id = next(i.call_id for i in again.output if i.type == "function_call")
+        output = {"type": "function_call_output", "call_id": retry_id, "output": '{"error": 1}'}
+        only = sdk.responses.create(model="m", previous_response_id=again.id, input=[output])
+    turn = ENC.last_turn({"input": json.loads(json.dumps(items))})
+    assert [(c.name, c.id) for c in turn.calls] == [("get_order", "c1")]
+    assert [(r.call_id, r.is_error) for r in turn.results] == [("c1", True)]
+    for answer in (again, only):
+        retried = [i for i in answer.output if i.type == "function_call"]
+        assert [(i.name, json.loads(i.arguments)) for i in retried] == [  # type: ignore[union-attr]
+            ("get_order", {"order_id": "A-1"})
+        ]
+    assert [f.label for f in firings] == ["on_tool_error:retry"] * 2

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from faults.surfaces import HttpRequest, ModelAnswer, ModelFault, WireFormat
+from faults.surfaces import FaultFiring, HttpRequest, ModelAnswer, ModelFault, WireFormat
 from harness.clock import FakeClock
 from harness.intercept import Answer, Interceptor
-from harness.model import ScriptedModel
+from harness.model import ScriptedModel, ToolErrorReaction
 
 
 def scripted(
@@ -40,3 +40,18 @@ def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(time, "sleep", sleep)
     return slept
+
+
+def reacting(
+    wire_format: WireFormat, turns: tuple[ModelAnswer, ...], reaction: ToolErrorReaction
+) -> tuple[Interceptor, list[FaultFiring]]:
+    """The scripted model reacting to failed tool calls with ``reaction``, behind an
+    interceptor; its firings are appended to the returned list."""
+    model = ScriptedModel(wire_format, turns, on_tool_error=reaction)
+    rng, clock = random.Random(1), FakeClock()
+    firings: list[FaultFiring] = []
+
+    def handler(request: HttpRequest) -> Answer:
+        return model.handle(request, (), rng, clock, firings.append).response
+
+    return Interceptor(handler), firings
