@@ -1,8 +1,11 @@
-"""The interface every wire encoder implements, and what the providers share."""
+"""The interface every wire format implements (encoding answers, reading them back), and what
+the providers share."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
@@ -11,6 +14,44 @@ SSE_HEADERS: tuple[tuple[str, str], ...] = (
     ("content-type", "text/event-stream; charset=utf-8"),
     ("cache-control", "no-cache"),
 )
+
+
+@dataclass(frozen=True)
+class DecodedAnswer:
+    """A model answer read back from a provider's wire format (a recorded response).
+
+    Attributes:
+        text: the answer's text, None when it has none.
+        refusal: the provider's refusal text (Anthropic: the text of a ``refusal`` stop).
+        calls: each tool call as (name, arguments as raw JSON text), in order.
+        finish: the finish reason in shakeout's words (``stop``, ``tool_calls``, ``length``,
+            ``content_filter``, or the provider's own word when it has no equivalent); None
+            when the format does not say.
+        empty: the answer had no choices, output items or content blocks at all.
+    """
+
+    text: str | None = None
+    refusal: str | None = None
+    calls: tuple[tuple[str, str], ...] = ()
+    finish: str | None = None
+    empty: bool = False
+
+
+class UnreadableAnswer(ValueError):
+    """A response that is not an answer in its wire format; the message says what is missing."""
+
+
+def json_body(body: bytes) -> object:
+    """A response body parsed as JSON.
+
+    Raises:
+        UnreadableAnswer: the body is not JSON.
+    """
+    try:
+        parsed: object = json.loads(body)
+    except ValueError:
+        raise UnreadableAnswer("its body is not JSON") from None
+    return parsed
 
 
 class WireEncoder(ABC):
@@ -55,6 +96,22 @@ class WireEncoder(ABC):
     @abstractmethod
     def offered_tools(self, body: Any) -> tuple[str, ...]:
         """The tool names a request body offers the model (empty when none or unreadable)."""
+
+    @abstractmethod
+    def decode(self, body: bytes) -> DecodedAnswer:
+        """The answer a provider's JSON response body holds.
+
+        Raises:
+            UnreadableAnswer: the body is not an answer in this format.
+        """
+
+    @abstractmethod
+    def decode_stream(self, body: bytes) -> DecodedAnswer:
+        """The answer a provider's whole SSE stream (as recorded) adds up to.
+
+        Raises:
+            UnreadableAnswer: the stream is not an answer in this format.
+        """
 
 
 def provider_error_status(error: ProviderError, wire_format: WireFormat) -> int:

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from faults.surfaces import HttpResponse, ModelAnswer, ProviderError, StreamPlan, WireFormat
-from harness.wire.base import WireEncoder, named_tools, provider_error_status
-from harness.wire.sse import pieces, rough_tokens, sse_event
+from harness.wire.base import (
+    DecodedAnswer,
+    UnreadableAnswer,
+    WireEncoder,
+    json_body,
+    named_tools,
+    provider_error_status,
+)
+from harness.wire.sse import pieces, rough_tokens, sse_event, sse_events
 
 DONE = b"data: [DONE]\n\n"
 
@@ -147,6 +154,56 @@ class OpenAIChatEncoder(WireEncoder):
         return named_tools(body.get("tools"), "function", "name") + named_tools(
             body.get("functions"), "name"
         )
+
+    def decode(self, body: bytes) -> DecodedAnswer:
+        """The answer of a ``chat.completion`` body: the first choice's message."""
+        return _decode(json_body(body))
+
+    def decode_stream(self, body: bytes) -> DecodedAnswer:
+        """The answer ``chat.completion.chunk`` deltas add up to (tool calls by index)."""
+        text: list[str] = []
+        refusal: list[str] = []
+        calls: dict[int, list[str]] = {}
+        finish: str | None = None
+        saw_choice = False
+        for _, chunk in sse_events(body):
+            for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+                saw_choice = True
+                delta = choice.get("delta") or {}
+                text.append(delta.get("content") or "")
+                refusal.append(delta.get("refusal") or "")
+                for call in delta.get("tool_calls") or []:
+                    slot = calls.setdefault(int(call.get("index", len(calls))), ["", ""])
+                    function = call.get("function") or {}
+                    slot[0] += function.get("name") or ""
+                    slot[1] += function.get("arguments") or ""
+                finish = choice.get("finish_reason") or finish
+        if not saw_choice:
+            return DecodedAnswer(empty=True)
+        return DecodedAnswer(
+            "".join(text) or None,
+            "".join(refusal) or None,
+            tuple((name, args) for _, (name, args) in sorted(calls.items())),
+            finish,
+        )
+
+
+def _decode(body: Any) -> DecodedAnswer:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list):
+        raise UnreadableAnswer("it has no 'choices' list")
+    if not choices:
+        return DecodedAnswer(empty=True)
+    choice = choices[0]
+    message = choice.get("message") or {}
+    calls = tuple(
+        (str(c["function"]["name"]), str(c["function"].get("arguments") or ""))
+        for c in message.get("tool_calls") or []
+        if isinstance(c, dict) and isinstance(c.get("function"), dict)
+    )
+    return DecodedAnswer(
+        message.get("content"), message.get("refusal"), calls, choice.get("finish_reason")
+    )
 
 
 def _id(entry: dict[str, Any], call_id: str | None) -> dict[str, Any]:
