@@ -37,7 +37,7 @@ OVERSIZED: dict[str, int] = {
     "harness/gate.py": 634,
     "harness/intercept.py": 767,
     "harness/loader.py": 788,
-    "harness/recording.py": 951,
+    "harness/recording.py": 797,
     "harness/report.py": 697,
     "harness/report_model.py": 872,
     "harness/scenario.py": 1155,
