@@ -25,7 +25,7 @@ from harness.adapter import Endpoints
 from harness.hardkill.errors import AgentProcessDied, ended
 from harness.hardkill.messages import dumps
 
-__all__ = ["STARTUP_TIMEOUT_S", "Child", "ForkedChild", "SpawnedChild", "Zygote"]
+__all__ = ["REAP_TIMEOUT_S", "STARTUP_TIMEOUT_S", "Child", "ForkedChild", "SpawnedChild", "Zygote"]
 
 STARTUP_TIMEOUT_S = 60.0
 """How long a child may take to import the agent and build its adapter (real seconds)."""
