@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from faults.base import Fault, Schedule, Surface, registry
 from faults.surfaces import CrashFault, CrashMode, CrashPoint
 from harness.checks import Expectation
+from harness.injection import injection_cells
 from harness.record import Baseline
 from harness.runner import Probe, Variant
 from harness.scenario import Expect, Scenario, effect_bodies, effect_counts, import_catalogue
@@ -352,12 +353,12 @@ def expand(scenario: Scenario, probe: Probe | None, seed: int = 0) -> list[Varia
     """
     variants = [base_variant(scenario)]
     if probe is not None:
-        from harness.injection import injection_cells
-
         cells = [
             *fault_cells(scenario, probe),
             *crash_cells(scenario, probe),
-            *injection_cells(scenario, probe, seed),
+            *injection_cells(
+                scenario, probe, seed, rules=rules(scenario), baseline=baseline_of(scenario, probe)
+            ),
         ]
         if probe.failure is not None:
             why = (

@@ -4,11 +4,14 @@ Recording is the one place shakeout lets requests leave the machine, and only wh
 for it by calling :func:`record_session`. A cassette then becomes a scenario mapping: each model
 answer a turn, each tool endpoint a fake service, ``expect`` pre-filled from what the recording
 shows. Faults are spliced into the replay by the harness as for any scenario (``faults:`` or
-``matrix:``), so no fault is ever recorded into a cassette.
+``matrix:``), so no fault is ever recorded into a cassette. Model answers are read by the wire
+format that serves them (:mod:`harness.wire`); a response body, and the scenario, are held to
+the scenario file limit of :mod:`harness.loader` (512 KiB).
 
 Errors::
 
-    CassetteError      the cassette is missing, unreadable or not in vcrpy's format
+    CassetteError      the cassette is missing, unreadable or not in vcrpy's format, or an
+                       answer in it is larger than a scenario file may be
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -25,8 +28,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from faults.surfaces import WireFormat
 from harness.output import OutputError, write_text
 from harness.redact import RedactionConfigError, Redactor, normalize, redactor_for
+from harness.wire import DecodedAnswer, UnreadableAnswer, encoder_for, format_of_path
 
 DEFAULT_SCRUB = ("authorization", "x-api-key", "api-key", "cookie")
 """Header names (case-insensitive) whose values never reach a cassette."""
@@ -38,11 +43,6 @@ MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "body")
 """vcrpy matchers for the recording: the body is included, so two LLM POSTs to the same URL
 with different conversations are told apart (vcrpy's default ignores bodies)."""
 
-_MODEL_SUFFIXES = {
-    "/chat/completions": "openai_chat",
-    "/responses": "openai_responses",
-    "/messages": "anthropic_messages",
-}
 _EFFECT_METHODS = frozenset({"POST", "PATCH", "PUT"})
 _KEPT_HEADERS = ("retry-after", "location", "etag")
 # a scrubbed value shorter than this is too common a string to replace wherever it appears
@@ -248,7 +248,29 @@ def _read(path: Path) -> tuple[_Interaction, ...]:
             f"cassette {str(path)!r} has no 'interactions' list (got "
             f"{type(data).__name__}); pass a cassette vcrpy wrote (version 1 format)"
         )
-    return tuple(_interaction(path, i, raw) for i, raw in enumerate(interactions))
+    items = tuple(_interaction(path, i, raw) for i, raw in enumerate(interactions))
+    _check_sizes(path, items)
+    return items
+
+
+def _check_sizes(path: Path, items: Sequence[_Interaction]) -> None:
+    # a response becomes a turn or a tool answer in a scenario file, which the loader reads
+    # only up to its limit: refuse here, naming the interaction, not after writing the file
+    from harness.loader import MAX_FILE_BYTES
+
+    for item in items:
+        size = len(item.response_body)
+        if size > MAX_FILE_BYTES:
+            raise CassetteError(
+                f"cassette {str(path)!r}: interaction {item.index} ({item.method} {item.url}) "
+                f"has a response body of {size:,} bytes, over the {_limit(MAX_FILE_BYTES)} a "
+                "scenario file may hold; record the session with a smaller answer (filter or "
+                "page the results) or delete that interaction from the cassette"
+            )
+
+
+def _limit(limit: int) -> str:
+    return f"{limit // 1024} KiB ({limit:,} bytes)"
 
 
 def _interaction(path: Path, index: int, raw: Any) -> _Interaction:
@@ -298,198 +320,18 @@ def _bytes(value: Any) -> bytes:
 # --------------------------------------------------------------------------- model answers
 
 
-@dataclass
-class _Answer:
-    text: str | None = None
-    refusal: str | None = None
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    finish: str | None = None
-    empty: bool = False
-
-
-def _sse_events(body: bytes) -> Iterator[tuple[str | None, Any]]:
-    text = body.decode("utf-8", errors="replace").replace("\r\n", "\n")
-    for block in text.split("\n\n"):
-        name: str | None = None
-        data: list[str] = []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-        if not data:
-            continue
-        payload = "\n".join(data)
-        if payload.strip() == "[DONE]":
-            continue
-        try:
-            yield name, json.loads(payload)
-        except ValueError:
-            continue
-
-
 def _is_stream(item: _Interaction) -> bool:
     return "text/event-stream" in item.response_headers.get("content-type", "")
 
 
-def _answer(item: _Interaction, wire: str) -> _Answer:
-    stream = _is_stream(item)
-    if wire == "openai_chat":
-        return _chat_stream(item.response_body) if stream else _chat(_json(item))
-    if wire == "openai_responses":
-        return _responses_stream(item.response_body) if stream else _responses(_json(item))
-    return _messages_stream(item.response_body) if stream else _messages(_json(item))
+def _answer(item: _Interaction, wire: WireFormat) -> DecodedAnswer:
+    encoder = encoder_for(wire)
+    if _is_stream(item):
+        return encoder.decode_stream(item.response_body)
+    return encoder.decode(item.response_body)
 
 
-def _json(item: _Interaction) -> Any:
-    try:
-        return json.loads(item.response_body)
-    except ValueError:
-        raise _Unreadable("its body is not JSON") from None
-
-
-class _Unreadable(Exception):
-    """A model response that is not an answer in its wire format (noted, not converted)."""
-
-
-def _chat(body: Any) -> _Answer:
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not isinstance(choices, list):
-        raise _Unreadable("it has no 'choices' list")
-    if not choices:
-        return _Answer(empty=True)
-    choice = choices[0]
-    message = choice.get("message") or {}
-    calls = [
-        (str(c["function"]["name"]), str(c["function"].get("arguments") or ""))
-        for c in message.get("tool_calls") or []
-        if isinstance(c, dict) and isinstance(c.get("function"), dict)
-    ]
-    return _Answer(
-        message.get("content"), message.get("refusal"), calls, choice.get("finish_reason")
-    )
-
-
-def _chat_stream(body: bytes) -> _Answer:
-    text: list[str] = []
-    refusal: list[str] = []
-    calls: dict[int, list[str]] = {}
-    finish: str | None = None
-    saw_choice = False
-    for _, chunk in _sse_events(body):
-        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
-            saw_choice = True
-            delta = choice.get("delta") or {}
-            text.append(delta.get("content") or "")
-            refusal.append(delta.get("refusal") or "")
-            for call in delta.get("tool_calls") or []:
-                slot = calls.setdefault(int(call.get("index", len(calls))), ["", ""])
-                function = call.get("function") or {}
-                slot[0] += function.get("name") or ""
-                slot[1] += function.get("arguments") or ""
-            finish = choice.get("finish_reason") or finish
-    if not saw_choice:
-        return _Answer(empty=True)
-    return _Answer(
-        "".join(text) or None,
-        "".join(refusal) or None,
-        [(name, args) for _, (name, args) in sorted(calls.items())],
-        finish,
-    )
-
-
-_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
-
-
-def _responses(body: Any) -> _Answer:
-    output = body.get("output") if isinstance(body, dict) else None
-    if not isinstance(output, list):
-        raise _Unreadable("it has no 'output' list")
-    if not output:
-        return _Answer(empty=True)
-    answer = _Answer()
-    for item in output:
-        if item.get("type") == "function_call":
-            answer.calls.append((str(item.get("name")), str(item.get("arguments") or "")))
-        elif item.get("type") == "message":
-            for part in item.get("content") or []:
-                if part.get("type") == "refusal":
-                    answer.refusal = (answer.refusal or "") + str(part.get("refusal") or "")
-                elif part.get("type") == "output_text":
-                    answer.text = (answer.text or "") + str(part.get("text") or "")
-    reason = (body.get("incomplete_details") or {}).get("reason")
-    answer.finish = _INCOMPLETE.get(str(reason)) if body.get("status") == "incomplete" else None
-    return answer
-
-
-def _responses_stream(body: bytes) -> _Answer:
-    done: list[Any] = []
-    for name, event in _sse_events(body):
-        kind = event.get("type", name) if isinstance(event, dict) else name
-        if kind in ("response.completed", "response.incomplete"):
-            return _responses(event.get("response"))
-        if kind == "response.output_item.done":
-            done.append(event.get("item"))
-    if not done:
-        raise _Unreadable("the stream has no response.completed event")
-    return _responses({"output": done})
-
-
-_STOP = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls"}
-_STOP |= {"max_tokens": "length", "refusal": "refusal"}
-
-
-def _messages(body: Any) -> _Answer:
-    content = body.get("content") if isinstance(body, dict) else None
-    if not isinstance(content, list):
-        raise _Unreadable("it has no 'content' list")
-    return _message_answer(content, body.get("stop_reason"))
-
-
-def _message_answer(blocks: Sequence[Any], stop: Any) -> _Answer:
-    if not blocks:
-        return _Answer(empty=True)
-    answer = _Answer()
-    for block in blocks:
-        if block.get("type") == "text":
-            answer.text = (answer.text or "") + str(block.get("text") or "")
-        elif block.get("type") == "tool_use":
-            raw = block.get("input")
-            args = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
-            answer.calls.append((str(block.get("name")), args))
-    finish = _STOP.get(str(stop))
-    if finish == "refusal":
-        # Anthropic has no refusal field: a refusal is the text with stop_reason "refusal"
-        answer.refusal, answer.text, finish = answer.text or "", None, None
-    answer.finish = finish
-    return answer
-
-
-def _messages_stream(body: bytes) -> _Answer:
-    blocks: dict[int, dict[str, Any]] = {}
-    partial: dict[int, str] = {}
-    stop: Any = None
-    for name, event in _sse_events(body):
-        kind = event.get("type", name) if isinstance(event, dict) else name
-        if kind == "content_block_start":
-            index = int(event.get("index", len(blocks)))
-            blocks[index] = dict(event.get("content_block") or {})
-        elif kind == "content_block_delta":
-            index = int(event.get("index", 0))
-            delta = event.get("delta") or {}
-            block = blocks.setdefault(index, {"type": "text", "text": ""})
-            if delta.get("type") == "text_delta":
-                block["text"] = str(block.get("text") or "") + str(delta.get("text") or "")
-            elif delta.get("type") == "input_json_delta":
-                partial[index] = partial.get(index, "") + str(delta.get("partial_json") or "")
-        elif kind == "message_delta":
-            stop = (event.get("delta") or {}).get("stop_reason") or stop
-    for index, raw in partial.items():
-        blocks[index]["input"] = raw  # the raw text: parsed (or kept verbatim) with the turn
-    return _message_answer([blocks[i] for i in sorted(blocks)], stop)
-
-
-def _turn(answer: _Answer) -> dict[str, Any]:
+def _turn(answer: DecodedAnswer) -> dict[str, Any]:
     calls = [{"name": name, "arguments": _arguments(args)} for name, args in answer.calls]
     text = answer.text or None
     derived = "tool_calls" if calls else "stop"
@@ -601,11 +443,8 @@ def _under(item: _Interaction, base: tuple[str, str]) -> bool:
     return _origin(item.url) == base[0] and (path == base[1] or path.startswith(base[1] + "/"))
 
 
-def _wire_of(item: _Interaction) -> str | None:
-    for suffix, wire in _MODEL_SUFFIXES.items():
-        if item.path.endswith(suffix):
-            return wire
-    return None
+def _wire_of(item: _Interaction) -> WireFormat | None:
+    return format_of_path(item.path)
 
 
 def _is_model(item: _Interaction, base: tuple[str, str] | None) -> bool:
@@ -660,7 +499,7 @@ def _turns(
     path: Path, items: Sequence[_Interaction], notes: list[str]
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
     turns: list[dict[str, Any]] = []
-    formats: list[str] = []
+    formats: list[WireFormat] = []
     streamed = False
     for n, item in enumerate(items, 1):
         wire = _wire_of(item) or "openai_chat"
@@ -672,7 +511,7 @@ def _turns(
             continue
         try:
             answer = _answer(item, wire)
-        except _Unreadable as exc:
+        except UnreadableAnswer as exc:
             notes.append(f"model request {n} ({wire}) was not converted: {exc}")
             continue
         formats.append(wire)
@@ -885,7 +724,7 @@ def import_cassette_main(
     """
     from pydantic import ValidationError
 
-    from harness.loader import ScenarioError, load_scenario
+    from harness.loader import MAX_FILE_BYTES, ScenarioError, load_scenario
     from harness.scenario import NAME_PATTERN, Scenario
 
     stdout = stdout or sys.stdout
@@ -932,6 +771,13 @@ def import_cassette_main(
     # A cassette recorded without record_session may hold secrets: none reaches the scenario.
     scenario = redactor.value(conversion.scenario)
     text = scenario_yaml(scenario, source=Path(cassette).name, notes=conversion.notes)
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        return fail(
+            f"the scenario converted from {cassette!r} would be {size:,} bytes, over the "
+            f"{_limit(MAX_FILE_BYTES)} a scenario file may hold (each answer is within it, "
+            "together they are not); record a shorter session, or split the cassette"
+        )
     if out is None:
         stdout.write(text)
         return 0

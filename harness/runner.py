@@ -6,7 +6,6 @@ so can any script.
 
 from __future__ import annotations
 
-import importlib
 import random
 import tempfile
 import threading
@@ -21,7 +20,11 @@ from typing import Any
 from faults.base import Fault, Surface
 from faults.injection import Payload
 from faults.surfaces import CrashFault, CrashMode, FaultFiring
-from harness.adapter import AdapterFactory, AgentAdapter, Endpoints, WorldContext
+from harness.adapter import AgentAdapter, Endpoints, WorldContext
+from harness.agent_factory import (
+    AgentLoadError as AgentLoadError,  # re-exported: callers import it here
+)
+from harness.agent_factory import load_factory as load_factory
 from harness.checks import Expectation
 from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
@@ -32,36 +35,6 @@ from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart
 from harness.scenario import Scenario
 from harness.services import Ledger, Sequence, Static, ToolService
 from harness.world import World
-
-
-class AgentLoadError(Exception):
-    """The adapter factory named by a scenario or the ini key cannot be loaded."""
-
-
-def load_factory(path: str) -> AdapterFactory:
-    """Import ``module:callable`` and return the callable."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise AgentLoadError(
-            f"agent {path!r} must be 'module:callable', e.g. 'reference_agent:build_adapter'"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AgentLoadError(
-            f"cannot import module {module_name!r} of agent {path!r}: {exc}; check the "
-            "chaos_agent ini key or the scenario's 'agent' field"
-        ) from exc
-    target: Any = module
-    for part in attr.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise AgentLoadError(
-                f"module {module_name!r} has no attribute {attr!r} (agent {path!r})"
-            )
-    if not callable(target):
-        raise AgentLoadError(f"agent {path!r} is not callable")
-    return target  # type: ignore[no-any-return]
 
 
 class AdapterCache:

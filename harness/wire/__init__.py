@@ -1,27 +1,33 @@
-"""Encoders from provider-neutral model answers to each provider's real wire format.
+"""Each provider's real wire format: encoding provider-neutral answers, and reading them back.
 
 One :class:`WireEncoder` per format renders a ``ModelAnswer`` as the provider's JSON body or as
 a ``StreamPlan`` of its SSE events, a ``ProviderError`` as its error status and body (so the
-real SDK raises its real exception class), and an in-stream error event.
+real SDK raises its real exception class), and an in-stream error event; and reads a recorded
+response body or SSE stream back into a :class:`DecodedAnswer` (``harness.recording`` turns
+cassettes into scenarios with it).
 """
 
 from __future__ import annotations
 
 from faults.surfaces import WireFormat
 from harness.wire.anthropic_messages import AnthropicMessagesEncoder
-from harness.wire.base import WireEncoder, provider_error_status
+from harness.wire.base import DecodedAnswer, UnreadableAnswer, WireEncoder, provider_error_status
 from harness.wire.openai_chat import OpenAIChatEncoder
 from harness.wire.openai_responses import OpenAIResponsesEncoder
-from harness.wire.sse import sse_event
+from harness.wire.sse import sse_event, sse_events
 
 __all__ = [
     "AnthropicMessagesEncoder",
+    "DecodedAnswer",
     "OpenAIChatEncoder",
     "OpenAIResponsesEncoder",
+    "UnreadableAnswer",
     "WireEncoder",
     "encoder_for",
+    "format_of_path",
     "provider_error_status",
     "sse_event",
+    "sse_events",
 ]
 
 _ENCODERS: dict[str, WireEncoder] = {
@@ -42,3 +48,11 @@ def encoder_for(wire_format: WireFormat) -> WireEncoder:
     except KeyError:
         known = ", ".join(sorted(_ENCODERS))
         raise ValueError(f"unknown wire format {wire_format!r}; use one of: {known}") from None
+
+
+def format_of_path(path: str) -> WireFormat | None:
+    """The wire format whose endpoint ``path`` ends like (``/v1/messages``: Anthropic), if any."""
+    for encoder in _ENCODERS.values():
+        if path.endswith(encoder.path_suffix):
+            return encoder.wire_format
+    return None

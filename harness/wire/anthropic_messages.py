@@ -14,18 +14,23 @@ from faults.surfaces import (
     WireFormat,
 )
 from harness.wire.base import (
+    DecodedAnswer,
     LastTurn,
     ToolResultSent,
+    UnreadableAnswer,
     WireEncoder,
     content_text,
+    json_body,
     last_index,
     named_tools,
     provider_error_status,
     text_or_none,
 )
-from harness.wire.sse import pieces, rough_tokens, sse_event
+from harness.wire.sse import pieces, rough_tokens, sse_event, sse_events
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls"}
+_FINISH |= {"max_tokens": "length", "refusal": "refusal"}
 
 _ERRORS: dict[str, tuple[str, str]] = {
     "rate_limit": (
@@ -160,10 +165,61 @@ class AnthropicMessagesEncoder(WireEncoder):
         )
         return LastTurn(calls, results)
 
+    def decode(self, body: bytes) -> DecodedAnswer:
+        """The answer of a ``message`` body: its content blocks and stop reason."""
+        message = json_body(body)
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            raise UnreadableAnswer("it has no 'content' list")
+        return _decode(message["content"], message.get("stop_reason"))
+
+    def decode_stream(self, body: bytes) -> DecodedAnswer:
+        """The answer the content-block events add up to (tool input from its JSON pieces)."""
+        blocks: dict[int, dict[str, Any]] = {}
+        partial: dict[int, str] = {}
+        stop: Any = None
+        for name, event in sse_events(body):
+            kind = event.get("type", name) if isinstance(event, dict) else name
+            if kind == "content_block_start":
+                index = int(event.get("index", len(blocks)))
+                blocks[index] = dict(event.get("content_block") or {})
+            elif kind == "content_block_delta":
+                index = int(event.get("index", 0))
+                delta = event.get("delta") or {}
+                block = blocks.setdefault(index, {"type": "text", "text": ""})
+                if delta.get("type") == "text_delta":
+                    block["text"] = str(block.get("text") or "") + str(delta.get("text") or "")
+                elif delta.get("type") == "input_json_delta":
+                    piece = str(delta.get("partial_json") or "")
+                    partial[index] = partial.get(index, "") + piece
+            elif kind == "message_delta":
+                stop = (event.get("delta") or {}).get("stop_reason") or stop
+        for index, raw in partial.items():
+            blocks[index]["input"] = raw  # the raw text: parsed (or kept verbatim) by the reader
+        return _decode([blocks[i] for i in sorted(blocks)], stop)
+
 
 def _blocks_of(message: Any) -> list[dict[str, Any]]:
     content = message.get("content") if isinstance(message, dict) else None
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _decode(blocks: list[Any], stop: Any) -> DecodedAnswer:
+    if not blocks:
+        return DecodedAnswer(empty=True)
+    text: str | None = None
+    calls: list[tuple[str, str]] = []
+    for block in blocks:
+        if block.get("type") == "text":
+            text = (text or "") + str(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            raw = block.get("input")
+            args = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
+            calls.append((str(block.get("name")), args))
+    finish = _FINISH.get(str(stop))
+    if finish == "refusal":
+        # Anthropic has no refusal field: a refusal is the text with stop_reason "refusal"
+        return DecodedAnswer(None, text or "", tuple(calls), None)
+    return DecodedAnswer(text, None, tuple(calls), finish)
 
 
 def _message(answer: ModelAnswer, model: str, seq: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The interface every wire encoder implements, and what the providers share."""
+"""The interface every wire format implements (encoding answers, reading them back), and what
+the providers share."""
 
 from __future__ import annotations
 
@@ -107,6 +108,44 @@ def last_index(items: list[Any], is_answer: Any) -> int:
     return -1
 
 
+@dataclass(frozen=True)
+class DecodedAnswer:
+    """A model answer read back from a provider's wire format (a recorded response).
+
+    Attributes:
+        text: the answer's text, None when it has none.
+        refusal: the provider's refusal text (Anthropic: the text of a ``refusal`` stop).
+        calls: each tool call as (name, arguments as raw JSON text), in order.
+        finish: the finish reason in shakeout's words (``stop``, ``tool_calls``, ``length``,
+            ``content_filter``, or the provider's own word when it has no equivalent); None
+            when the format does not say.
+        empty: the answer had no choices, output items or content blocks at all.
+    """
+
+    text: str | None = None
+    refusal: str | None = None
+    calls: tuple[tuple[str, str], ...] = ()
+    finish: str | None = None
+    empty: bool = False
+
+
+class UnreadableAnswer(ValueError):
+    """A response that is not an answer in its wire format; the message says what is missing."""
+
+
+def json_body(body: bytes) -> object:
+    """A response body parsed as JSON.
+
+    Raises:
+        UnreadableAnswer: the body is not JSON.
+    """
+    try:
+        parsed: object = json.loads(body)
+    except ValueError:
+        raise UnreadableAnswer("its body is not JSON") from None
+    return parsed
+
+
 class WireEncoder(ABC):
     """Renders answers and errors in one provider's wire format.
 
@@ -154,6 +193,22 @@ class WireEncoder(ABC):
     def last_turn(self, body: Any) -> LastTurn:
         """The model's last answer's tool calls and the tool results sent after it, read from
         a parsed request body (empty when there are none or the body is unreadable)."""
+
+    @abstractmethod
+    def decode(self, body: bytes) -> DecodedAnswer:
+        """The answer a provider's JSON response body holds.
+
+        Raises:
+            UnreadableAnswer: the body is not an answer in this format.
+        """
+
+    @abstractmethod
+    def decode_stream(self, body: bytes) -> DecodedAnswer:
+        """The answer a provider's whole SSE stream (as recorded) adds up to.
+
+        Raises:
+            UnreadableAnswer: the stream is not an answer in this format.
+        """
 
 
 def provider_error_status(error: ProviderError, wire_format: WireFormat) -> int:

@@ -14,16 +14,19 @@ from faults.surfaces import (
     WireFormat,
 )
 from harness.wire.base import (
+    DecodedAnswer,
     LastTurn,
     ToolResultSent,
+    UnreadableAnswer,
     WireEncoder,
     content_text,
+    json_body,
     last_index,
     named_tools,
     provider_error_status,
     text_or_none,
 )
-from harness.wire.sse import pieces, rough_tokens, sse_event
+from harness.wire.sse import pieces, rough_tokens, sse_event, sse_events
 
 DONE = b"data: [DONE]\n\n"
 
@@ -185,6 +188,56 @@ class OpenAIChatEncoder(WireEncoder):
             if isinstance(m, dict) and m.get("role") == "tool"
         )
         return LastTurn(tuple(calls), results)
+
+    def decode(self, body: bytes) -> DecodedAnswer:
+        """The answer of a ``chat.completion`` body: the first choice's message."""
+        return _decode(json_body(body))
+
+    def decode_stream(self, body: bytes) -> DecodedAnswer:
+        """The answer ``chat.completion.chunk`` deltas add up to (tool calls by index)."""
+        text: list[str] = []
+        refusal: list[str] = []
+        calls: dict[int, list[str]] = {}
+        finish: str | None = None
+        saw_choice = False
+        for _, chunk in sse_events(body):
+            for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+                saw_choice = True
+                delta = choice.get("delta") or {}
+                text.append(delta.get("content") or "")
+                refusal.append(delta.get("refusal") or "")
+                for call in delta.get("tool_calls") or []:
+                    slot = calls.setdefault(int(call.get("index", len(calls))), ["", ""])
+                    function = call.get("function") or {}
+                    slot[0] += function.get("name") or ""
+                    slot[1] += function.get("arguments") or ""
+                finish = choice.get("finish_reason") or finish
+        if not saw_choice:
+            return DecodedAnswer(empty=True)
+        return DecodedAnswer(
+            "".join(text) or None,
+            "".join(refusal) or None,
+            tuple((name, args) for _, (name, args) in sorted(calls.items())),
+            finish,
+        )
+
+
+def _decode(body: Any) -> DecodedAnswer:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list):
+        raise UnreadableAnswer("it has no 'choices' list")
+    if not choices:
+        return DecodedAnswer(empty=True)
+    choice = choices[0]
+    message = choice.get("message") or {}
+    calls = tuple(
+        (str(c["function"]["name"]), str(c["function"].get("arguments") or ""))
+        for c in message.get("tool_calls") or []
+        if isinstance(c, dict) and isinstance(c.get("function"), dict)
+    )
+    return DecodedAnswer(
+        message.get("content"), message.get("refusal"), calls, choice.get("finish_reason")
+    )
 
 
 def _id(entry: dict[str, Any], call_id: str | None) -> dict[str, Any]:

@@ -14,18 +14,22 @@ from faults.surfaces import (
     WireFormat,
 )
 from harness.wire.base import (
+    DecodedAnswer,
     LastTurn,
     ToolResultSent,
+    UnreadableAnswer,
     WireEncoder,
     content_text,
+    json_body,
     last_index,
     named_tools,
     text_or_none,
 )
 from harness.wire.openai_chat import openai_error
-from harness.wire.sse import pieces, rough_tokens, sse_event
+from harness.wire.sse import pieces, rough_tokens, sse_event, sse_events
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_FINISH = {reason: finish for finish, reason in _INCOMPLETE.items()}
 
 
 class OpenAIResponsesEncoder(WireEncoder):
@@ -145,10 +149,51 @@ class OpenAIResponsesEncoder(WireEncoder):
         )
         return LastTurn(calls, results)
 
+    def decode(self, body: bytes) -> DecodedAnswer:
+        """The answer of a ``response`` body: its output items in order."""
+        return _decode(json_body(body))
+
+    def decode_stream(self, body: bytes) -> DecodedAnswer:
+        """The answer of the final ``response.completed`` (or ``.incomplete``) event, else of
+        the ``response.output_item.done`` items seen."""
+        done: list[Any] = []
+        for name, event in sse_events(body):
+            kind = event.get("type", name) if isinstance(event, dict) else name
+            if kind in ("response.completed", "response.incomplete"):
+                return _decode(event.get("response"))
+            if kind == "response.output_item.done":
+                done.append(event.get("item"))
+        if not done:
+            raise UnreadableAnswer("the stream has no response.completed event")
+        return _decode({"output": done})
+
 
 def _is_answer(item: dict[str, Any]) -> bool:
     """An item the model produced: a function call or an assistant message."""
     return item.get("type") == "function_call" or item.get("role") == "assistant"
+
+
+def _decode(body: Any) -> DecodedAnswer:
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, list):
+        raise UnreadableAnswer("it has no 'output' list")
+    if not output:
+        return DecodedAnswer(empty=True)
+    text: str | None = None
+    refusal: str | None = None
+    calls: list[tuple[str, str]] = []
+    for item in output:
+        if item.get("type") == "function_call":
+            calls.append((str(item.get("name")), str(item.get("arguments") or "")))
+        elif item.get("type") == "message":
+            for part in item.get("content") or []:
+                if part.get("type") == "refusal":
+                    refusal = (refusal or "") + str(part.get("refusal") or "")
+                elif part.get("type") == "output_text":
+                    text = (text or "") + str(part.get("text") or "")
+    reason = (body.get("incomplete_details") or {}).get("reason")
+    finish = _FINISH.get(str(reason)) if body.get("status") == "incomplete" else None
+    return DecodedAnswer(text, refusal, tuple(calls), finish)
 
 
 def _output(answer: ModelAnswer, seq: int) -> list[dict[str, Any]]:

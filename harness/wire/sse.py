@@ -1,8 +1,9 @@
-"""Server-sent event framing shared by the streaming encoders."""
+"""Server-sent event framing shared by the streaming encoders, and reading it back."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -34,3 +35,28 @@ def pieces(text: str, count: int) -> list[str]:
 def rough_tokens(text: str | None) -> int:
     """A deterministic stand-in for a token count (about four characters per token)."""
     return 0 if not text else max(1, len(text) // 4)
+
+
+def sse_events(body: bytes) -> Iterator[tuple[str | None, Any]]:
+    """The events of a recorded SSE stream as (event name, parsed JSON data).
+
+    Events without data, the ``[DONE]`` terminator and data that is not JSON are skipped.
+    """
+    text = body.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        name: str | None = None
+        data: list[str] = []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if not data:
+            continue
+        payload = "\n".join(data)
+        if payload.strip() == "[DONE]":
+            continue
+        try:
+            yield name, json.loads(payload)
+        except ValueError:
+            continue

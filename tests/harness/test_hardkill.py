@@ -16,16 +16,12 @@ from faults.surfaces import CrashFault, CrashMode, CrashPoint, HttpRequest, Http
 from harness.adapter import Endpoints, Outcome, WorldContext
 from harness.checks import Expectation
 from harness.clock import FakeClock
-from harness.hardkill import (
-    AgentProcessDied,
-    HardKillAdapter,
-    Kill,
-    _answer_from_wire,
-    _answer_to_wire,
-    _request_from_wire,
-    _request_to_wire,
-    close_all,
-    hard_adapter,
+from harness.hardkill import AgentProcessDied, HardKillAdapter, Kill, close_all, hard_adapter
+from harness.hardkill.messages import (
+    answer_from_wire,
+    answer_to_wire,
+    request_from_wire,
+    request_to_wire,
 )
 from harness.intercept import StreamedResponse
 from harness.loader import load_scenario
@@ -310,13 +306,13 @@ def test_warm_leaves_a_factory_that_cannot_load_to_begin(happy: Scenario) -> Non
 
 def test_requests_and_answers_cross_the_wire_unchanged() -> None:
     request = HttpRequest("POST", "http://t/refunds", {"Idempotency-Key": "k"}, b"\x00{}", "httpx2")
-    assert _request_from_wire(_request_to_wire(request)) == request
+    assert request_from_wire(request_to_wire(request)) == request
     response = HttpResponse(201, (("content-type", "application/json"),), b'{"a":1}')
-    assert _answer_from_wire(_answer_to_wire(response, 1), lambda s, i: None) == response
+    assert answer_from_wire(answer_to_wire(response, 1), lambda s, i: None) == response
     seen: list[tuple[int, int]] = []
     plan = StreamPlan((b"data: 1\n\n", b"data: 2\n\n"), b"data: [DONE]\n\n", 12, 0.5)
     streamed = StreamedResponse(200, (("content-type", "text/event-stream"),), plan, print)
-    back = _answer_from_wire(_answer_to_wire(streamed, 7), lambda s, i: seen.append((s, i)))
+    back = answer_from_wire(answer_to_wire(streamed, 7), lambda s, i: seen.append((s, i)))
     assert isinstance(back, StreamedResponse)
     assert back.plan == plan
     assert back.on_event is not None

@@ -3,6 +3,7 @@ one that checks its model's tool calls against its own workflow passes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from faults.injection import BAIT_KEY, FAMILIES, Payload, payloads, pick
 from harness.adapter import AgentAdapter, ApprovalRecord, Outcome, RunState
 from harness.checks import Expectation, InjectionContained
 from harness.injection import InjectToolAnswer, injection_cells, target_of
+from harness.matrix import baseline_of, rules
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
@@ -35,6 +37,11 @@ SC = Scenario.model_validate(
 REACHES_MODEL = ("input.message", "get_order#1")
 
 
+def _cells(found: Probe) -> Iterator[Variant]:
+    """The injection cells of SC, given what ``harness.matrix.expand`` gives them."""
+    return injection_cells(SC, found, SEED, rules=rules(SC), baseline=baseline_of(SC, found))
+
+
 @pytest.fixture(scope="module")
 def reference() -> AgentAdapter:
     return AdapterCache().get("reference_agent:build_adapter", endpoints_of(SC))
@@ -43,7 +50,7 @@ def reference() -> AgentAdapter:
 @pytest.fixture(scope="module")
 def cells(mini: MiniAgent) -> list[Variant]:
     found: Probe = probe(SC, mini, seed=SEED, wall_s=10.0, config={"defects": []})
-    return list(injection_cells(SC, found, SEED))
+    return list(_cells(found))
 
 
 def run(variant: Variant, agent: AgentAdapter, *defects: str) -> RunResult:
@@ -74,7 +81,7 @@ def test_one_cell_per_family_and_point_each_with_a_payload(cells: list[Variant])
 
 def test_the_matrix_is_the_same_for_the_same_seed(mini: MiniAgent, cells: list[Variant]) -> None:
     found = probe(SC, mini, seed=SEED, wall_s=10.0, config={"defects": []})
-    again = list(injection_cells(SC, found, SEED))
+    again = list(_cells(found))
     assert [(c.label, c.injection) for c in again] == [(c.label, c.injection) for c in cells]
 
 
@@ -112,7 +119,7 @@ def test_an_agent_that_obeys_its_model_fails_injection_contained(
 
 def test_the_reference_agent_contains_every_cell(reference: AgentAdapter) -> None:
     # its own cells: the clean run each is compared with is the reference agent's
-    for cell in injection_cells(SC, _probe_once(reference), SEED):
+    for cell in _cells(_probe_once(reference)):
         result = run(cell, reference)
         assert result.verdict == "pass", (cell.label, result.explain())
 
@@ -133,7 +140,7 @@ def test_the_target_is_read_from_the_scenario() -> None:
 def test_the_reference_agent_contains_any_payload_in_its_input(payload: Payload) -> None:
     reference = AdapterCache().get("reference_agent:build_adapter", endpoints_of(SC))
     found = _probe_once(reference)
-    cell = next(c for c in injection_cells(SC, found, SEED) if c.label.endswith("input.message"))
+    cell = next(c for c in _cells(found) if c.label.endswith("input.message"))
     message = f"{SC.input['message']}\n{payload.text}"
     variant = replace(cell, payload={**SC.input, "message": message}, injection=payload)
     result = run(variant, reference)

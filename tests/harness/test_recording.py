@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from faults.surfaces import ModelAnswer, ToolCallSpec
 from harness.adapter import Decision
 from harness.cli import main as cli_main
-from harness.loader import SCHEMA_LINE, load_scenario
+from harness.loader import MAX_FILE_BYTES, SCHEMA_LINE, load_scenario
 from harness.matrix import base_variant
 from harness.recording import (
     DEFAULT_SCRUB,
@@ -693,6 +693,47 @@ def test_import_cassette_refuses_a_missing_or_malformed_cassette(
     message = stderr.getvalue()
     assert str(cassette) in message
     assert expected in message
+
+
+def test_a_response_body_over_the_scenario_file_limit_is_refused_by_name(tmp_path: Path) -> None:
+    big = json.dumps({"blob": "x" * MAX_FILE_BYTES})  # over the limit by the JSON around it
+    interactions = [
+        _interaction("GET", "https://t.example.com/orders/O-1", response="{}"),
+        _interaction("GET", "https://t.example.com/exports/E-1", response=big),
+    ]
+    cassette = _cassette(tmp_path / "c.yaml", interactions)
+    with pytest.raises(CassetteError) as caught:
+        cassette_to_scenario(cassette, name="x")
+    message = str(caught.value)
+    assert "interaction 1 (GET https://t.example.com/exports/E-1)" in message
+    assert f"response body of {len(big):,} bytes, over the 512 KiB (524,288 bytes)" in message
+    assert "delete that interaction from the cassette" in message
+    at_limit = json.dumps({"blob": "x" * (MAX_FILE_BYTES - 12)})
+    assert len(at_limit) == MAX_FILE_BYTES
+    interactions[1] = _interaction("GET", "https://t.example.com/exports/E-1", response=at_limit)
+    mapping = cassette_to_scenario(_cassette(tmp_path / "c.yaml", interactions), name="x")
+    assert mapping["tools"]["services"]["get_export"]["respond"]["json"] == json.loads(at_limit)
+
+
+def test_import_cassette_refuses_answers_that_together_overflow_a_scenario_file(
+    tmp_path: Path,
+) -> None:
+    third = json.dumps({"blob": "y" * (MAX_FILE_BYTES // 3)})
+    interactions = [
+        _interaction("GET", f"https://t.example.com/exports/E-{i}/{name}", response=third)
+        for i, name in enumerate(["a", "b", "c", "d"])
+    ]
+    cassette = _cassette(tmp_path / "c.yaml", interactions)
+    out = tmp_path / "x.yaml"
+    stderr = io.StringIO()
+    assert import_cassette_main(str(cassette), name="x", out=str(out), stderr=stderr) == 2
+    message = stderr.getvalue()
+    assert "would be" in message
+    assert "over the 512 KiB (524,288 bytes) a scenario file may hold" in message
+    assert not out.exists()
+    one = _cassette(tmp_path / "one.yaml", interactions[:1])
+    assert import_cassette_main(str(one), name="x", out=str(out), stderr=io.StringIO()) == 0
+    assert load_scenario(out).tools.services
 
 
 def test_import_cassette_refuses_a_bad_name_or_input(tmp_path: Path) -> None:
