@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from harness.report_model import (
     Verdict,
 )
 
-DETAIL_CAP = 200
+DETAIL_CAP = 100
 """Failing items drawn in full (timeline, event log); the others keep their checks and the
 command that reproduces them, so a 10k-failure page stays a page."""
 PASS_ROWS_CAP = 5000
@@ -103,6 +104,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .verdict.pass { color: var(--pass); }
 #items .item { border: 1px solid var(--line); border-radius: 8px; margin: .35rem 0;
   padding: .35rem .8rem; }
+#items .item { content-visibility: auto; contain-intrinsic-size: auto 2.4rem; }
 #items .item.fail { border-left: 4px solid var(--c-fail); }
 #items .item.error { border-left: 4px solid var(--c-error); }
 #items .item.pass { border-left: 4px solid var(--c-pass); padding: .15rem .8rem; }
@@ -574,7 +576,8 @@ def _confusion_section(report: Report, index: PageIndex) -> str:
         for got in labels:
             n = line.get(got, 0)
             cls = "diag" if got == expected else "off"
-            alpha = f"{0.15 + 0.85 * n / top:.2f}" if n else "0"
+            # A log scale: 3 items next to 700 on the diagonal still show.
+            alpha = f"{0.15 + 0.85 * math.log1p(n) / math.log1p(top):.2f}" if n else "0"
             tip = f"expected {expected}, reported {got}: {n} item(s)"
             tds.append(f'<td class="cm {cls}" style="--a:{alpha}" title="{_e(tip)}">{n or ""}</td>')
         body.append(f'<tr><th scope="row">{_e(expected)}</th>{"".join(tds)}</tr>')

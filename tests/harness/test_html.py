@@ -394,7 +394,7 @@ def test_confusion_heatmap_marks_the_diagonal() -> None:
         in (html)
     )
     assert (
-        'class="cm off" style="--a:0.57" title="expected tool, reported model: 1 item(s)">1<'
+        'class="cm off" style="--a:0.69" title="expected tool, reported model: 1 item(s)">1<'
         in (html)
     )
     assert "1 item(s) had no category expectation" in html
