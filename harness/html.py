@@ -770,7 +770,8 @@ def _failure(n: int, row: ItemRow, item: ReportItem | None, *, detailed: bool) -
     if detailed and item.events:
         parts.append(
             f"<p>The run, drawn from its event log:</p>{svg_timeline(item.events)}"
-            f"<p>Timeline (the run's event log):</p>{_events(item.events)}"
+            f"<p>Timeline (the run's event log):</p>"
+            f'<div class="scroll">{_events(item.events)}</div>'
         )
     elif detailed:
         parts.append(f"<p>Request timeline:</p>{_timeline(item.requests)}")
@@ -830,7 +831,8 @@ def svg_timeline(events: Sequence[EventEntry]) -> str:
         return ""
     t0 = shown[0].t
     step = max(6.0, min(22.0, 1000.0 / len(shown)))
-    width = int(_LEFT + step * len(shown) + 24)
+    # Room on the right for the label of a fault near the end.
+    width = int(_LEFT + step * len(shown) + (160 if any(e.faults for e in shown) else 24))
     height = _TOP + _LANE_H * len(_LANES) + 18
     y = {lane: _TOP + _LANE_H * n + _LANE_H // 2 for n, lane in enumerate(_LANES)}
     out = [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from browser import Browser
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,6 +39,7 @@ from harness.html import (
 from harness.record import RunRecord
 from harness.report_model import CheckOutcome, EventEntry, Report, ReportItem
 
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_TIMEOUT_S = 60
 CONSOLE = re.compile(r":CONSOLE(?:\(\d+\)|:\d+)\] (.*)")
 CHROMIUM_FLAGS = (
@@ -700,3 +702,45 @@ def test_screenshot_shows_the_heatmap_in_its_colours(browser: Browser, tmp_path:
     # The control: the same place with the heatmap hidden shows none of its colours.
     browser.eval("document.getElementById('heatmap').style.visibility = 'hidden'")
     assert colour_pixels(browser.screenshot(clip)) == dict.fromkeys(COLOURS, 0)
+
+
+def test_a_broken_agent_turns_its_cells_red_and_the_correct_one_stays_green(
+    pytester: pytest.Pytester,
+) -> None:
+    # End to end through the plugin: the mini agent retries permanent 4xx answers when told to
+    # (its retry_permanent defect); the page of the session marks exactly those cells failed.
+    happy = yaml.safe_load((REPO / "scenarios" / "refund_happy.yaml").read_text())
+    for k in ("matrix", "input_matrix", "crash_matrix"):
+        happy.pop(k, None)
+    matrix = {"faults": ["tool_http_404", "tool_http_503"], "targets": ["get_order"], "calls": [1]}
+    scenarios = pytester.path / "scenarios"
+    scenarios.mkdir()
+    for name, defects in (("ok", []), ("broken", ["retry_permanent"])):
+        data = {
+            **happy,
+            "name": name,
+            "agent": "agents.mini:build_adapter",
+            "agent_config": {"defects": defects},
+            "matrix": matrix,
+        }
+        (scenarios / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    pytester.makeini(f"[pytest]\npythonpath = {REPO / 'tests' / 'lib'}\n")
+    page = pytester.path / "r.html"
+    result = pytester.runpytest("scenarios", "-p", "no:cacheprovider", f"--chaos-html={page}")
+    # 503 cells: one 503 then an answer, and 503 on all three attempts (a permanent failure).
+    result.assert_outcomes(passed=6, failed=2)
+    html = page.read_text()
+    colour = {
+        title: verdict
+        for verdict, title in re.findall(r'<td class="hm (\w+)" title="(\w+ × \w+):', html)
+    }
+    assert colour == {
+        "broken × none": "pass",
+        "broken × tool_http_404": "fail",
+        "broken × tool_http_503": "fail",
+        "ok × none": "pass",
+        "ok × tool_http_404": "pass",
+        "ok × tool_http_503": "pass",
+    }
+    assert html.count('<svg class="tl"') == 2, "each failing item's run is drawn"
+    assert '<td class="hm fail" title="broken × tool_http_503: 2 item(s): 1 pass, 1 fail' in html
