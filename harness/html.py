@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -221,16 +222,18 @@ class ItemRow(BaseModel):
         Returns:
             The row.
         """
+        # The session keeps a row per item: names shared by many rows are stored once.
+        expected = expected_category(item)
         return cls.model_construct(
             nodeid=item.nodeid,
-            scenario=item.scenario,
+            scenario=sys.intern(item.scenario),
             variant=item.variant,
             verdict=item.verdict,
-            faults=item.injected_keys(),
-            failed_checks=[c.name for c in item.checks if c.passed is False],
-            category=item.category,
-            expected=expected_category(item),
-            state=item.terminal_state,
+            faults=[sys.intern(k) for k in item.injected_keys()],
+            failed_checks=[sys.intern(c.name) for c in item.checks if c.passed is False],
+            category=None if item.category is None else sys.intern(item.category),
+            expected=None if expected is None else sys.intern(expected),
+            state=None if item.terminal_state is None else sys.intern(item.terminal_state),
         )
 
 
