@@ -39,7 +39,7 @@ from harness.gate import (
     load_policy,
     rejudged_note,
 )
-from harness.html import write_html
+from harness.html import PageIndex, write_html
 from harness.markdown import write_markdown
 from harness.output import OutputError, staged
 from harness.redact import Redactor
@@ -224,6 +224,7 @@ class ReportPlugin:
         self._report: Report | None = None
         self._policy: GatePolicy | PolicyError | None = None
         self._gate_view: Report | None = None
+        self._page_index: PageIndex | None = None
         self._rejudged: list[tuple[str, str, str]] = []
         self.redactor = redactor if redactor is not None else Redactor()
         self.written: list[Path] = []
@@ -471,6 +472,8 @@ class ReportPlugin:
         session = self.session.model_copy(update={"interrupted": self._interrupted})
         kept: list[ReportItem] = []
         summary = SummaryAccumulator()
+        # The HTML page counts and lists every item: a compact row each, passing ones too.
+        self._page_index = PageIndex() if self.html_path else None
         # Without a Markdown or HTML file or a gate, nothing reads the items after the summary.
         wanted = bool(
             self.html_path
@@ -489,6 +492,8 @@ class ReportPlugin:
                     writer.add(item)
                 else:
                     summary.add(item)
+                if self._page_index is not None:
+                    self._page_index.add(item)
                 # The first item keeps the view non-empty, as evaluate_gate checks policy
                 # check names only against a non-empty report.
                 view: ReportItem | None = None
@@ -551,7 +556,9 @@ class ReportPlugin:
                 self.output_errors.append(str(exc))
         if self.html_path:
             try:
-                self.written.append(write_html(report, self.html_path, self.redactor))
+                self.written.append(
+                    write_html(report, self.html_path, self.redactor, self._page_index)
+                )
             except OutputError as exc:
                 self.output_errors.append(str(exc))
         if self.output_errors:

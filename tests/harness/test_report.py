@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness.gate import evaluate_gate, format_gate, gate_main, load_policy
+from harness.html import render_html
 from harness.report import ReportPlugin, junit_properties
 from harness.report_model import Report, load_report
 
@@ -509,6 +511,27 @@ def test_the_session_keeps_items_only_for_the_files_that_read_them(
         assert [i for i in view.items if i.verdict != "pass"] == bad, "HTML shows whole items"
     else:
         assert len(view.items) == 1, "no Markdown, HTML or gate: only the first item is kept"
+    plugin.pytest_unconfigure(plugin.config)
+
+
+def test_the_html_page_of_a_session_counts_and_lists_every_item(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The session keeps only the non-passing items whole; the page's heatmap and item list
+    # still count the passing ones, through the index rows the session adds item by item.
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    page = tmp_path / "r.html"
+    plugin = ReportPlugin(pytester.parseconfig(), 7, None, None, str(page), None)
+    entries = [realistic_entry(k) for k in range(10)]
+    for entry in entries:
+        plugin.pytest_runtest_logreport(phase_report(entry, "call"))
+    plugin.pytest_sessionfinish(session=None, exitstatus=1)  # type: ignore[arg-type]
+    full = Report.build(entries, seed=7)
+    assert page.read_text() == render_html(full)
+    text = page.read_text()
+    assert text.count('class="item pass"') == 6
+    cells = re.findall(r'data-pass="(\d+)" data-fail="(\d+)" data-error="(\d+)"', text)
+    assert sum(int(p) + int(f) + int(e) for p, f, e in cells) == 10
     plugin.pytest_unconfigure(plugin.config)
 
 
