@@ -260,6 +260,37 @@ def _failure(item: ReportItem) -> str:
     return "".join(parts)
 
 
+def _queue_section(report: Report) -> list[str]:
+    """The review queue under load: one row per load item (empty without load scenarios)."""
+    if not report.summary.queue:
+        return []
+
+    def seconds(value: float | None, limit: float | None) -> str:
+        shown = "n/a" if value is None else f"{value:g}"
+        return shown if limit is None else f"{shown} / {limit:g}"
+
+    rows = []
+    for nodeid, q in report.summary.queue.items():
+        lat = [seconds(q.latency_s.get(k), q.sla_s.get(k)) for k in ("p50", "p90", "p99")]
+        met = {True: "met", False: "missed", None: "n/a"}[q.sla_met]
+        rows.append(
+            [
+                nodeid,
+                q.runs,
+                f"{q.max_queue_length} / {q.capacity}",
+                q.queued,
+                f"{q.throttled} ({q.resumed_after_drain} resumed)",
+                q.silent_drops,
+                q.spurious_throttles,
+                *lat,
+                met,
+            ]
+        )
+    header = ["load item", "runs", "max queue / capacity", "queued", "throttled"]
+    header += ["silent drops", "spurious throttles", "p50 s / SLA", "p90 s / SLA", "p99 s / SLA"]
+    return ["<h2>Review queue under load</h2>", _table([*header, "SLA"], rows, "queue")]
+
+
 def render_html(report: Report, *, title: str = "shakeout fault-injection report") -> str:
     """Render the report as one HTML document that needs nothing but itself.
 
@@ -328,6 +359,7 @@ def render_html(report: Report, *, title: str = "shakeout fault-injection report
                 "injection",
             ),
         ]
+    body += _queue_section(report)
     body += [
         f'<h2>Failures and errors (<span id="failure-count">{len(bad)}</span>)</h2>',
         '<div class="toolbar"><input id="failure-filter" type="search" '
