@@ -186,7 +186,14 @@ class ScenarioItem(pytest.Item):
         if self.variant.error is not None:
             record = _unrunnable(self.variant, seed)
         elif self.variant.kind == "load":
-            record = run_load(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+            record = run_load(
+                scenario,
+                adapter,
+                seed=seed,
+                wall_s=wall,
+                config=settings.config,
+                variant=self.variant.label,
+            )
         else:
             record = run_variant(
                 self.variant, adapter, seed=seed, wall_s=wall, config=settings.config

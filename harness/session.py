@@ -307,7 +307,9 @@ def run_scenario(
                 "'faults=' or run a scenario without 'load'"
             )
         load = dataclasses.replace(v, kind="load")
-        record = run_load(sc, adapter, seed=seed, wall_s=wall, config=settings.config)
+        record = run_load(
+            sc, adapter, seed=seed, wall_s=wall, config=settings.config, variant=v.label
+        )
         return judge(load, record, f"(programmatic run) --chaos-seed={seed}")
     record = run_variant(
         v, adapter, seed=seed, wall_s=wall, state_root=state_root, config=settings.config
