@@ -327,3 +327,28 @@ def test_a_record_without_a_load_section_is_a_harness_error() -> None:
     assert verdict.passed is False
     assert verdict.harness is True
     assert LoadRecord  # the type the check reads
+
+
+def test_explore_refuses_a_load_scenario_and_says_what_to_run() -> None:
+    import io
+
+    from harness.explore import explore_main
+
+    out = io.StringIO()
+    code = explore_main(str(FILE), examples=1, seed=0, agent=None, out=None, stream=out)
+    assert code == 2
+    assert "is a load scenario" in out.getvalue()
+    assert "python -m pytest" in out.getvalue()
+
+
+def test_the_readme_load_example_is_a_valid_load_section() -> None:
+    import re
+
+    from harness.scenario import Load
+
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "\nload:" in b)
+    example = yaml.safe_load(block)
+    spec = Load.model_validate(example["load"])
+    assert spec == load_scenario(FILE).load.model_copy(update={"review": spec.review})  # type: ignore[union-attr]
+    assert "{n}" in example["input"]["ticket_id"]
