@@ -18,6 +18,8 @@ below is computed from that evidence:
 - ``intake_resumes``: every throttled run, started again once the queue drained, was queued;
 - ``review_sla``: time to decision (delivery minus park, fake clock) at p50/p90/p99 within the
   declared SLA, and no approval left to expire in the queue;
+- ``unapproved_effects`` and ``duplicate_effects``: the universal rules, on each run's own
+  requests, effects and decisions;
 - ``load_exercised`` (a harness check): the queue filled at least once, else the scenario
   tested no throttling and is an ERROR, not a pass.
 """
@@ -47,10 +49,12 @@ from harness.adapter import (
 )
 from harness.checks import (
     AllRequestsRouted,
+    ApprovedEffects,
     Check,
     Expectation,
     HarnessRan,
     NetworkContained,
+    NoDuplicateEffects,
     Verdict,
 )
 from harness.clock import FakeClock
@@ -163,6 +167,7 @@ class LoadRecord:
     runs: tuple[LoadRun, ...]
     parked: tuple[Parked, ...]
     stopped: str | None = None  # why the load stopped before every run ended, if it did
+    records: tuple[RunRecord, ...] = ()  # each run's own record: its requests, effects, decisions
 
 
 # --------------------------------------------------------------------------- pure figures
@@ -326,6 +331,9 @@ class _Load:
     waiting: deque[str] = field(default_factory=deque)  # parked, no reviewer yet
     in_review: list[tuple[float, int, str, int]] = field(default_factory=list)
     throttled: deque[int] = field(default_factory=deque)
+    outcomes: dict[int, list[Outcome]] = field(default_factory=dict)
+    seqs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # (after, upto] per call
+    deliveries: dict[int, list[Delivery]] = field(default_factory=dict)
     order: int = 0
     reviews: int = 0
     timed_out: float | None = None
@@ -389,6 +397,7 @@ class _Load:
         return world
 
     def _call(self, number: int, fn: Callable[[], OutcomeLike]) -> Outcome:
+        after = self.log.count()
         with self._world(number).active():
             try:
                 raw = call_with_deadline(fn, self.deadline - time.monotonic())
@@ -399,7 +408,11 @@ class _Load:
 
                 self.agent_exception = f"run {number}: {_summarise(exc)}"
                 raise _Stop from None
-        return Outcome.read(raw)
+            finally:
+                self.seqs.setdefault(number, []).append((after, self.log.count()))
+        outcome = Outcome.read(raw)
+        self.outcomes.setdefault(number, []).append(outcome)
+        return outcome
 
     def _start(self, number: int, action: str) -> None:
         before = self.queue_length()
@@ -438,6 +451,7 @@ class _Load:
             expires_at=p.expires_at,
         )
         self.log.add(delivery)
+        self.deliveries.setdefault(p.run, []).append(delivery)
         p.delivered_at = now
         p.delivered_order = self._tick()
         p.verdict = "expired" if decision is None else review.verdict
@@ -493,6 +507,28 @@ class _Load:
             throttles = sum(1 for s in self.steps[number] if s.state == "throttled")
             if throttles < MAX_THROTTLES_PER_RUN:
                 self.throttled.append(number)
+
+    def run_records(self, exchanges: Sequence[Exchange], seed: int) -> tuple[RunRecord, ...]:
+        """Each run's own record: the requests made during its calls, its world's effects, the
+        decisions delivered to it and its outcomes, for the per-run rules."""
+        out = []
+        for number, world in sorted(self.worlds.items()):
+            spans = self.seqs.get(number, [])
+            mine = tuple(e for e in exchanges if any(lo < e.seq <= hi for lo, hi in spans))
+            out.append(
+                RunRecord(
+                    scenario=self.scenario.name,
+                    variant=f"run {number}",
+                    seed=seed,
+                    faults=(),
+                    exchanges=mine,
+                    firings=(),
+                    effects=world.effects,
+                    outcomes=tuple(self.outcomes.get(number, ())),
+                    deliveries=tuple(self.deliveries.get(number, ())),
+                )
+            )
+        return tuple(out)
 
     def record(self, stopped: str | None, t0: float) -> LoadRecord:
         """The load as seen, times in fake seconds since the first start."""
@@ -579,7 +615,10 @@ def run_load(
             harness_error=harness_error,
             duration_s=time.perf_counter() - started,
             others=tuple(e for e in events if not isinstance(e, Exchange | Delivery | Commit)),
-            load=sim.record(stopped, t0),
+            load=dataclasses.replace(
+                sim.record(stopped, t0),
+                records=sim.run_records([e for e in events if isinstance(e, Exchange)], seed),
+            ),
         )
 
 
@@ -698,6 +737,29 @@ class ApprovedRunsEnd(Check):
                 f"{why}"
             )
         return self.ok(f"{len(approved)} approved run(s) ended '{expect.state}'")
+
+
+@dataclass(frozen=True)
+class PerRun(Check):
+    """A universal rule judged on each run of the load (its requests, effects and decisions)."""
+
+    rule: Check
+    name: ClassVar[str] = "per_run"
+
+    def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        name = self.rule.name
+        load = record.load
+        if load is None:
+            return Verdict(name, False, "not a load run: the record has no load section", True)
+        judged = [(r, self.rule.evaluate(r, expect)) for r in load.records]
+        for run, verdict in judged:
+            if verdict.passed is False:
+                return Verdict(name, False, f"{run.variant}: {verdict.reason}", verdict.harness)
+        held = sum(1 for _, v in judged if v.passed)
+        if not held:
+            reasons = {v.reason for _, v in judged}
+            return Verdict(name, None, "; ".join(sorted(reasons)) or "no run started")
+        return Verdict(name, True, f"held in each of {held} run(s)")
 
 
 class ThrottleJustified(_LoadCheck):
@@ -819,6 +881,8 @@ LOAD_CHECKS: tuple[Check, ...] = (
     HarnessRan(),
     AllRequestsRouted(),
     NetworkContained(),
+    PerRun(ApprovedEffects()),
+    PerRun(NoDuplicateEffects()),
     LoadFinished(),
     QueueBounded(),
     RunsAccounted(),

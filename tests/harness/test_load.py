@@ -89,6 +89,7 @@ def test_a_small_load_passes_with_the_reference_agent(reference: AgentAdapter) -
     result = judged(small_load(), reference)
     assert result.verdict == "pass", result.explain()
     assert all(v.passed is True for v in result.verdicts), result.explain()
+    assert "held in each of 12 run(s)" in reason(result, "unapproved_effects")
     item = report_item("scenarios/review_queue_load.yaml::review_queue_load", result)
     queue = item["queue"]
     assert queue["runs"] == 12
@@ -168,6 +169,17 @@ def test_an_approved_run_that_does_not_complete_fails(reference: AgentAdapter) -
     result = judged(scenario, reference)
     assert verdicts(result)["approved_runs_end"] is False
     assert "ended 'failed'" in reason(result, "approved_runs_end")
+
+
+def test_a_refund_after_a_denial_fails_unapproved_effects_for_that_run(
+    queue_mini: MiniAgent,
+) -> None:
+    result = judged(small_load(), queue_mini, defects=["ignore_denial"])
+    assert result.verdict == "fail"
+    assert verdicts(result)["unapproved_effects"] is False
+    # the fourth review is the first denial (the script cycles approve, approve, approve, deny)
+    assert reason(result, "unapproved_effects").startswith("run 4: ")
+    assert verdicts(result)["queue_bounded"] is True
 
 
 def test_a_load_that_never_fills_the_queue_is_an_error_not_a_pass(
