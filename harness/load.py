@@ -58,8 +58,9 @@ from harness.checks import (
     Verdict,
 )
 from harness.clock import FakeClock
-from harness.driver import RunTimedOut, call_with_deadline
+from harness.driver import RunTimedOut, _summarise, call_with_deadline
 from harness.record import Commit, Delivery, EventLog, Exchange, RunRecord
+from harness.runner import build_world
 from harness.scenario import Load, Scenario
 from harness.world import World
 
@@ -387,8 +388,6 @@ class _Load:
         return sum(1 for p in waiting if p.delivered_at is None and p.expires_at > now)
 
     def _world(self, number: int) -> World:
-        from harness.runner import build_world
-
         world = self.worlds.get(number)
         if world is None:
             scenario = self.scenario.for_load_run(number)
@@ -404,8 +403,6 @@ class _Load:
             except (RunTimedOut, AdapterContractError):
                 raise
             except Exception as exc:
-                from harness.driver import _summarise
-
                 self.agent_exception = f"run {number}: {_summarise(exc)}"
                 raise _Stop from None
             finally:

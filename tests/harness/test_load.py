@@ -182,6 +182,31 @@ def test_a_refund_after_a_denial_fails_unapproved_effects_for_that_run(
     assert verdicts(result)["queue_bounded"] is True
 
 
+def test_approvals_that_expire_in_the_queue_miss_the_sla_but_drop_nothing(
+    reference: AgentAdapter,
+) -> None:
+    # approvals live 100 s; one reviewer at 60 s each cannot reach the later ones in time
+    data = scenario_data("review_queue_load")
+    load = {**data["load"], "runs": 12, "reviewers": 1}
+    scenario = Scenario.model_validate(
+        {**data, "load": load, "agent_config": {"approval_sla_s": 100}}
+    )
+    result = judged(scenario, reference)
+    got = verdicts(result)
+    assert got["review_sla"] is False
+    assert "expired in the queue before a reviewer took them" in reason(result, "review_sla")
+    # the harness and the agent agree on when an approval stops counting: no spurious throttle
+    assert got["throttle_justified"] is True, reason(result, "throttle_justified")
+    assert got["runs_accounted"] is True, reason(result, "runs_accounted")
+    assert got["queue_bounded"] is True
+    load_record = result.record.load
+    assert load_record is not None
+    expired = [p for p in load_record.parked if p.verdict == "expired"]
+    assert expired
+    ends = {r.number: r.final.state for r in load_record.runs if r.final is not None}
+    assert {ends[p.run] for p in expired} == {"expired"}
+
+
 def test_a_load_that_never_fills_the_queue_is_an_error_not_a_pass(
     reference: AgentAdapter,
 ) -> None:
