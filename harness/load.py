@@ -59,6 +59,7 @@ from harness.checks import (
 )
 from harness.clock import FakeClock
 from harness.driver import RunTimedOut, _summarise, call_with_deadline
+from harness.intercept import seal_network
 from harness.record import Commit, Delivery, EventLog, Exchange, RunRecord
 from harness.runner import build_world
 from harness.scenario import Load, Scenario
@@ -588,6 +589,9 @@ def run_load(
             sim.run(wall_s)
         stopped = sim.harness_error or sim.agent_exception
         if sim.timed_out is not None:
+            # The hung call's thread lives on and would reach the real network once no world
+            # is active: this process refuses non-loopback connections from now on.
+            seal_network()
             stopped = f"the load did not finish within {wall_s:g} s (wall clock)"
         worlds = list(sim.worlds.values())
         errors = [e for w in worlds for e in w.harness_errors]
