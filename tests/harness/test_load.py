@@ -42,9 +42,11 @@ def small_load(**load: Any) -> Scenario:
     return Scenario.model_validate({**data, "load": {**data["load"], "runs": 12, **load}})
 
 
-def judged(scenario: Scenario, adapter: AgentAdapter, **config: Any) -> RunResult:
+def judged(
+    scenario: Scenario, adapter: AgentAdapter, wall_s: float = 60, **config: Any
+) -> RunResult:
     (variant,) = expand(scenario, None)
-    record = run_load(scenario, adapter, seed=SEED, wall_s=60, config=config)
+    record = run_load(scenario, adapter, seed=SEED, wall_s=wall_s, config=config)
     return judge(variant, record, "(test)")
 
 
@@ -222,6 +224,16 @@ def test_an_agent_that_raises_fails_load_finished(queue_mini: MiniAgent) -> None
     assert result.verdict == "fail"
     assert verdicts(result)["load_finished"] is False
     assert "run 1:" in reason(result, "load_finished")
+
+
+def test_an_agent_that_hangs_fails_load_finished_within_the_wall_limit(
+    queue_mini: MiniAgent,
+) -> None:
+    result = judged(small_load(), queue_mini, wall_s=1.5, defects=["never_terminates"])
+    queue_mini.release.set()  # let the hung call end
+    assert result.verdict == "fail"
+    assert verdicts(result)["load_finished"] is False
+    assert "did not finish within 1.5 s" in reason(result, "load_finished")
 
 
 # --------------------------------------------------------------------------- the scenario kind
