@@ -17,7 +17,12 @@ from faults.surfaces import BoundaryHook, Clock
 
 
 class RunState(StrEnum):
-    """Terminal states, plus the parking state ``awaiting_approval``."""
+    """Terminal states, plus the parking state ``awaiting_approval``.
+
+    ``throttled`` is the typed refusal of a full review queue: a terminal state with no
+    category whose ``error`` says why (a throttle without a reason counts as a silent drop);
+    the same input started again later must be admitted once the queue has room.
+    """
 
     COMPLETED = "completed"
     FAILED = "failed"

@@ -17,6 +17,7 @@ import hypothesis
 import pytest
 
 from harness.adapter import AgentAdapter
+from harness.load import run_load
 from harness.loader import ScenarioError, load_scenario
 from harness.matrix import base_variant, expand
 from harness.record import RunRecord
@@ -184,6 +185,15 @@ class ScenarioItem(pytest.Item):
             return
         if self.variant.error is not None:
             record = _unrunnable(self.variant, seed)
+        elif self.variant.kind == "load":
+            record = run_load(
+                scenario,
+                adapter,
+                seed=seed,
+                wall_s=wall,
+                config=settings.config,
+                variant=self.variant.label,
+            )
         else:
             record = run_variant(
                 self.variant, adapter, seed=seed, wall_s=wall, config=settings.config

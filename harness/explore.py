@@ -630,6 +630,13 @@ def explore_main(
     except ScenarioError as exc:
         out_stream.write(f"{exc}\n")
         return 2
+    if scenario.load is not None:
+        out_stream.write(
+            f"shakeout explore: {path} is a load scenario (it has 'load:'), which injects no "
+            "faults to search; run it with pytest instead, e.g. python -m pytest "
+            f"{shlex.quote(path)}\n"
+        )
+        return 2
     try:
         redactor = redactor_for(Path.cwd() / "pyproject.toml")
     except RedactionConfigError as exc:

@@ -562,6 +562,37 @@ def _category_order(labels: Iterable[str]) -> list[str]:
     return sorted(set(labels), key=lambda k: (known.get(k, len(known)), k))
 
 
+def _queue_section(report: Report, index: PageIndex) -> str:
+    """The review queue under load: one row per load item (empty without load scenarios)."""
+    if not report.summary.queue:
+        return ""
+
+    def seconds(value: float | None, limit: float | None) -> str:
+        shown = "n/a" if value is None else f"{value:g}"
+        return shown if limit is None else f"{shown} / {limit:g}"
+
+    rows = []
+    for nodeid, q in report.summary.queue.items():
+        lat = [seconds(q.latency_s.get(k), q.sla_s.get(k)) for k in ("p50", "p90", "p99")]
+        met = {True: "met", False: "missed", None: "n/a"}[q.sla_met]
+        rows.append(
+            [
+                nodeid,
+                q.runs,
+                f"{q.max_queue_length} / {q.capacity}",
+                q.queued,
+                f"{q.throttled} ({q.resumed_after_drain} resumed)",
+                q.silent_drops,
+                q.spurious_throttles,
+                *lat,
+                met,
+            ]
+        )
+    header = ["load item", "runs", "max queue / capacity", "queued", "throttled"]
+    header += ["silent drops", "spurious throttles", "p50 s / SLA", "p90 s / SLA", "p99 s / SLA"]
+    return "<h2>Review queue under load</h2>" + _table([*header, "SLA"], rows, "queue")
+
+
 def _confusion_section(report: Report, index: PageIndex) -> str:
     """Expected category x reported category as a heatmap, the diagonal (agreement) marked."""
     matrix = confusion(index.rows)
@@ -926,6 +957,7 @@ SECTIONS: tuple[Section, ...] = (
     _confusion_section,
     _items_section,
     _figures_section,
+    _queue_section,
     _tables_section,
 )
 """The page's sections, in order; a new section is a function added here."""

@@ -351,6 +351,8 @@ def expand(scenario: Scenario, probe: Probe | None, seed: int = 0) -> list[Varia
     When the fault-free probe run did not pass, its cells are still planned from what it
     reached, each an ERROR ("base run failed"): never fewer items than the scenario asks for.
     """
+    if scenario.load is not None:  # one item drives every run of the load (harness/load.py)
+        return [dataclasses.replace(base_variant(scenario), kind="load")]
     variants = [base_variant(scenario)]
     if probe is not None:
         cells = [

@@ -24,11 +24,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from faults.base import Fault
 from faults.surfaces import FaultFiring, HttpRequest
 from harness.adapter import ApprovalRecord, Outcome
+
+if TYPE_CHECKING:
+    from harness.load import LoadRecord
 
 RECORD_BODY_LIMIT = 64 * 1024
 """Response bodies are kept in the record up to this many bytes."""
@@ -283,6 +286,7 @@ class RunRecord:
     boundaries: tuple[tuple[str, str], ...] = ()  # every (point, step) the agent reported
     notes: tuple[str, ...] = field(default=())
     others: tuple[Crash | Restart | Blocked, ...] = ()  # the remaining events of the log
+    load: LoadRecord | None = None  # a load scenario's runs and queue (see harness/load.py)
 
     @cached_property
     def events(self) -> tuple[Event, ...]:

@@ -131,6 +131,31 @@ class EventEntry(_Strict):
     target: str | None = None
 
 
+class QueueFigures(_Strict):
+    """A load scenario's review queue as the harness measured it (``harness/load.py``).
+
+    Latencies are time to decision on the fake clock (delivery minus park), nearest rank;
+    ``sla_met`` is None when no approval was decided.
+    """
+
+    runs: int
+    capacity: int
+    reviewers: int
+    max_queue_length: int
+    queued: int
+    throttled: int
+    throttle_events: int
+    resumed_after_drain: int
+    still_throttled: int
+    silent_drops: int
+    spurious_throttles: int
+    decided: int
+    expired: int
+    latency_s: dict[str, float | None]
+    sla_s: dict[str, float]
+    sla_met: bool | None = None
+
+
 class ReportItem(_Strict):
     """One scenario variant's outcome, as the runner produced it (or as the reporter inferred it).
 
@@ -159,6 +184,8 @@ class ReportItem(_Strict):
     requests: list[RequestEntry] = Field(default_factory=list)
     events: list[EventEntry] = Field(default_factory=list)
     error: str | None = None
+    queue: QueueFigures | None = None
+    """A load scenario's queue figures; None for other items."""
 
     def injected_keys(self) -> list[str]:
         """Distinct injected fault keys in first-seen order, or ``["none"]`` when none were."""
@@ -251,6 +278,8 @@ class Summary(_Strict):
     injection: dict[str, dict[str, InjectionCell]] = Field(default_factory=dict)
     """Injection family -> surface (``input`` / ``tool``) -> counts; empty without injection
     cells."""
+    queue: dict[str, QueueFigures] = Field(default_factory=dict)
+    """Load items' queue figures by node id; empty without load scenarios."""
 
 
 def nodeids_digest(nodeids: Iterable[str]) -> str:
@@ -608,6 +637,7 @@ class SummaryAccumulator:
         self._crash = [0, 0, 0, 0]
         self._transient_items = self._transient_recovered = 0
         self._injection: dict[str, dict[str, Counter[str]]] = {}
+        self._queue: dict[str, QueueFigures] = {}
 
     def add(self, item: ReportItem) -> None:
         """Count one item.
@@ -639,6 +669,8 @@ class SummaryAccumulator:
         if _is_transient_only(item):
             self._transient_items += 1
             self._transient_recovered += item.verdict == "pass"
+        if item.queue is not None:
+            self._queue[item.nodeid] = item.queue
         aimed = _injection_of(item)
         if aimed is not None:
             family, surface = aimed
@@ -700,6 +732,7 @@ class SummaryAccumulator:
                 }
                 for family, row in _sorted_dict(self._injection).items()
             },
+            queue=_sorted_dict(self._queue),
         )
 
 

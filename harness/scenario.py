@@ -880,6 +880,77 @@ class InputMatrix(_Spec):
     examples: PositiveInt = Field(20, le=500)
 
 
+# --------------------------------------------------------------------------- load
+
+
+RUN_NUMBER = "{n}"
+"""Written in a string of ``input``, replaced by each load run's number (1, 2, ...)."""
+MAX_LOAD_RUNS = 1_000
+
+
+class LoadReview(_Spec):
+    """What a reviewer does with one approval it takes from the queue (cycled over approvals)."""
+
+    verdict: Literal["approve", "deny"]
+    delay_s: float = Field(60.0, ge=0, le=MAX_FAKE_S)
+
+
+class LoadSla(_Spec):
+    """The declared time-to-decision target, per percentile, in fake-clock seconds."""
+
+    p50: float | None = Field(None, gt=0, le=MAX_FAKE_S)
+    p90: float | None = Field(None, gt=0, le=MAX_FAKE_S)
+    p99: float | None = Field(None, gt=0, le=MAX_FAKE_S)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LoadSla:
+        if self.p50 is None and self.p90 is None and self.p99 is None:
+            raise _fail(
+                RuleProblem((), "the SLA names no percentile", "write e.g. '{p90: 600, p99: 900}'")
+            )
+        return self
+
+    def targets(self) -> dict[str, float]:
+        """The declared percentiles, ``{"p50": s, ...}``."""
+        return {k: v for k, v in (("p50", self.p50), ("p90", self.p90), ("p99", self.p99)) if v}
+
+
+def _fill_run_number(value: Any, number: int) -> Any:
+    if isinstance(value, str):
+        return value.replace(RUN_NUMBER, str(number))
+    if isinstance(value, list | tuple):
+        return [_fill_run_number(v, number) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill_run_number(v, number) for k, v in value.items()}
+    return value
+
+
+class Load(_Spec):
+    """The review queue under load: many runs against one agent state (see ``harness/load.py``).
+
+    Attributes:
+        runs: how many runs to start; ``{n}`` in any string of the scenario (input, paths,
+            answers) becomes each run's number.
+        arrival_s: fake-clock seconds between two starts.
+        capacity: the review queue's capacity the harness judges against.
+        capacity_key: the ``agent_config`` key through which the harness tells the agent its
+            capacity (None: configure the agent in ``agent_config`` yourself).
+        reviewers: reviewers working the queue at once, oldest approval first.
+        review: what a reviewer does with each approval, cycled.
+        sla: the time-to-decision target per percentile.
+        resubmit: a throttled run is started again once the harness sees a free slot.
+    """
+
+    runs: PositiveInt = Field(le=MAX_LOAD_RUNS)
+    arrival_s: float = Field(1.0, ge=0, le=MAX_FAKE_S)
+    capacity: PositiveInt = Field(le=MAX_CALLS)
+    capacity_key: str | None = Field(None, min_length=1, max_length=MAX_NAME)
+    reviewers: PositiveInt = Field(1, le=MAX_ENTRIES)
+    review: tuple[LoadReview, ...] = Field(min_length=1, max_length=MAX_STEPS)
+    sla: LoadSla
+    resubmit: bool = True
+
+
 # --------------------------------------------------------------------------- expectations
 
 
@@ -976,6 +1047,8 @@ class Scenario(_Spec):
         input_matrix: runs edge-case input families through the agent's intake.
         expect: what must hold at the end.
         approval_summary: bounds of the reviewer's summary (length, raw text).
+        load: run many copies of the input against one agent state through a bounded review
+            queue (no matrices, faults or ``reviewer`` beside it).
     """
 
     name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
@@ -995,13 +1068,19 @@ class Scenario(_Spec):
     expect: Expect
     allow_subprocess: bool = False
     approval_summary: ApprovalSummary = Field(default_factory=ApprovalSummary)
+    load: Load | None = None
     """The agent may start subprocesses during a run (otherwise one fails network_contained)."""
 
     _source: Path | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
-        problems = [*self._fault_problems(), *self._matrix_problems(), *self._expect_problems()]
+        problems = [
+            *self._fault_problems(),
+            *self._matrix_problems(),
+            *self._expect_problems(),
+            *self._load_problems(),
+        ]
         routes: dict[tuple[str, str], str] = {}
         for name, svc in self.tools.services.items():
             if svc.path is None:
@@ -1114,6 +1193,40 @@ class Scenario(_Spec):
                 )
         return problems
 
+    def _load_problems(self) -> list[RuleProblem]:
+        load = self.load
+        if load is None:
+            return []
+        problems = [
+            RuleProblem(
+                (name,),
+                f"'{name}' cannot be combined with 'load'",
+                f"remove '{name}': a load scenario runs its input {load.runs} times with the "
+                "reviewers under 'load.review', and nothing else",
+            )
+            for name in ("faults", "matrix", "crash_matrix", "input_matrix", "reviewer")
+            if getattr(self, name)
+        ]
+        if load.runs > 1 and RUN_NUMBER not in json.dumps(self.input):
+            problems.append(
+                RuleProblem(
+                    ("input",),
+                    f"every load run would send the same input, so {load.runs} runs would be "
+                    "one ticket",
+                    f"write '{RUN_NUMBER}' in an id of the input, e.g. 'ticket_id: T-70{{n}}'",
+                )
+            )
+        key = load.capacity_key
+        if key is not None and key in self.agent_config and self.agent_config[key] != load.capacity:
+            problems.append(
+                RuleProblem(
+                    ("agent_config", key),
+                    f"'{key}' is {self.agent_config[key]!r} but load.capacity is {load.capacity}",
+                    f"drop '{key}' from agent_config: the harness sets it from load.capacity",
+                )
+            )
+        return problems
+
     # ----------------------------------------------------------------------- accessors
 
     @property
@@ -1146,6 +1259,19 @@ class Scenario(_Spec):
         """The action for approval request ``index`` (0-based); ``never`` past the script."""
         actions = self.review_actions()
         return actions[index] if index < len(actions) else ReviewAction("never")
+
+    def load_input(self, number: int) -> dict[str, Any]:
+        """The input of load run ``number`` (1-based): ``{n}`` in its strings becomes the number."""
+        filled: dict[str, Any] = _fill_run_number(self.input, number)
+        return filled
+
+    def for_load_run(self, number: int) -> Scenario:
+        """This scenario as load run ``number`` sees it: ``{n}`` in every string (input, paths,
+        answers) becomes the number, and the ``load`` section is dropped."""
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude={"load"}, exclude_unset=True, warnings=False
+        )
+        return Scenario.model_validate(_fill_run_number(data, number))
 
     def fault_keys(self) -> tuple[str, ...]:
         """The keys of the scenario's faults, in order."""

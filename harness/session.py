@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from harness.checks import (
     overall,
     reexecuted,
 )
+from harness.load import figures, judge_load, run_load
 from harness.loader import load_scenario
 from harness.matrix import base_variant, derive
 from harness.record import Commit, Crash, Delivery, Exchange, Restart, RunRecord, canonical
@@ -90,7 +92,9 @@ def extra_checks(variant: Variant) -> tuple[Check, ...]:
 def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
     """Evaluate every check on a record (an input or injection cell keeps only the invariants
     that apply, plus its own check)."""
-    if variant.kind == "input":
+    if variant.kind == "load":
+        verdicts = judge_load(record, variant.expect)
+    elif variant.kind == "input":
         checks = (
             *INPUT_UNIVERSAL,
             InputHandled(variant.input_family or "edge-case", variant.must_reject),
@@ -181,6 +185,7 @@ def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
         # run's is left out, so report size and session memory stay flat per item.
         "requests": [] if result.verdict == "pass" else _requests(record),
         "events": events_of(record),
+        **({} if record.load is None else {"queue": figures(record.load)}),
     }
 
 
@@ -303,6 +308,17 @@ def run_scenario(
         adapter = cache.get(factory, endpoints_of(sc))
     seed = sc.effective_seed(settings.seed)
     wall = sc.expect.budget.wall_s or settings.wall_s
+    if sc.load is not None:
+        if faults:
+            raise ValueError(
+                f"scenario {sc.name!r} is a load scenario, which injects no faults; drop "
+                "'faults=' or run a scenario without 'load'"
+            )
+        load = dataclasses.replace(v, kind="load")
+        record = run_load(
+            sc, adapter, seed=seed, wall_s=wall, config=settings.config, variant=v.label
+        )
+        return judge(load, record, f"(programmatic run) --chaos-seed={seed}")
     record = run_variant(
         v, adapter, seed=seed, wall_s=wall, state_root=state_root, config=settings.config
     )

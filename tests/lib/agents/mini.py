@@ -65,6 +65,13 @@ DEFECTS: Mapping[str, str] = {
     "honours_late_approval": "a decision delivered after the approval expired is applied",
     "obeys_injection": "a model tool call the step did not offer is carried out as asked (a "
     "refund, an email, a request to any URL), then the step asks again",
+    "unbounded_queue": "intake never throttles: every ticket joins the review queue, whatever "
+    "review_queue_capacity says",
+    "counts_consumed_approvals": "the review queue counts approvals already decided (until they "
+    "expire) as pending, so intake throttles with the queue empty",
+    "silent_drop": "with the review queue full, a new ticket is acknowledged 'completed' and "
+    "forgotten: no review, no throttle, no reason",
+    "throttle_without_reason": "a throttled ticket ends 'throttled' with no reason in 'error'",
 }
 """Every defect the agent can switch on, with what it breaks."""
 
@@ -239,6 +246,7 @@ class MiniAgent:
         self.defects: frozenset[str] = frozenset()
         self._restarted = False
         self._memory: _Store | None = None
+        self.capacity: int | None = None  # review_queue_capacity from world.config
 
     # ------------------------------------------------------------------ the adapter surface
 
@@ -253,6 +261,8 @@ class MiniAgent:
             )
         self.defects = names
         self._world = world
+        capacity = world.config.get("review_queue_capacity")
+        self.capacity = None if capacity is None else int(capacity)
         if "memory_resume" in names:
             # the defect: progress lives in this instance only (it survives a re-begin of the
             # same object, never a new process)
@@ -270,6 +280,8 @@ class MiniAgent:
         store = self._db
         run_id = run_id_for(payload)
         run = store.runs.get(run_id)
+        if run is not None and run["state"] == "throttled":
+            run = None  # a throttled ticket sent again is a new attempt
         if run is None:
             self._boundary("before_step", "intake")
             run = {
@@ -288,10 +300,46 @@ class MiniAgent:
             problem = _intake_problem(payload)
             if problem is not None:
                 return self._finish(run, "failed", MiniError("input", problem))
+            refused = self._throttle(run)
+            if refused is not None:
+                return refused
             run["steps"]["intake"] = {"ticket_id": payload["ticket_id"]}
             store.save()
             self._boundary("after_checkpoint", "intake")
         return self._drive(run)
+
+    def _pending_approvals(self) -> int:
+        """Approvals waiting for a reviewer now, across every run of the state directory."""
+        now = self._now()
+        consumed_too = "counts_consumed_approvals" in self.defects
+        return sum(
+            1
+            for run in self._db.runs.values()
+            if run["approval"] is not None
+            and run["approval"]["expires_at"] > now
+            and (consumed_too or run["approval"]["decision"] is None)
+        )
+
+    def _throttle(self, run: dict[str, Any]) -> Outcome | None:
+        """Refuse a new ticket while the review queue is full (None: it may go on)."""
+        if self.capacity is None or "unbounded_queue" in self.defects:
+            return None
+        pending = self._pending_approvals()
+        if pending < self.capacity:
+            return None
+        if "silent_drop" in self.defects:
+            del self._db.runs[run["run_id"]]  # the defect: acknowledged and forgotten
+            self._db.save()
+            return Outcome(run_id=run["run_id"], state="completed")
+        run["state"] = "throttled"
+        run["error"] = (
+            None
+            if "throttle_without_reason" in self.defects
+            else f"throttled: the review queue is full ({pending} pending, capacity "
+            f"{self.capacity}); send the ticket again once reviewers catch up"
+        )
+        self._db.save()
+        return self._outcome(run)
 
     def resume(self, run_id: str, decision: Any = None) -> Outcome:
         """Continue a crashed run, or deliver a reviewer's decision to a parked one."""
