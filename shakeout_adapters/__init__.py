@@ -1,0 +1,1 @@
+"""Ready adapters that put agents built on common frameworks under shakeout."""
