@@ -54,6 +54,7 @@ from agents import (
     MaxTurnsExceeded,
     Model,
     ModelBehaviorError,
+    ModelRefusalError,
     ModelResponse,
     ModelSettings,
     OpenAIResponsesModel,
@@ -61,7 +62,6 @@ from agents import (
     RunContextWrapper,
     Runner,
     RunState,
-    ToolApprovalItem,
     Usage,
 )
 from agents.items import TResponseInputItem, TResponseStreamEvent
@@ -97,6 +97,7 @@ RULES: tuple[tuple[type[BaseException], str], ...] = (
     (InputGuardrailTripwireTriggered, "input"),
     (MaxTurnsExceeded, "logic"),
     (ModelBehaviorError, "model"),
+    (ModelRefusalError, "model"),
     (openai.APIError, "model"),
     (httpx2.HTTPError, "model"),
     (httpx.HTTPError, "tool"),
@@ -417,5 +418,3 @@ def _jsonable(value: Any) -> Any:
         return value
     return str(value)
 
-
-_ = ToolApprovalItem  # re-exported by the SDK; named here for readers of interruptions
