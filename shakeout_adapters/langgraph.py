@@ -154,6 +154,7 @@ class LangGraphAdapter:
         )
         saver = _AnnouncingSaver(connection, self._boundaries)
         self._graph = self._build_graph(self.model, saver)
+        self._boundaries.reset()
         self._run_id = ""
 
     def start(self, payload: Mapping[str, Any]) -> Outcome:
@@ -304,6 +305,11 @@ class _Boundaries(BaseCallbackHandler):
         self.lock = threading.Lock()
         self.nodes: dict[UUID, str] = {}
         self.last = "input"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.nodes.clear()
+            self.last = "input"
 
     def on_chain_start(
         self,

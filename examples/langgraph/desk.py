@@ -9,14 +9,14 @@ retries and across a resume.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
-from langchain_core.tools import InjectedToolCallId, tool
+from langchain_core.tools import BaseTool, InjectedToolCallId, tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -95,12 +95,14 @@ def issue_refund(
     )
 
 
-TOOLS = [lookup_order, issue_refund]
+TOOLS: tuple[BaseTool, ...] = (lookup_order, issue_refund)
 
 
-def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any]) -> Any:
+def build_graph(
+    model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any], tools: Sequence[BaseTool] = TOOLS
+) -> Any:
     """The desk's graph: ``agent`` (one model call) and ``tools`` in a loop until an answer."""
-    llm = model.bind_tools(TOOLS)
+    llm = model.bind_tools(tools)
 
     def agent(state: MessagesState) -> dict[str, list[AIMessage | ToolMessage]]:
         answer = llm.invoke([SystemMessage(INSTRUCTIONS), *state["messages"]])
@@ -108,7 +110,7 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any]) ->
 
     graph = StateGraph(MessagesState, context_schema=DeskContext)
     graph.add_node("agent", agent)
-    graph.add_node("tools", ToolNode(TOOLS))
+    graph.add_node("tools", ToolNode(tools))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition)
     graph.add_edge("tools", "agent")
