@@ -110,17 +110,23 @@ def summarize(tool: str, arguments: Mapping[str, Any]) -> str:
     return f"{tool}({shown})"
 
 
-def refusal(pending: Mapping[str, Any], decision: DecisionLike, now: float) -> str | None:
-    """Why a decision cannot be applied to the pending approval, or None when it can."""
+def judge(pending: Mapping[str, Any], decision: DecisionLike | None, now: float) -> tuple[str, str]:
+    """What a delivery does to a run parked on ``pending``: ``approved``, ``rejected``,
+    ``expired`` or ``parked`` (refused: a decision for another call), with the reason."""
+    expired = now > float(pending["expires_at"])
+    if decision is None:
+        return ("expired", "the approval expired undecided") if expired else ("parked", "")
     if str(decision.approval_id) != pending["approval_id"]:
-        return f"the decision is for approval {decision.approval_id!r}, not the pending one"
+        return "parked", f"refused a decision for approval {decision.approval_id!r}"
     if str(decision.tool) != pending["tool"]:
-        return f"the decision is bound to tool {decision.tool!r}, not {pending['tool']!r}"
+        return "parked", f"refused a decision bound to tool {decision.tool!r}"
     if _canonical(decision.arguments) != _canonical(pending["arguments"]):
-        return "the decision is bound to other arguments than the pending call's"
-    if now > float(pending["expires_at"]):
-        return "late"
-    return None
+        return "parked", "refused a decision bound to other arguments than the pending call's"
+    if expired:
+        return "expired", "the decision arrived after the approval expired"
+    if not decision.approved:
+        return "rejected", f"the reviewer denied {pending['tool']}"
+    return "approved", ""
 
 
 def _canonical(value: Any) -> str:
@@ -248,9 +254,7 @@ class Categorized:
     message: str
 
 
-def categorize(
-    exc: BaseException, rules: Sequence[tuple[type[BaseException], str]]
-) -> Categorized:
+def categorize(exc: BaseException, rules: Sequence[tuple[type[BaseException], str]]) -> Categorized:
     """The category of a run failure: the exception's own ``category`` attribute, else the
     first rule matching it or anything in its cause chain, else ``logic``."""
     seen: BaseException | None = exc

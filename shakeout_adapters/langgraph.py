@@ -67,10 +67,10 @@ from shakeout_adapters._durable import (
     Trace,
     categorize,
     finish,
+    judge,
     new_run,
     outcome_of,
     park,
-    refusal,
     run_id_for,
     summarize,
 )
@@ -135,7 +135,7 @@ class LangGraphAdapter:
         self.model = ChatOpenAI(
             model=str(getattr(endpoints, "model", "gpt-4.1-mini")),
             base_url=str(endpoints.model_base_url),
-            api_key=str(getattr(endpoints, "api_key", "sk-shakeout")),  # type: ignore[arg-type]
+            api_key=str(getattr(endpoints, "api_key", "sk-shakeout")),
             http_client=httpx2.Client(
                 verify=ssl.create_default_context(),
                 event_hooks={"request": [self._trace_model_request]},
@@ -191,18 +191,11 @@ class LangGraphAdapter:
 
     def _decide(self, doc: dict[str, Any], decision: DecisionLike | None) -> Outcome:
         pending = doc["pending"]
-        now = self._world.clock.now()
-        if decision is None:
-            if now > float(pending["expires_at"]):
-                return self._end(doc, "expired", None, "the approval expired undecided")
-            return outcome_of(doc)
-        why = refusal(pending, decision, now)
-        if why == "late":
-            return self._end(doc, "expired", None, "the decision arrived after the approval expired")
-        if why is not None:
-            return outcome_of(doc)  # refused: the run stays parked on its own call
-        if not decision.approved:
-            return self._end(doc, "rejected", None, f"the reviewer denied {pending['tool']}")
+        verdict, why = judge(pending, decision, self._world.clock.now())
+        if verdict in ("expired", "rejected"):
+            return self._end(doc, verdict, None, why)
+        if verdict == "parked":
+            return outcome_of(doc)  # nothing to apply: the run stays parked on its own call
         doc.update(
             state="running",
             pending=None,
@@ -222,7 +215,7 @@ class LangGraphAdapter:
             http=self._http,
             config=dict(getattr(self._world, "config", {}) or {}),
         )
-        context = info if self._context is None else self._context(info)
+        context: Any = info if self._context is None else self._context(info)
         config: RunnableConfig = {
             "configurable": {"thread_id": doc["run_id"]},
             "callbacks": [self._boundaries],
@@ -244,20 +237,23 @@ class LangGraphAdapter:
         except Exception as exc:
             found = categorize(exc, RULES)
             return self._end(doc, "failed", found.category, found.message)
-        interrupts: Sequence[Any] = result.get("__interrupt__", ()) if isinstance(result, dict) else ()
+        found_interrupts = result.get("__interrupt__", ()) if isinstance(result, dict) else ()
+        interrupts: Sequence[Any] = found_interrupts
         if interrupts:
             first = interrupts[0]
             value = first.value if isinstance(first.value, Mapping) else {"arguments": first.value}
             arguments = value.get("arguments", {})
-            tool = str(value.get("tool", "interrupt"))
+            if not isinstance(arguments, Mapping):
+                arguments = {"value": arguments}
+            given = value.get("summary")
             park(
                 doc,
                 approval_id=str(value.get("approval_id", first.id)),
-                tool=tool,
-                arguments=dict(arguments) if isinstance(arguments, Mapping) else {"value": arguments},
+                tool=str(value.get("tool", "interrupt")),
+                arguments=dict(arguments),
                 now=self._world.clock.now(),
                 ttl_s=self._ttl,
-                summary=(lambda t, a: str(value["summary"])) if "summary" in value else self._summary,
+                summary=self._summary if given is None else (lambda tool, args: str(given)),
             )
             doc["pending"]["interrupt"] = first.id
             self._require_store().save(doc)

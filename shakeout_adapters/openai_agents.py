@@ -81,10 +81,10 @@ from shakeout_adapters._durable import (
     Trace,
     categorize,
     finish,
+    judge,
     new_run,
     outcome_of,
     park,
-    refusal,
     run_id_for,
     summarize,
 )
@@ -196,18 +196,11 @@ class OpenAIAgentsAdapter(Generic[TContext]):
 
     def _decide(self, doc: dict[str, Any], decision: DecisionLike | None) -> Outcome:
         pending = doc["pending"]
-        now = self._world.clock.now()
-        if decision is None:
-            if now > float(pending["expires_at"]):
-                return self._end(doc, "expired", None, "the approval expired undecided")
-            return outcome_of(doc)
-        why = refusal(pending, decision, now)
-        if why == "late":
-            return self._end(doc, "expired", None, "the decision arrived after the approval expired")
-        if why is not None:
-            return outcome_of(doc)  # refused: the run stays parked on its own call
-        if not decision.approved:
-            return self._end(doc, "rejected", None, f"the reviewer denied {pending['tool']}")
+        verdict, why = judge(pending, decision, self._world.clock.now())
+        if verdict in ("expired", "rejected"):
+            return self._end(doc, verdict, None, why)
+        if verdict == "parked":
+            return outcome_of(doc)  # nothing to apply: the run stays parked on its own call
         doc.update(state="running", pending=None, decision=pending["approval_id"])
         self._require_store().save(doc)
         return self._advance(doc)
@@ -248,7 +241,7 @@ class OpenAIAgentsAdapter(Generic[TContext]):
             http=self._http,
             config=dict(getattr(self._world, "config", {}) or {}),
         )
-        context = info if self._context is None else self._context(info)
+        context: Any = info if self._context is None else self._context(info)
         client = openai.AsyncOpenAI(
             base_url=str(self.endpoints.model_base_url),
             api_key=str(getattr(self.endpoints, "api_key", "sk-shakeout")),
@@ -276,8 +269,9 @@ class OpenAIAgentsAdapter(Generic[TContext]):
                 for item in state.get_interruptions():
                     if str(_field(item.raw_item, "call_id")) == approved:
                         state.approve(item)
+                resumed: Any = state  # the SDK types a resumed run's input by its context
                 return await Runner.run(
-                    agent, state, max_turns=self._max_turns, run_config=config
+                    agent, resumed, max_turns=self._max_turns, run_config=config
                 )
             return await Runner.run(
                 agent,
@@ -417,4 +411,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
-

@@ -17,13 +17,13 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 from langchain_core.tools import BaseTool, InjectedToolCallId, tool
+
+from examples.desk_services import call_service
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
-
-from examples.desk_services import call_service
 
 INSTRUCTIONS = (
     "You are a refund desk. Look up the customer's order with lookup_order, then refund the "
@@ -79,7 +79,8 @@ def issue_refund(
         amount: the amount to refund, in the order's currency.
     """
     arguments = {"order_id": order_id, "amount": amount}
-    decision = interrupt({"approval_id": tool_call_id, "tool": "issue_refund", "arguments": arguments})
+    request = {"approval_id": tool_call_id, "tool": "issue_refund", "arguments": arguments}
+    decision = interrupt(request)  # the graph pauses here until Command(resume=...)
     if not (isinstance(decision, dict) and decision.get("approved") is True):
         return {"status": "not refunded: the reviewer did not approve"}
     desk = get_runtime(DeskContext).context

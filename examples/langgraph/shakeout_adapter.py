@@ -1,4 +1,8 @@
-"""The desk under shakeout: ``chaos_agent = "examples.langgraph.shakeout_adapter:build_adapter"``."""
+"""The desk under shakeout, the factory the scenarios name.
+
+``agent: examples.langgraph.shakeout_adapter:build_adapter`` in a scenario file (or the
+``chaos_agent`` ini key).
+"""
 
 from __future__ import annotations
 

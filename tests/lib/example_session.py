@@ -57,7 +57,6 @@ def derive(base: Mapping[str, Any], variant: Variant) -> dict[str, Any]:
     return data
 
 
-
 def example_runner(pytester: pytest.Pytester) -> Callable[..., Session]:
     """Run an example's scenario file plus variants (with a module of planted bugs) and read
     the JSON report back."""
