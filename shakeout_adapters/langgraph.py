@@ -127,6 +127,7 @@ class LangGraphAdapter:
         self._world: Any = None
         self._store: RunStore | None = None
         self._graph: Any = None
+        self._connection: sqlite3.Connection | None = None
         self._http = httpx.Client(
             base_url=str(endpoints.tools_base_url),
             timeout=10.0,
@@ -149,10 +150,12 @@ class LangGraphAdapter:
         """Bind to a run's world: open its SQLite checkpoints; no earlier run stays in memory."""
         self._world = world
         self._store = RunStore(Path(world.state_dir), "langgraph")
-        connection = sqlite3.connect(
+        if self._connection is not None:
+            self._connection.close()  # the previous run's checkpoints, never needed again
+        self._connection = sqlite3.connect(
             str(self._store.root / "checkpoints.sqlite"), check_same_thread=False
         )
-        saver = _AnnouncingSaver(connection, self._boundaries)
+        saver = _AnnouncingSaver(self._connection, self._boundaries)
         self._graph = self._build_graph(self.model, saver)
         self._boundaries.reset()
         self._run_id = ""
