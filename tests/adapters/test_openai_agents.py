@@ -3,6 +3,7 @@ suite catches two planted bugs (a swallowed tool error, a refund without approva
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from example_session import ROOT, Session, Variant
@@ -43,6 +44,49 @@ def skipped_approval(endpoints):
     return OpenAIAgentsAdapter(agent, endpoints, context=desk_context)
 '''
 
+TRACING = """
+import json
+from pathlib import Path
+
+from agents import add_trace_processor
+from agents.tracing import TracingProcessor
+
+
+class Recorder(TracingProcessor):
+    \"\"\"Counts the SDK traces and spans started: each would be exported to a remote server.\"\"\"
+
+    def __init__(self):
+        self.traces = 0
+        self.spans = 0
+
+    def on_trace_start(self, trace):
+        self.traces += 1
+
+    def on_trace_end(self, trace):
+        pass
+
+    def on_span_start(self, span):
+        self.spans += 1
+
+    def on_span_end(self, span):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self):
+        pass
+
+
+RECORDER = Recorder()
+add_trace_processor(RECORDER)
+
+
+def pytest_sessionfinish(session):
+    counts = {"traces": RECORDER.traces, "spans": RECORDER.spans}
+    Path("sdk_tracing.json").write_text(json.dumps(counts))
+"""
+
 SWALLOWED = Variant(
     "oa_bug_swallowed_tool_error",
     "planted_bugs:swallowed_tool_error",
@@ -55,7 +99,9 @@ SKIPPED = Variant("oa_bug_skipped_approval", "planted_bugs:skipped_approval")
 def test_example_passes_both_matrices_and_the_planted_bugs_are_caught(
     run_example: Callable[..., Session],
 ) -> None:
-    session = run_example(EXAMPLE, bugs_module=BUGS, variants=[SWALLOWED, SKIPPED])
+    session = run_example(
+        EXAMPLE, bugs_module=BUGS, variants=[SWALLOWED, SKIPPED], conftest=TRACING
+    )
     example = session.of("oa_refund_approved")
     fired = {f["key"] for i in example for f in i["faults_fired"]}
     # the matrices really ran: every crash point, the approval faults and the tool faults
@@ -92,3 +138,5 @@ def test_example_passes_both_matrices_and_the_planted_bugs_are_caught(
     assert skipped["verdict"] == "fail"
     assert {"unapproved_effects", "expected_approvals"} <= Session.failed_checks(skipped)
     assert session.ret == 1
+    # the SDK's tracing never started a trace, so it had nothing to export off the machine
+    assert json.loads((session.path / "sdk_tracing.json").read_text()) == {"traces": 0, "spans": 0}

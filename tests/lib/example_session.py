@@ -25,6 +25,7 @@ class Session:
     items: Mapping[str, Mapping[str, Any]]
     stdout: str
     ret: int
+    path: Path
 
     def of(self, scenario: str) -> list[Mapping[str, Any]]:
         """The items of one scenario."""
@@ -62,7 +63,12 @@ def example_runner(pytester: pytest.Pytester) -> Callable[..., Session]:
     the JSON report back."""
 
     def run(
-        scenario: Path, *, bugs_module: str, variants: Sequence[Variant], args: Sequence[str] = ()
+        scenario: Path,
+        *,
+        bugs_module: str,
+        variants: Sequence[Variant],
+        conftest: str | None = None,
+        args: Sequence[str] = (),
     ) -> Session:
         base = yaml.safe_load(scenario.read_text())
         folder = pytester.mkdir("scenarios")
@@ -70,6 +76,8 @@ def example_runner(pytester: pytest.Pytester) -> Callable[..., Session]:
         for variant in variants:
             (folder / f"{variant.name}.yaml").write_text(yaml.safe_dump(derive(base, variant)))
         pytester.makepyfile(planted_bugs=bugs_module)
+        if conftest is not None:
+            pytester.makeconftest(conftest)
         pytester.makeini(
             "[pytest]\n"
             "chaos_scenarios = scenarios/*.yaml\n"
@@ -84,6 +92,6 @@ def example_runner(pytester: pytest.Pytester) -> Callable[..., Session]:
         stdout = result.stdout.str()
         assert report.exists(), stdout[-4000:]
         items = {i["nodeid"]: i for i in json.loads(report.read_text())["items"]}
-        return Session(items, stdout, int(result.ret))
+        return Session(items, stdout, int(result.ret), pytester.path)
 
     return run
