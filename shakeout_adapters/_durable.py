@@ -162,7 +162,7 @@ class RunStore:
         """Write the run's document atomically (a crash leaves the old or the new one)."""
         path = self.root / f"{doc['run_id']}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, sort_keys=True))
+        tmp.write_text(json.dumps(doc))  # key order kept: a replay must rebuild the same input
         os.replace(tmp, path)
 
     def record(self, run_id: str, entry: Mapping[str, Any]) -> None:

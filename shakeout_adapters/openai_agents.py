@@ -169,8 +169,9 @@ class OpenAIAgentsAdapter(Generic[TContext]):
         with store.locked(run_id):
             doc = store.load(run_id)
             if doc is None:
-                doc = new_run(run_id, dict(payload))
-                store.save(doc)
+                store.save(new_run(run_id, dict(payload)))
+                doc = store.load(run_id)  # the first run sees exactly what a resumed one sees
+                assert doc is not None
             if doc["state"] != "running":
                 return outcome_of(doc)
             return self._advance(doc)
