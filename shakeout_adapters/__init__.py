@@ -1,1 +1,1 @@
-"""Ready adapters that put agents built on common frameworks under shakeout."""
+"""Ready adapters that put agents built on common frameworks under shakeout's test harness."""
