@@ -1,0 +1,1 @@
+"""A refund desk on LangGraph, put under shakeout with ``shakeout_adapters``."""

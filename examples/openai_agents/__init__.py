@@ -1,0 +1,1 @@
+"""A refund desk on the OpenAI Agents SDK, put under shakeout with ``shakeout_adapters``."""
