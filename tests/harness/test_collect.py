@@ -215,7 +215,7 @@ def test_input_family_rejected_at_intake_passes(project: pytest.Pytester) -> Non
     result.assert_outcomes(passed=1, deselected=1)
 
 
-# --------------------------------------------------------------------------- which files, which items
+# ---------------------------------------------------------------- which files, which items
 
 
 def test_a_yaml_file_named_on_the_command_line_is_collected_wherever_it_lives(
