@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from harness.output import OutputError, write_text
-from harness.redact import RedactionConfigError, Redactor, normalize, redactor_for
+from harness.project import find_project
+from harness.redact import RedactionConfigError, Redactor, normalize
 
 DEFAULT_SCRUB = ("authorization", "x-api-key", "api-key", "cookie")
 """Header names (case-insensitive) whose values never reach a cassette."""
@@ -926,7 +927,7 @@ def import_cassette_main(
     except ValidationError as exc:  # pragma: no cover - a converter bug, not user input
         return fail(f"the scenario converted from {cassette!r} is invalid (a bug): {exc}")
     try:
-        redactor = redactor_for(Path.cwd() / "pyproject.toml")
+        redactor = find_project([cassette]).redactor()
     except RedactionConfigError as exc:
         return fail(str(exc))
     # A cassette recorded without record_session may hold secrets: none reaches the scenario.
