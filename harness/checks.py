@@ -132,6 +132,8 @@ class TerminalStateReached(Check):
             return self.fail(
                 "the agent raised instead of ending in a terminal state: " + record.agent_exception
             )
+        if record.stopped:
+            return self.fail(record.stopped)
         final = record.final
         if final is None:
             return self.fail("the agent reported no outcome")

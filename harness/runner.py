@@ -325,6 +325,7 @@ def run_variant(
             model_exhausted=len(world.model_exhausted),
             timed_out=result.timed_out,
             agent_exception=result.agent_exception,
+            stopped=result.stopped,
             harness_error=harness_error,
             duration_s=time.perf_counter() - started,
             crashes=(
