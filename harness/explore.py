@@ -566,9 +566,7 @@ def _header(
     lines.append(f"  Hypothesis seed {result.seed}, run seed {result.run_seed}")
     if command:
         lines.append(f"  found with: {command}")
-    lines.append(
-        f"  reproduce: python -m pytest {shlex.quote(_shown(path))}"
-    )
+    lines.append(f"  reproduce: python -m pytest {shlex.quote(_shown(path))}")
     lines.append(
         "'expect' is the original scenario's; if a fault above is permanent, set it to the "
         "outcome you want before fixing the agent."
