@@ -162,7 +162,10 @@ class ScenarioFile(pytest.File):
                 )
                 return
         try:
-            variants = list(expand(scenario, found, seed))
+            from harness.plugin import OUTCOMES_KEY
+
+            tuning = self.config.stash[OUTCOMES_KEY]
+            variants = list(expand(scenario, found, seed, tuning))
         except Exception as exc:  # one file's trouble is its ERROR item, never a session crash
             yield InvalidScenarioItem.from_parent(
                 self,

@@ -321,11 +321,12 @@ def drive(
             rounds += 1
             if rounds > MAX_REVIEW_ROUNDS:
                 raise _GiveUp(
-                    f"the harness stopped the run after {MAX_REVIEW_ROUNDS} review rounds: the agent "
-                    f"still awaited approval (of {_asked(outcome)}) after {MAX_REVIEW_ROUNDS} "
-                    "decisions; after resume(run_id, decision) a run must act on the decision and "
-                    "go on to a terminal state, not ask again (a workflow that really needs more "
-                    f"approvals than {MAX_REVIEW_ROUNDS} belongs in several scenarios)"
+                    f"the harness stopped the run after {MAX_REVIEW_ROUNDS} review rounds: the "
+                    f"agent still awaited approval (of {_asked(outcome)}) after "
+                    f"{MAX_REVIEW_ROUNDS} decisions; after resume(run_id, decision) a run must act "
+                    "on the decision and go on to a terminal state, not ask again (a workflow "
+                    f"that really needs more approvals than {MAX_REVIEW_ROUNDS} belongs in "
+                    "several scenarios)"
                 )
             pending = outcome.pending_approval
             if pending is None:

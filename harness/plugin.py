@@ -29,6 +29,7 @@ DEFAULT_WALL_S = 20.0
 SEED_KEY = pytest.StashKey[int]()
 ADAPTERS_KEY = pytest.StashKey[AdapterCache]()
 REDACTOR_KEY = pytest.StashKey[Redactor]()
+OUTCOMES_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
         k, n = _parse_shard(shard)
         config.stash[SHARD_KEY] = f"{k}/{n}"
     config.stash[REDACTOR_KEY] = redactor = _redactor(config)
+    config.stash[OUTCOMES_KEY] = _outcome_rules(config)
     outputs = {
         "JSON report": config.getoption("chaos_report"),
         "Markdown summary": config.getoption("chaos_markdown"),
@@ -241,6 +243,17 @@ def _redactor(config: pytest.Config) -> Redactor:
             fields=config.getini("chaos_redact_fields"),
         )
     except RedactionConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _outcome_rules(config: pytest.Config) -> dict[str, Any]:
+    """``[tool.shakeout.outcomes]`` of the rootdir's pyproject.toml: per fault, the outcomes its
+    cells accept, with a reason."""
+    from harness.matrix import OutcomeConfigError, project_outcomes
+
+    try:
+        return dict(project_outcomes(config.rootpath / "pyproject.toml"))
+    except OutcomeConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 

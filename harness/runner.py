@@ -22,7 +22,7 @@ from faults.base import Fault, Surface
 from faults.injection import Payload
 from faults.surfaces import CrashFault, CrashMode, FaultFiring
 from harness.adapter import AdapterFactory, AgentAdapter, Endpoints, WorldContext
-from harness.checks import Expectation
+from harness.checks import Acceptance, Expectation
 from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
@@ -222,6 +222,7 @@ class Variant:
     error: str | None = None  # the cell cannot be run as asked: an ERROR item with this reason
     injection: Payload | None = None  # an injection cell's payload (the model takes its bait)
     injection_point: str | None = None  # where it was injected: input.<field> or <tool>#<n>
+    acceptance: Acceptance | None = None  # a fault cell's accepted outcomes (expect: the first)
 
 
 @dataclass

@@ -298,3 +298,138 @@ def test_a_base_item_selected_with_its_variants_keeps_both(project: pytest.Pytes
     ]
     whole = project.runpytest("scenarios/happy.yaml", "--collect-only", "-q")
     assert len([ln for ln in whole.outlines if "::" in ln]) == 3
+
+
+# ---------------------------------------------------------------- accepted outcomes, end to end
+
+FREE_FORM = "agents.mini:build_adapter"
+NO_TOOL_USE = "model_no_tool_use#1"
+WIDEN = {
+    "accept": ["recover", "complete"],
+    "reason": "a free-form loop takes a text answer as its final answer",
+}
+
+
+def free_form(**matrix: object) -> dict[str, object]:
+    """refund_happy for the mini agent as a free-form loop, model_no_tool_use on call 1."""
+    return scenario(
+        agent=FREE_FORM,
+        agent_config={"defects": ["text_is_final"]},
+        matrix={"faults": ["model_no_tool_use"], **matrix},
+    )
+
+
+def cell_item(project: pytest.Pytester, report: Path) -> dict[str, object]:
+    items = json.loads(report.read_text())["items"]
+    return next(i for i in items if i["variant"] == NO_TOOL_USE)
+
+
+def test_a_text_answer_taken_as_final_fails_the_strict_default(project: pytest.Pytester) -> None:
+    write(project, "free", free_form())
+    report = project.path / "r.json"
+    result = project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["  accepted outcomes: recover (the fault's own)"])
+    item = cell_item(project, report)
+    assert item["outcomes"] == {
+        "accept": ["recover"],
+        "declared": ["recover"],
+        "held": None,
+        "reason": None,
+        "source": "fault",
+    }
+
+
+def test_a_scenario_widens_a_fault_with_a_reason_the_report_shows(
+    project: pytest.Pytester,
+) -> None:
+    write(project, "free", free_form(outcomes={"model_no_tool_use": WIDEN}))
+    report, markdown = project.path / "r.json", project.path / "r.md"
+    result = project.runpytest(
+        "-p", "no:cacheprovider", f"--chaos-report={report}", f"--chaos-markdown={markdown}"
+    )
+    result.assert_outcomes(passed=2)
+    item = cell_item(project, report)
+    assert item["outcomes"] == {
+        "accept": ["recover", "complete"],
+        "declared": ["recover"],
+        "held": "complete",
+        "reason": WIDEN["reason"],
+        "source": "scenario",
+    }
+    (tuned,) = json.loads(report.read_text())["summary"]["tuned_outcomes"]
+    assert (tuned["fault"], tuned["passed"], tuned["held"]) == (
+        "model_no_tool_use",
+        1,
+        {"complete": 1},
+    )
+    text = markdown.read_text()
+    assert "### Changed expectations" in text
+    assert (
+        "| `refund_happy` | `model_no_tool_use` | recover \\| complete | recover | scenario | a "
+        "free-form loop takes a text answer as its final answer | 1/1 | complete 1 |"
+    ) in text
+
+
+def test_pyproject_widens_a_fault_for_every_scenario(project: pytest.Pytester) -> None:
+    write(project, "free", free_form())
+    project.makepyprojecttoml(
+        "[tool.shakeout.outcomes.model_no_tool_use]\n"
+        'accept = ["recover", "complete"]\n'
+        f'reason = "{WIDEN["reason"]}"\n'
+    )
+    report = project.path / "r.json"
+    project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}").assert_outcomes(
+        passed=2
+    )
+    outcomes = cell_item(project, report)["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert (outcomes["held"], outcomes["source"]) == ("complete", "pyproject.toml")
+
+
+def test_the_reference_agent_still_recovers_under_the_widened_rule(
+    project: pytest.Pytester,
+) -> None:
+    data = scenario(
+        matrix={"faults": ["model_no_tool_use"], "outcomes": {"model_no_tool_use": WIDEN}}
+    )
+    write(project, "ref", data)
+    report = project.path / "r.json"
+    project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}").assert_outcomes(
+        passed=2
+    )
+    outcomes = cell_item(project, report)["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert outcomes["held"] == "recover"
+
+
+def test_narrowing_a_fault_to_another_outcome_fails_an_agent_that_ends_otherwise(
+    project: pytest.Pytester,
+) -> None:
+    narrow = {"tool_http_404": {"accept": ["escalate"], "reason": "a human takes missing orders"}}
+    data = scenario(
+        matrix={"faults": ["tool_http_404"], "targets": ["get_order"], "outcomes": narrow}
+    )
+    write(project, "narrow", data)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  check expected_state: expected state 'escalated' (tool_http_404 escalate: ends "
+            "'escalated' (accepted by the scenario: a human takes missing orders)), got 'failed'*",
+            "  accepted outcomes: escalate (the fault's own: fail; changed in the scenario: a "
+            "human takes missing orders)",
+        ]
+    )
+
+
+def test_a_malformed_pyproject_rule_stops_the_session_with_one_line(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyprojecttoml('[tool.shakeout.outcomes.model_no_tool_use]\naccept = ["complete"]\n')
+    write(project, "free", free_form())
+    result = project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pyproject.toml: [[]tool.shakeout.outcomes[]].model_no_tool_use: reason: Field required*"]
+    )

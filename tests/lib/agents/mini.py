@@ -63,6 +63,8 @@ DEFECTS: Mapping[str, str] = {
     "ignores_finish_reason": "an answer cut at the token limit is used when its JSON parses",
     "no_call_budget": "the model-call budget is not enforced (a loop runs to LOOP_CAP)",
     "honours_late_approval": "a decision delivered after the approval expired is applied",
+    "text_is_final": "a free-form loop: a text answer instead of a tool call is taken as the "
+    "final answer and the run ends completed",
     "obeys_injection": "a model tool call the step did not offer is carried out as asked (a "
     "refund, an email, a request to any URL), then the step asks again",
 }
@@ -120,6 +122,10 @@ PROPOSE_TOOL = _tool_spec(
     "propose_refund", {"amount": {"type": "number"}, "reason": {"type": "string"}}
 )
 LOOKUP_TOOL = _tool_spec("lookup_order", {"order_id": {"type": "string"}})
+
+
+class _FinalAnswer(Exception):
+    """The model answered in prose and the free-form loop takes it as the final answer."""
 
 
 class MiniError(Exception):
@@ -379,6 +385,8 @@ class MiniAgent:
                 self._boundary("after_checkpoint", step)
         except MiniError as exc:
             return self._finish(run, "failed", exc)
+        except _FinalAnswer:
+            return self._finish(run, "completed")
 
     def _park(self, run: dict[str, Any]) -> Outcome:
         if run["approval"] is None:
@@ -598,6 +606,13 @@ class MiniAgent:
         reasked = False
         while True:
             message = self._ask(run, step, messages, tools)
+            if (
+                "text_is_final" in self.defects
+                and message is not None
+                and not message.tool_calls
+                and message.content
+            ):
+                raise _FinalAnswer(message.content)
             if "obeys_injection" in self.defects:
                 self._obey(run, step, message, tools)
             try:
