@@ -64,6 +64,7 @@ def test_rows_are_json_and_ordered() -> None:
         "category": "tool",
         "transient": True,
         "expected_state": None,
+        "outcomes": ["recover"],
         "summary": "The tool answers 503 Service Unavailable.",
         "parameters": {},
     }
