@@ -102,7 +102,8 @@ def test_each_broken_contract_point_is_named(
     if defect == "empty_approval_args":
         # the same defect also leaves the reviewer's summary without the amount: said apart
         (other,) = [ln for ln in broken if ln != line]
-        assert other.startswith("  FAIL  fault-free run: ") and "approval_summary" in other
+        assert other.startswith("  FAIL  fault-free run: ")
+        assert "approval_summary" in other
         return
     assert len(broken) == 1, out  # the one defect, nothing else blamed
     assert f"1 problem(s): {problem}." in out
