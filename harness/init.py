@@ -31,7 +31,6 @@ INI_KEYS = {
     "pythonpath": ".",
     "chaos_agent": "shakeout_agent:build_adapter",
     "chaos_seed": "20261127",
-    "chaos_scenarios": "scenarios/*.yaml scenarios/**/*.yaml",
     "filterwarnings": "error",
 }
 

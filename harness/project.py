@@ -50,14 +50,17 @@ class ProjectConfig:
             return None
         return " ".join(map(str, raw)) if isinstance(raw, list) else str(raw)
 
-    def lines(self, key: str) -> list[str]:
-        """A list-valued ini key (TOML list, or one entry per line / word in an ini file)."""
+    def lines(self, key: str, *, words: bool = False) -> list[str]:
+        """A list-valued ini key: a TOML list, or in an ini file one entry per line (pytest's
+        ``linelist``), or with ``words`` per shell word (pytest's ``paths``, e.g. pythonpath)."""
         raw = self.ini.get(key)
         if raw is None:
             return []
         if isinstance(raw, list):
             return [str(x) for x in raw]
-        return [w for line in str(raw).splitlines() for w in shlex.split(line)]
+        if words:
+            return shlex.split(str(raw))
+        return [line.strip() for line in str(raw).splitlines() if line.strip()]
 
     @property
     def agent(self) -> str | None:
@@ -99,7 +102,7 @@ class ProjectConfig:
     def pythonpath(self) -> tuple[Path, ...]:
         """The ``pythonpath`` key's directories, relative to the ini file (as pytest does)."""
         base = self.inifile.parent if self.inifile is not None else self.rootdir
-        return tuple((base / p).resolve() for p in self.lines("pythonpath"))
+        return tuple((base / p).resolve() for p in self.lines("pythonpath", words=True))
 
     @property
     def pyproject(self) -> Path | None:
