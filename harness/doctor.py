@@ -225,12 +225,15 @@ def _persistence(
     elif any(p == CrashPoint.AFTER_CHECKPOINT.value for p, _ in found.boundaries):
         point, where = CrashPoint.AFTER_CHECKPOINT, "after the first step's checkpoint"
         how = "start(payload) again (the redelivered input)"
+    elif found.ledger_calls:
+        point, where = CrashPoint.AFTER_EFFECT, "right after its first effect committed"
+        how = "start(payload) again (the redelivered input)"
     else:
         return Finding(
             name,
             None,
-            "the run never parked and announced no after_checkpoint boundary: no crash to "
-            "resume from, not checked",
+            "the run never parked, committed no effect and announced no after_checkpoint "
+            "boundary: no crash to resume from, not checked",
         )
     crashing = scenario.model_copy(update={"crash_matrix": CrashMatrix(points=(point,))})
     cell = next(iter(crash_cells(crashing, found)))
@@ -343,7 +346,10 @@ def doctor_main(
         )
         return 2
     run_seed = seed if seed is not None else scenario.effective_seed(ini_seed or 0)
-    out.write(f"shakeout doctor: agent {factory}, scenario {path} (seed {run_seed})\n")
+    shown = path.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
+    out.write(f"shakeout doctor: agent {factory}, scenario {shown} (seed {run_seed})\n")
     with project.importable():
         try:
             adapter = AdapterCache().get(factory, endpoints_of(scenario))
