@@ -45,6 +45,43 @@ class Surface(StrEnum):
     INJECTION = "injection"
 
 
+class Outcome(StrEnum):
+    """How a run may end when a fault fires: the vocabulary of acceptable outcomes.
+
+    A fault class declares the outcomes it accepts (``accepts``); a scenario's
+    ``matrix.outcomes`` or ``[tool.shakeout.outcomes]`` in pyproject.toml can narrow or widen them
+    per fault, with a reason the report shows.
+    """
+
+    RECOVER = "recover"
+    """End like the fault-free run: same terminal state, same effects by body, the broken call
+    answered for real before going on."""
+    FAIL = "fail"
+    """End ``failed`` with the fault's category; a permanent fault is not retried and no gated
+    effect follows it."""
+    ESCALATE = "escalate"
+    """End ``escalated``: handed to a human, no error category."""
+    COMPLETE = "complete"
+    """End ``completed`` without asking again: e.g. a free-form loop that takes a text answer as
+    its final answer. The broken call need not be answered for real."""
+    REJECT = "reject"
+    """End ``rejected`` with no gated effect (a reviewer's denial)."""
+    EXPIRE = "expire"
+    """End ``expired`` with no gated effect (an approval that never came in time)."""
+
+
+OUTCOME_STATES: Mapping[Outcome, str] = MappingProxyType(
+    {
+        Outcome.FAIL: "failed",
+        Outcome.ESCALATE: "escalated",
+        Outcome.COMPLETE: "completed",
+        Outcome.REJECT: "rejected",
+        Outcome.EXPIRE: "expired",
+    }
+)
+"""The terminal state each outcome ends in (``recover``: the fault-free run's)."""
+
+
 class FaultDefinitionError(TypeError):
     """A fault class is declared wrongly (missing or duplicate key, bad surface)."""
 
@@ -117,6 +154,10 @@ class Fault:
     expected_state: ClassVar[str | None] = None
     """Terminal state a run must reach when the fault fires (e.g. ``rejected``, ``expired``);
     None: the state follows from ``category`` and ``transient`` as usual."""
+    accepts: ClassVar[tuple[Outcome, ...] | None] = None
+    """The outcomes a run may end with when the fault fires, the first the one messages state;
+    None: derived from the class (``expected_state``'s outcome, else ``recover`` for a transient
+    fault and ``fail`` for a permanent one). See :meth:`outcomes`."""
     needs_real_answer: ClassVar[bool] = True
     """Whether the agent did not get the real answer where the fault fired, so recovering means
     asking again until it does (False for a late but whole answer, a duplicate delivery)."""
@@ -154,6 +195,16 @@ class Fault:
     def summary(cls) -> str:
         """The one-line docstring naming what the fault breaks."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def outcomes(cls) -> tuple[Outcome, ...]:
+        """The acceptable outcomes the class declares (``accepts``), else derives."""
+        if cls.accepts:
+            return tuple(cls.accepts)
+        if cls.expected_state is not None:
+            by_state = {state: outcome for outcome, state in OUTCOME_STATES.items()}
+            return (by_state[cls.expected_state],)
+        return (Outcome.RECOVER,) if cls.transient else (Outcome.FAIL,)
 
     @classmethod
     def parameters(cls) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def _row(cls: type[Fault]) -> dict[str, Any]:
         "category": cls.category.value if cls.category is not None else None,
         "transient": cls.transient,
         "expected_state": cls.expected_state,
+        "outcomes": [o.value for o in cls.outcomes()],
         "summary": cls.summary(),
         "parameters": params,
     }
@@ -46,7 +47,8 @@ def catalogue() -> list[dict[str, Any]]:
     """Every registered fault as a row, ordered by surface then key.
 
     Each row has ``key``, ``surface``, ``category`` (None: no error expected), ``transient``,
-    ``expected_state`` (a terminal state the fault forces, or None), ``summary`` (the one-line
+    ``expected_state`` (a terminal state the fault forces, or None), ``outcomes`` (the
+    acceptable outcomes it declares, see ``faults.base.Outcome``), ``summary`` (the one-line
     docstring) and ``parameters`` (the fault's own settable fields with their defaults; every
     fault also takes ``target``, ``at`` and ``times``).
     """
@@ -59,12 +61,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in row["parameters"].items())
 
     def outcome(row: dict[str, Any]) -> str:
-        if row["expected_state"]:
-            return str(row["expected_state"])
-        kind = "transient" if row["transient"] else "permanent"
-        return f"{kind} {row['category'] or '-'}"
+        named = [f"fail:{row['category']}" if o == "fail" else o for o in row["outcomes"]]
+        return " | ".join(named)
 
-    head = ("key", "surface", "expect", "parameters", "summary")
+    head = ("key", "surface", "accepts", "parameters", "summary")
     body = [(r["key"], r["surface"], outcome(r), params(r), r["summary"]) for r in rows]
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head) - 1)]
     lines = []
@@ -73,7 +73,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
         lines.append("  ".join([*cells, line[-1]]).rstrip())
     footer = (
         f"{len(rows)} faults; each also takes target (a tool or step), at (a schedule) and "
-        "times (attempts in a row it answers)"
+        "times (attempts in a row it answers).\n"
+        "accepts: how a run may end once the fault fires. recover: like the fault-free run "
+        "(same state and effects); fail:CATEGORY: failed with that category, no retry of a "
+        "permanent fault, no gated effect after it; escalate / complete / reject / expire: "
+        "ends escalated / completed without asking again / rejected / expired. Widen or narrow "
+        "per fault with a reason: matrix.outcomes in a scenario, [tool.shakeout.outcomes] in "
+        "pyproject.toml."
     )
     return "\n".join([*lines, "", footer])
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from faults.base import Category, Fault, Surface
+from faults.base import Category, Fault, Outcome, Surface
 from faults.injection import BAIT_KEY, Payload
 from faults.model import LengthCut
 from harness.adapter import RunState
@@ -80,6 +80,36 @@ class Expectation:
     """Verbatim characters of ticket or tool text, outside a fenced quote, that count as raw."""
     input_texts: tuple[str, ...] = ()
     """The ticket's free-text values (evidence of what the customer wrote)."""
+    recovery_required: bool = True
+    """A transient fault's broken call must be answered for real before the run goes on (False
+    for a cell that accepts ending ``completed`` without asking again)."""
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """The outcomes a fault cell accepts: the fault's own, or a rule's with its reason.
+
+    Attributes:
+        outcomes: the accepted outcomes, the first the one the cell's expectation states.
+        alternatives: the expectation of every other accepted outcome.
+        declared: the fault class's own outcomes.
+        reason: why a rule changed them (None: the fault's own).
+        source: where the rule came from: ``fault``, ``scenario`` or ``pyproject.toml``.
+    """
+
+    outcomes: tuple[Outcome, ...]
+    alternatives: tuple[tuple[Outcome, Expectation], ...] = ()
+    declared: tuple[Outcome, ...] = ()
+    reason: str | None = None
+    source: str = "fault"
+
+    def describe(self) -> str:
+        """One line for failure text, e.g. ``recover | complete (scenario: free-form loop)``."""
+        head = " | ".join(o.value for o in self.outcomes)
+        if self.reason is None:
+            return f"{head} (the fault's own)"
+        own = " | ".join(o.value for o in self.declared)
+        return f"{head} (the fault's own: {own}; changed in the {self.source}: {self.reason})"
 
 
 class Check:
@@ -134,6 +164,8 @@ class TerminalStateReached(Check):
             return self.fail(
                 "the agent raised instead of ending in a terminal state: " + record.agent_exception
             )
+        if record.stopped:
+            return self.fail(record.stopped)
         final = record.final
         if final is None:
             return self.fail("the agent reported no outcome")
@@ -479,6 +511,8 @@ class Recovered(Check):
     name = "recovered"
 
     def evaluate(self, record: RunRecord, expect: Expectation) -> Verdict:
+        if not expect.recovery_required:
+            return self.skip(f"recovery not required: {expect.origin}")
         checked = 0
         for ex in record.exchanges:
             faults = _request_faults(record, ex)

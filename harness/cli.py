@@ -1,4 +1,5 @@
-"""The ``shakeout`` command line: validate, schema, faults, gate, merge, explore, import-cassette.
+"""The ``shakeout`` command line: init, doctor, validate, schema, faults, gate, merge, explore,
+import-cassette.
 
 Each subcommand is a thin call into the module that owns the feature; exit codes are the
 feature's own (0 ok, 1 failed, 2 error or misuse).
@@ -11,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+FRAMEWORKS = ("reference", "tool-loop", "pydantic-ai", "openai-agents", "langgraph")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -20,6 +23,33 @@ def _parser() -> argparse.ArgumentParser:
         "commands validate scenario files and work with reports.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "init",
+        help="write a starter adapter, a scenario, the pytest ini keys and a CI workflow into a "
+        "folder; exit 0 written, 2 refused (a file exists) or misuse",
+    )
+    p.add_argument("folder", nargs="?", default=".", metavar="FOLDER", help="default: .")
+    p.add_argument(
+        "--framework",
+        required=True,
+        choices=FRAMEWORKS,
+        help="the agent framework the starter adapter wraps",
+    )
+
+    p = sub.add_parser(
+        "doctor",
+        help="run one fault-free scenario and check the adapter against the contract; exit 0 "
+        "all good, 1 problems listed, 2 cannot run",
+    )
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO",
+        help="the scenario file (default: the first one the chaos_scenarios globs find)",
+    )
+    p.add_argument("--agent", metavar="MOD:FN", help="adapter factory (default: chaos_agent)")
+    p.add_argument("--seed", type=int, metavar="N", help="run seed (default: chaos_seed, else 0)")
 
     p = sub.add_parser("validate", help="check scenario files; exit 1 if any is invalid")
     p.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or directories")
@@ -110,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shakeout`` console script."""
     args = _parser().parse_args(argv)
+    if args.command == "init":
+        from harness.init import init_main
+
+        return init_main(args.folder, framework=args.framework)
+    if args.command == "doctor":
+        from harness.doctor import doctor_main
+
+        return doctor_main(args.scenario, agent=args.agent, seed=args.seed)
     if args.command == "validate":
         from harness.loader import validate_main
 

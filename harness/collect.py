@@ -8,6 +8,7 @@ failure. The two never mix.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,90 @@ from harness.record import RunRecord
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
 from harness.session import RunResult, judge, report_item, reproduce_command
+
+# --------------------------------------------------------------------------- which files
+
+NAMED_KEY = pytest.StashKey[tuple[tuple[Path, tuple[str, ...]], ...]]()
+SKIPPED_KEY = pytest.StashKey[list[Path]]()
+
+
+def named_arguments(config: pytest.Config) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    """The command line's collection arguments as (resolved path, ``::`` name parts)."""
+    cached = config.stash.get(NAMED_KEY, None)
+    if cached is not None:
+        return cached
+    base = config.invocation_params.dir
+    out: list[tuple[Path, tuple[str, ...]]] = []
+    for arg in config.args:
+        head, *parts = str(arg).split("::")
+        out.append(((base / head).resolve(), tuple(parts)))
+    config.stash[NAMED_KEY] = found = tuple(out)
+    return found
+
+
+def is_scenario_file(config: pytest.Config, path: Path) -> bool:
+    """Whether a YAML file is collected as a scenario.
+
+    The rule: a ``.yaml`` / ``.yml`` file named on the command line is always a scenario; a file
+    found by walking a directory is one when its path relative to the rootdir matches one of the
+    ``chaos_scenarios`` globs (default ``scenarios/*.yaml`` and ``scenarios/**/*.yaml``).
+    """
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    resolved = path.resolve()
+    if any(named == resolved for named, _ in named_arguments(config)):
+        return True
+    try:
+        rel = path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        rel = None
+    patterns = config.getini("chaos_scenarios")
+    if rel is not None and any(fnmatch.fnmatch(rel, p) for p in patterns):
+        return True
+    config.stash.setdefault(SKIPPED_KEY, []).append(path)
+    return False
+
+
+def skipped_note(config: pytest.Config, collected: int) -> str | None:
+    """When a session collected no scenario but walked past YAML files, say why and what to do."""
+    skipped = config.stash.get(SKIPPED_KEY, [])
+    if collected or not skipped:
+        return None
+    shown = ", ".join(_display(p, config) for p in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    globs = ", ".join(config.getini("chaos_scenarios"))
+    return (
+        f"shakeout: {len(skipped)} YAML file(s) were not collected as scenarios ({shown}{more}): "
+        f"a file found in a directory is a scenario only when its path from the rootdir matches "
+        f"a chaos_scenarios glob ({globs}); name the file on the command line, or add a glob to "
+        "the chaos_scenarios ini key"
+    )
+
+
+def exact_selection(config: pytest.Config, items: list[pytest.Item]) -> list[pytest.Item]:
+    """The scenario variants selected only because a ``file.yaml::name`` argument names their
+    base item (pytest also matches ``name[...]`` for a bare name): a base item's node id selects
+    that one item, as a reproduce command promises."""
+    named = named_arguments(config)
+    drop: list[pytest.Item] = []
+    for item in items:
+        if not isinstance(item, ScenarioItem) or "[" not in item.name:
+            continue
+        path = item.path.resolve()
+        reasons = [parts for p, parts in named if p == path or p in path.parents]
+        base = item.name.split("[", 1)[0]
+        exact = any(parts in ((), (item.name,)) for parts in reasons)
+        if not exact and (base,) in reasons:
+            drop.append(item)
+    return drop
+
+
+NOT_A_SCENARIO = (
+    "{path} is not a shakeout scenario file: it has no {missing} key; a scenario needs at least "
+    "'name', 'description', 'input' and 'model' (`shakeout init` writes a template). A YAML file "
+    "named on the command line is always read as a scenario: leave this one out of the command, "
+    "or, if it is found in a directory, narrow the chaos_scenarios globs"
+)
 
 
 class ScenarioInvalid(Exception):
@@ -46,6 +131,14 @@ class ScenarioFile(pytest.File):
             scenario = load_scenario(self.path)
         except ScenarioError as exc:
             problem = str(exc).replace(str(self.path), _display(self.path, self.config))
+            missing = [
+                i.field
+                for i in exc.issues
+                if i.field in ("name", "input") and "required" in i.message.lower()
+            ]
+            if len(missing) == 2:  # neither name nor input: some other YAML file
+                shown = _display(self.path, self.config)
+                problem = NOT_A_SCENARIO.format(path=shown, missing=" and ".join(missing))
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=problem)
             return
         from harness.plugin import ChaosSettings
@@ -70,7 +163,10 @@ class ScenarioFile(pytest.File):
                 )
                 return
         try:
-            variants = list(expand(scenario, found, seed))
+            from harness.plugin import OUTCOMES_KEY
+
+            tuning = self.config.stash[OUTCOMES_KEY]
+            variants = list(expand(scenario, found, seed, tuning))
         except Exception as exc:  # one file's trouble is its ERROR item, never a session crash
             yield InvalidScenarioItem.from_parent(
                 self,

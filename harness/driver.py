@@ -223,6 +223,7 @@ class DriveResult:
     restarts: int = 0
     timed_out: float | None = None
     agent_exception: str | None = None
+    stopped: str | None = None
     harness_error: str | None = None
     trace: TraceCopy | None = None
 
@@ -291,7 +292,12 @@ def drive(
         nonlocal adapter
         result.restarts += 1
         if result.restarts > MAX_RESTARTS:
-            raise _GiveUp(f"more than {MAX_RESTARTS} restarts; the run never settles")
+            raise _GiveUp(
+                f"the harness stopped the run after {MAX_RESTARTS} restarts: every resumed run "
+                "was crashed again, so it never settled; a crash fault scheduled on every call "
+                "(at: {every: true}) or on many (at: {first: N}) crashes each resume, aim it at "
+                "one call (at: {nth: N})"
+            )
         if fresh is not None:
             adapter = fresh()
         log.add(Restart(log.next(), _now(world), fresh is not None or fresh_process))
@@ -314,7 +320,14 @@ def drive(
         while outcome.state is RunState.AWAITING_APPROVAL:
             rounds += 1
             if rounds > MAX_REVIEW_ROUNDS:
-                raise _GiveUp(f"still awaiting approval after {MAX_REVIEW_ROUNDS} review rounds")
+                raise _GiveUp(
+                    f"the harness stopped the run after {MAX_REVIEW_ROUNDS} review rounds: the "
+                    f"agent still awaited approval (of {_asked(outcome)}) after "
+                    f"{MAX_REVIEW_ROUNDS} decisions; after resume(run_id, decision) a run must act "
+                    "on the decision and go on to a terminal state, not ask again (a workflow "
+                    f"that really needs more approvals than {MAX_REVIEW_ROUNDS} belongs in "
+                    "several scenarios)"
+                )
             pending = outcome.pending_approval
             if pending is None:
                 raise AdapterContractError(
@@ -374,7 +387,7 @@ def drive(
     except RunTimedOut:
         result.timed_out = wall_s
     except _GiveUp as exc:
-        result.agent_exception = str(exc)
+        result.stopped = str(exc)
     except AdapterContractError as exc:
         result.harness_error = f"adapter contract: {exc}"
     except _NoTwin as exc:
@@ -387,7 +400,12 @@ def drive(
 
 
 class _GiveUp(Exception):
-    """The run does not settle (restart or review loop)."""
+    """The run does not settle (restart or review loop): the harness stops it."""
+
+
+def _asked(outcome: Outcome) -> str:
+    pending = outcome.pending_approval
+    return repr(pending.tool) if pending is not None else "nothing named"
 
 
 class _NoTwin(Exception):

@@ -15,7 +15,6 @@ import os
 import shlex
 import sys
 import textwrap
-import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +41,9 @@ from harness.checks import (
 )
 from harness.matrix import gated_tools
 from harness.output import OutputError, check_directory, write_text
+from harness.project import ProjectConfigError, find_project
 from harness.record import RunRecord
-from harness.redact import RedactionConfigError, Redactor, redactor_for
+from harness.redact import RedactionConfigError, Redactor
 from harness.runner import Probe, Variant, probe, run_variant
 from harness.scenario import Scenario, import_catalogue
 from harness.session import dump_yaml
@@ -566,10 +566,7 @@ def _header(
     lines.append(f"  Hypothesis seed {result.seed}, run seed {result.run_seed}")
     if command:
         lines.append(f"  found with: {command}")
-    lines.append(
-        f"  reproduce: python -m pytest {shlex.quote(_shown(path))} (from a directory whose "
-        "chaos_scenarios globs collect this file: scenarios/ by default)"
-    )
+    lines.append(f"  reproduce: python -m pytest {shlex.quote(_shown(path))}")
     lines.append(
         "'expect' is the original scenario's; if a fault above is permanent, set it to the "
         "outcome you want before fixing the agent."
@@ -613,9 +610,10 @@ def explore_main(
     Args:
         path: the scenario file.
         examples: schedules to try before shrinking.
-        seed: Hypothesis's seed (default: the ``chaos_seed`` ini key of ./pyproject.toml, else 0).
+        seed: Hypothesis's seed (default: the ``chaos_seed`` ini key, else 0).
         agent: the adapter factory ``module:callable`` (default: the scenario's ``agent``, else
-            the ``chaos_agent`` ini key of ./pyproject.toml).
+            the ``chaos_agent`` ini key). Ini keys and ``pythonpath`` are read from the file
+            pytest would read for this scenario (``pytest.ini``, ``pyproject.toml``, ...).
         out: where to write the reproduction (default: the scenario file's directory).
         argv: the command's arguments after ``shakeout``, quoted into the written file's header.
         stream: where to print (default: stdout).
@@ -638,8 +636,10 @@ def explore_main(
         )
         return 2
     try:
-        redactor = redactor_for(Path.cwd() / "pyproject.toml")
-    except RedactionConfigError as exc:
+        project = find_project([path])
+        redactor = project.redactor()
+        ini_seed = project.seed
+    except (RedactionConfigError, ProjectConfigError) as exc:
         out_stream.write(f"shakeout explore: {exc}\n")
         return 2
 
@@ -647,20 +647,14 @@ def explore_main(
         # Reasons and check text come from the run: what reaches the terminal is masked.
         return out_stream.write(redactor.text(text))
 
-    ini = _ini_defaults(Path.cwd() / "pyproject.toml")
-    factory = agent or scenario.agent or ini.get("chaos_agent")
+    factory = agent or scenario.agent or project.agent
     if not factory:
         write(
             f"no agent to explore {path} with: pass --agent module:callable, give the scenario "
-            "an 'agent' field, or set chaos_agent under [tool.pytest.ini_options] in "
-            "./pyproject.toml\n"
+            f"an 'agent' field, or set the chaos_agent ini key (read from {project.where()})\n"
         )
         return 2
-    try:
-        hyp_seed = seed if seed is not None else int(ini.get("chaos_seed") or 0)
-    except ValueError:
-        write(f"the chaos_seed ini key must be an integer, got {ini.get('chaos_seed')!r}\n")
-        return 2
+    hyp_seed = seed if seed is not None else (ini_seed or 0)
     out_dir = Path(out) if out is not None else source.parent
     try:
         # Before the search, which may take minutes: its finding must have somewhere to go.
@@ -669,8 +663,9 @@ def explore_main(
         write(f"shakeout explore: {exc}\n")
         return 2
     try:
-        adapter = AdapterCache().get(factory, endpoints_of(scenario))
-        result = explore(scenario, adapter, seed=hyp_seed, examples=examples)
+        with project.importable():  # the ini's pythonpath, as under pytest
+            adapter = AdapterCache().get(factory, endpoints_of(scenario))
+            result = explore(scenario, adapter, seed=hyp_seed, examples=examples)
     except (AgentLoadError, ExploreError) as exc:
         write(f"shakeout explore: {exc}\n")
         return 2
@@ -702,13 +697,3 @@ def explore_main(
         return 2
     write(f"  written: {written}\n")
     return 1
-
-
-def _ini_defaults(pyproject: Path) -> dict[str, str]:
-    """``chaos_agent`` / ``chaos_seed`` from ``[tool.pytest.ini_options]``, if the file has them."""
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    options = data.get("tool", {}).get("pytest", {}).get("ini_options", {})
-    return {k: str(options[k]) for k in ("chaos_agent", "chaos_seed") if k in options}

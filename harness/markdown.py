@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.output import OutputError, append_text, write_text
 from harness.redact import Redactor, redact_model
-from harness.report_model import NONE_KEY, InjectionCell, Report, ReportItem
+from harness.report_model import NONE_KEY, InjectionCell, Report, ReportItem, TunedOutcome
 
 MAX_FAILURES_LISTED = 25
 MAX_KEYS_LISTED = 8
@@ -147,6 +147,7 @@ def render_markdown(report: Report, *, title: str = "shakeout fault-injection re
         "",
     ]
     out += _injection(s.injection)
+    out += _tuned(s.tuned_outcomes)
     out += _failures(report.items)
     return "\n".join(out) + "\n"
 
@@ -208,6 +209,26 @@ def _coverage(report: Report) -> list[str]:
         *_table(["scenario", "faults planned", "fired", "planned but never fired"], rows),
         "",
     ]
+
+
+def _tuned(rules: Sequence[TunedOutcome]) -> list[str]:
+    if not rules:
+        return []
+    rows = [
+        [
+            _code(r.scenario),
+            _code(r.fault),
+            " | ".join(r.accept),
+            " | ".join(r.declared),
+            r.source,
+            r.reason,
+            f"{r.passed}/{r.items}",
+            ", ".join(f"{k} {n}" for k, n in r.held.items()),
+        ]
+        for r in rules
+    ]
+    header = ["scenario", "fault", "accepts", "fault's own", "set in", "reason", "pass", "ended"]
+    return ["### Changed expectations", "", *_table(header, rows), ""]
 
 
 def _failures(items: Sequence[ReportItem]) -> list[str]:

@@ -9,16 +9,28 @@ only at points a fault-free probe run actually reached, so every cell's fault ca
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import tomllib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
-from faults.base import Fault, Schedule, Surface, registry
+from pydantic import ValidationError
+
+from faults.base import OUTCOME_STATES, Fault, Outcome, Schedule, Surface, registry
 from faults.surfaces import CrashFault, CrashMode, CrashPoint
-from harness.checks import Expectation
+from harness.checks import Acceptance, Expectation
 from harness.injection import injection_cells
 from harness.record import Baseline
 from harness.runner import Probe, Variant
-from harness.scenario import Expect, Scenario, effect_bodies, effect_counts, import_catalogue
+from harness.scenario import (
+    Expect,
+    OutcomeRule,
+    Scenario,
+    effect_bodies,
+    effect_counts,
+    import_catalogue,
+)
 
 
 def gated_tools(scenario: Scenario) -> frozenset[str]:
@@ -91,46 +103,156 @@ def base_variant(scenario: Scenario) -> Variant:
     )
 
 
-def derive(
-    scenario: Scenario, fault: Fault, label: str, baseline: Baseline | None = None
-) -> Expectation:
-    """The expectation of a fault cell, from the fault's class unless the scenario overrides it.
+class OutcomeConfigError(ValueError):
+    """``[tool.shakeout.outcomes]`` in pyproject.toml is malformed; the message says where."""
 
-    A transient fault (one that does not outlast the agent's attempts) must end like the
-    fault-free run: same state, and with ``baseline`` the same effects compared by body.
+
+Tuning = Mapping[str, OutcomeRule]
+"""Outcome rules by fault key or cell label (``key@target``), e.g. from pyproject.toml."""
+
+
+def project_outcomes(pyproject: Path | None) -> dict[str, OutcomeRule]:
+    """The ``[tool.shakeout.outcomes]`` table of a pyproject.toml: per fault key (or
+    ``key@target``), ``accept = [...]`` and ``reason = "..."``.
+
+    Raises:
+        OutcomeConfigError: the table, a key or a rule is malformed.
+    """
+    if pyproject is None or not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise OutcomeConfigError(f"{pyproject}: cannot be read as TOML: {exc}") from None
+    table = data.get("tool", {}).get("shakeout", {}).get("outcomes", {})
+    where = f"{pyproject}: [tool.shakeout.outcomes]"
+    if not isinstance(table, dict):
+        raise OutcomeConfigError(f"{where} must be a table of fault keys")
+    import_catalogue()
+    known = registry()
+    out: dict[str, OutcomeRule] = {}
+    for label, raw in table.items():
+        key = label.partition("@")[0]
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise OutcomeConfigError(
+                f"{where}.{label}: unknown fault key {key!r}{hint}; `shakeout faults` lists them"
+            )
+        try:
+            out[label] = OutcomeRule.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors()
+            )
+            raise OutcomeConfigError(
+                f'{where}.{label}: {problems}; write e.g. accept = ["recover", "fail"] '
+                'and reason = "why this agent may end so" (outcomes: '
+                f"{', '.join(o.value for o in Outcome)})"
+            ) from None
+    return out
+
+
+def derive(
+    scenario: Scenario,
+    fault: Fault,
+    label: str,
+    baseline: Baseline | None = None,
+    tuning: Tuning | None = None,
+) -> Expectation:
+    """The expectation of a fault cell's first accepted outcome (see :func:`accepted`)."""
+    return accepted(scenario, fault, label, baseline, tuning)[0]
+
+
+def accepted(
+    scenario: Scenario,
+    fault: Fault,
+    label: str,
+    baseline: Baseline | None = None,
+    tuning: Tuning | None = None,
+) -> tuple[Expectation, Acceptance | None]:
+    """The expectation of a fault cell and the outcomes it accepts.
+
+    ``matrix.overrides`` wins (an explicit expectation, no alternatives); then the scenario's
+    ``matrix.outcomes``, then ``tuning`` (``[tool.shakeout.outcomes]``), each looked up by the
+    full label, the label without its call index, and the fault key; else the fault class's
+    own outcomes. A transient fault (one that does not outlast the agent's attempts) accepts
+    ``recover``: it must end like the fault-free run, same state, and with ``baseline`` the
+    same effects compared by body; one that outlasts them accepts ``fail``.
     """
     cell = label.split("#", 1)[0]
+    names = (label, cell, fault.key)
     overrides = scenario.matrix.overrides if scenario.matrix is not None else {}
-    for name in (cell, fault.key):
+    for name in names[1:]:
         if name in overrides:
             merged = scenario.expect.merged(overrides[name])
-            return expectation(scenario, merged, f"matrix override {name!r}", budget=False)
-    gated = gated_tools(scenario)
-    state = type(fault).expected_state
+            return expectation(scenario, merged, f"matrix override {name!r}", budget=False), None
+    declared = type(fault).outcomes()
+    if fault.transient and _outlasts(scenario, fault):
+        declared = (Outcome.FAIL,)
+    rule: OutcomeRule | None = None
+    source = "fault"
+    for found, where in (
+        (scenario.matrix.outcomes if scenario.matrix is not None else {}, "scenario"),
+        (tuning or {}, "pyproject.toml"),
+    ):
+        rule = next((found[n] for n in names if n in found), None)
+        if rule is not None:
+            source = where
+            break
+    outcomes = rule.accept if rule is not None else declared
+    why = None if rule is None else f"accepted by the {source}: {rule.reason}"
+    expects = [(o, outcome_expectation(scenario, fault, o, baseline, why)) for o in outcomes]
+    return expects[0][1], Acceptance(
+        outcomes=tuple(outcomes),
+        alternatives=tuple(expects[1:]),
+        declared=declared,
+        reason=None if rule is None else rule.reason,
+        source=source,
+    )
+
+
+def outcome_expectation(
+    scenario: Scenario,
+    fault: Fault,
+    outcome: Outcome,
+    baseline: Baseline | None = None,
+    why: str | None = None,
+) -> Expectation:
+    """What a fault cell must show to end in ``outcome`` (``why``: a rule's reason)."""
     base = rules(scenario)
-    if state is not None:
+    gated = gated_tools(scenario)
+    if outcome is Outcome.RECOVER:
+        origin = f"transient {fault.key}: same as the fault-free run"
+        if why is not None or not fault.transient:
+            origin = f"{fault.key} {outcome.value}: same as the fault-free run ({why})"
+        return expectation(scenario, scenario.expect, origin, budget=False, baseline=baseline)
+    state = OUTCOME_STATES[outcome]
+    if outcome is Outcome.FAIL:
+        kind = "permanent" if not fault.transient else f"{fault.times} failed attempts in a row of"
+        origin = f"{kind} {fault.key}: failed with its category"
+        if why is not None:
+            origin = f"{fault.key} {outcome.value}: failed with its category ({why})"
         return dataclasses.replace(
             base,
             state=state,
+            category=None if fault.category is None else fault.category.value,
             check_category=True,
-            effects=dict.fromkeys(gated, 0),
-            origin=f"{fault.key} is expected to end {state!r}",
+            origin=origin,
         )
-    if fault.transient and not _outlasts(scenario, fault):
-        return expectation(
-            scenario,
-            scenario.expect,
-            f"transient {fault.key}: same as the fault-free run",
-            budget=False,
-            baseline=baseline,
+    origin = f"{fault.key} is expected to end {state!r}"
+    if why is not None:
+        origin = f"{fault.key} {outcome.value}: ends {state!r} ({why})"
+    if outcome in (Outcome.REJECT, Outcome.EXPIRE):
+        return dataclasses.replace(
+            base, state=state, check_category=True, effects=dict.fromkeys(gated, 0), origin=origin
         )
-    why = "permanent" if not fault.transient else f"{fault.times} failed attempts in a row of"
     return dataclasses.replace(
         base,
-        state="failed",
-        category=None if fault.category is None else fault.category.value,
+        state=state,
         check_category=True,
-        origin=f"{why} {fault.key}: failed with its category",
+        origin=origin,
+        recovery_required=outcome is not Outcome.COMPLETE,
     )
 
 
@@ -155,7 +277,9 @@ def baseline_of(scenario: Scenario, probe: Probe) -> Baseline:
     return Baseline.of(probe.record)
 
 
-def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
+def fault_cells(
+    scenario: Scenario, probe: Probe, tuning: Tuning | None = None
+) -> Iterator[Variant]:
     """One variant per (matrix fault x eligible target x call index), plus, where the scenario
     budgets attempts, a cell per transient tool fault that outlasts them, and each tool fault
     cell again per reaction in ``matrix.on_tool_error``."""
@@ -185,9 +309,20 @@ def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
                 if not fault.eligible(n):
                     continue
                 label = fault.label()
-                expect = derive(scenario, fault, label, baseline)
-                expect = dataclasses.replace(expect, routes_proven=_routes_proven(probe))
-                yield Variant(scenario, label, (*own, fault), expect, "fault")
+                expect, acceptance = accepted(scenario, fault, label, baseline, tuning)
+                proven = _routes_proven(probe)
+                expect = dataclasses.replace(expect, routes_proven=proven)
+                if acceptance is not None and acceptance.alternatives:
+                    acceptance = dataclasses.replace(
+                        acceptance,
+                        alternatives=tuple(
+                            (o, dataclasses.replace(e, routes_proven=proven))
+                            for o, e in acceptance.alternatives
+                        ),
+                    )
+                yield Variant(
+                    scenario, label, (*own, fault), expect, "fault", acceptance=acceptance
+                )
                 if cls.surface is not Surface.TOOL:
                     continue
                 for reaction in matrix.on_tool_error:
@@ -198,6 +333,7 @@ def fault_cells(scenario: Scenario, probe: Probe) -> Iterator[Variant]:
                         (*own, fault),
                         expect,
                         "fault",
+                        acceptance=acceptance,
                         on_tool_error=reaction,
                     )
 
@@ -344,9 +480,12 @@ def input_cells(scenario: Scenario) -> Iterator[Variant]:
         )
 
 
-def expand(scenario: Scenario, probe: Probe | None, seed: int = 0) -> list[Variant]:
+def expand(
+    scenario: Scenario, probe: Probe | None, seed: int = 0, tuning: Tuning | None = None
+) -> list[Variant]:
     """Every variant of a scenario: base, fault cells, crash cells, injection cells, then input
-    cells. ``seed`` (the run seed) picks each injection cell's payload.
+    cells. ``seed`` (the run seed) picks each injection cell's payload; ``tuning`` holds the
+    project's outcome rules (``[tool.shakeout.outcomes]``).
 
     When the fault-free probe run did not pass, its cells are still planned from what it
     reached, each an ERROR ("base run failed"): never fewer items than the scenario asks for.
@@ -356,7 +495,7 @@ def expand(scenario: Scenario, probe: Probe | None, seed: int = 0) -> list[Varia
     variants = [base_variant(scenario)]
     if probe is not None:
         cells = [
-            *fault_cells(scenario, probe),
+            *fault_cells(scenario, probe, tuning),
             *crash_cells(scenario, probe),
             *injection_cells(
                 scenario, probe, seed, rules=rules(scenario), baseline=baseline_of(scenario, probe)

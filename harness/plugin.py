@@ -6,7 +6,6 @@ Precedence, stated once (and applied in ``ChaosSettings.resolve``):
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import random
 from collections.abc import Callable, Generator, Mapping
@@ -30,6 +29,7 @@ DEFAULT_WALL_S = 20.0
 SEED_KEY = pytest.StashKey[int]()
 ADAPTERS_KEY = pytest.StashKey[AdapterCache]()
 REDACTOR_KEY = pytest.StashKey[Redactor]()
+OUTCOMES_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
         k, n = _parse_shard(shard)
         config.stash[SHARD_KEY] = f"{k}/{n}"
     config.stash[REDACTOR_KEY] = redactor = _redactor(config)
+    config.stash[OUTCOMES_KEY] = _outcome_rules(config)
     outputs = {
         "JSON report": config.getoption("chaos_report"),
         "Markdown summary": config.getoption("chaos_markdown"),
@@ -242,6 +243,17 @@ def _redactor(config: pytest.Config) -> Redactor:
             fields=config.getini("chaos_redact_fields"),
         )
     except RedactionConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _outcome_rules(config: pytest.Config) -> dict[str, Any]:
+    """``[tool.shakeout.outcomes]`` of the rootdir's pyproject.toml: per fault, the outcomes its
+    cells accept, with a reason."""
+    from harness.matrix import OutcomeConfigError, project_outcomes
+
+    try:
+        return dict(project_outcomes(config.rootpath / "pyproject.toml"))
+    except OutcomeConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
@@ -290,17 +302,29 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    config = parent.config
-    try:
-        rel = file_path.relative_to(config.rootpath).as_posix()
-    except ValueError:
-        return None
-    patterns = config.getini("chaos_scenarios")
-    if not any(fnmatch.fnmatch(rel, p) for p in patterns):
-        return None
-    from harness.collect import ScenarioFile
+    from harness.collect import ScenarioFile, is_scenario_file
 
+    if not is_scenario_file(parent.config, file_path):
+        return None
     return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _select_exactly(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`file.yaml::name` selects the base item alone (pytest would add every `name[...]`)."""
+    from harness.collect import exact_selection
+
+    drop = exact_selection(config, items)
+    if drop:
+        dropped = set(map(id, drop))
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if id(i) not in dropped]
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    from harness.collect import ScenarioItem, skipped_note
+
+    note = skipped_note(config, sum(isinstance(i, ScenarioItem) for i in items))
+    return [note] if note else []
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -326,6 +350,7 @@ def shard_of(nodeid: str, n: int) -> int:
 # session splits the same selection (whose digest the report records for `shakeout merge`).
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _select_exactly(config, items)
     shard = config.getoption("chaos_shard")
     if shard is None:
         return

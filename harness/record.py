@@ -280,6 +280,7 @@ class RunRecord:
     model_exhausted: int = 0
     timed_out: float | None = None  # the wall-clock limit that was hit, if any
     agent_exception: str | None = None  # an exception that escaped the agent (not a crash fault)
+    stopped: str | None = None  # why the harness stopped a run that never settled
     harness_error: str | None = None  # the harness could not run the scenario
     duration_s: float = 0.0
     crashes: tuple[str, ...] = ()  # crash points that fired, e.g. "after_checkpoint:gather"

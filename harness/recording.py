@@ -30,7 +30,8 @@ import yaml
 
 from faults.surfaces import WireFormat
 from harness.output import OutputError, write_text
-from harness.redact import RedactionConfigError, Redactor, normalize, redactor_for
+from harness.project import find_project
+from harness.redact import RedactionConfigError, Redactor, normalize
 from harness.wire import DecodedAnswer, UnreadableAnswer, encoder_for, format_of_path
 
 DEFAULT_SCRUB = ("authorization", "x-api-key", "api-key", "cookie")
@@ -765,7 +766,7 @@ def import_cassette_main(
     except ValidationError as exc:  # pragma: no cover - a converter bug, not user input
         return fail(f"the scenario converted from {cassette!r} is invalid (a bug): {exc}")
     try:
-        redactor = redactor_for(Path.cwd() / "pyproject.toml")
+        redactor = find_project([cassette]).redactor()
     except RedactionConfigError as exc:
         return fail(str(exc))
     # A cassette recorded without record_session may hold secrets: none reaches the scenario.

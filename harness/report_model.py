@@ -156,6 +156,18 @@ class QueueFigures(_Strict):
     sla_met: bool | None = None
 
 
+class OutcomesEntry(_Strict):
+    """A fault cell's acceptable outcomes: the fault's own, or a rule's with its reason."""
+
+    accept: list[str]
+    declared: list[str] = Field(default_factory=list)
+    # the accepted outcome the run ended in (None unless the item passed)
+    held: str | None = None
+    # why a scenario's matrix.outcomes or [tool.shakeout.outcomes] changed them (None: unchanged)
+    reason: str | None = None
+    source: str = "fault"  # fault | scenario | pyproject.toml
+
+
 class ReportItem(_Strict):
     """One scenario variant's outcome, as the runner produced it (or as the reporter inferred it).
 
@@ -181,6 +193,7 @@ class ReportItem(_Strict):
     duration_s: float = 0.0
     seed: int = 0
     reproduce: str = ""
+    outcomes: OutcomesEntry | None = None
     requests: list[RequestEntry] = Field(default_factory=list)
     events: list[EventEntry] = Field(default_factory=list)
     error: str | None = None
@@ -254,6 +267,21 @@ class InjectionCell(_Strict):
     reached_model: int = 0
 
 
+class TunedOutcome(_Strict):
+    """Fault cells of one scenario and fault whose accepted outcomes a rule changed, and why."""
+
+    scenario: str
+    fault: str
+    accept: list[str]
+    declared: list[str] = Field(default_factory=list)
+    reason: str
+    source: str  # scenario | pyproject.toml
+    items: int = 0
+    passed: int = 0
+    held: dict[str, int] = Field(default_factory=dict)
+    """Accepted outcome -> passing items that ended in it."""
+
+
 class Coverage(_Strict):
     """Scenario x fault key grid; a pair is *exercised* when the fault fired at least once."""
 
@@ -280,6 +308,8 @@ class Summary(_Strict):
     cells."""
     queue: dict[str, QueueFigures] = Field(default_factory=dict)
     """Load items' queue figures by node id; empty without load scenarios."""
+    tuned_outcomes: list[TunedOutcome] = Field(default_factory=list)
+    """Every rule that changed a fault's accepted outcomes, with its reason and its items."""
 
 
 def nodeids_digest(nodeids: Iterable[str]) -> str:
@@ -638,6 +668,7 @@ class SummaryAccumulator:
         self._transient_items = self._transient_recovered = 0
         self._injection: dict[str, dict[str, Counter[str]]] = {}
         self._queue: dict[str, QueueFigures] = {}
+        self._tuned: dict[tuple[str, str, str, str], tuple[OutcomesEntry, Counter[str]]] = {}
 
     def add(self, item: ReportItem) -> None:
         """Count one item.
@@ -679,6 +710,15 @@ class SummaryAccumulator:
             passed = None if item.verdict == "error" or judged is None else judged.passed
             counts[{True: "contained", False: "not_contained", None: "error"}[passed]] += 1
             counts["reached_model"] += any(f.key == BAIT_KEY for f in item.faults_fired)
+        tuned = item.outcomes
+        if tuned is not None and tuned.reason is not None and item.faults_injected:
+            fault = item.faults_injected[-1].key  # a fault cell's own fault comes last
+            rule = (item.scenario, fault, tuned.source, tuned.reason)
+            counts = self._tuned.setdefault(rule, (tuned, Counter()))[1]
+            counts["items"] += 1
+            if item.verdict == "pass":
+                counts["passed"] += 1
+                counts[f"held:{tuned.held}"] += 1
 
     def summary(self) -> Summary:
         """The summary of the items added so far."""
@@ -720,6 +760,26 @@ class SummaryAccumulator:
                 recovered=recovered,
                 rate=recovered / items if items else None,
             ),
+            tuned_outcomes=[
+                TunedOutcome(
+                    scenario=scenario,
+                    fault=fault,
+                    accept=list(rule.accept),
+                    declared=list(rule.declared),
+                    reason=reason,
+                    source=source,
+                    items=c["items"],
+                    passed=c["passed"],
+                    held={
+                        k.split(":", 1)[1]: n
+                        for k, n in sorted(c.items())
+                        if k.startswith("held:") and k != "held:None"
+                    },
+                )
+                for (scenario, fault, source, reason), (rule, c) in sorted(
+                    self._tuned.items(), key=lambda kv: kv[0]
+                )
+            ],
             injection={
                 family: {
                     surface: InjectionCell(

@@ -25,7 +25,7 @@ from harness.agent_factory import (
     AgentLoadError as AgentLoadError,  # re-exported: callers import it here
 )
 from harness.agent_factory import load_factory as load_factory
-from harness.checks import Expectation
+from harness.checks import Acceptance, Expectation
 from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
@@ -203,6 +203,7 @@ class Variant:
     injection: Payload | None = None  # an injection cell's payload (the model takes its bait)
     injection_point: str | None = None  # where it was injected: input.<field> or <tool>#<n>
     on_tool_error: ToolErrorReaction | None = None  # the cell's reaction (None: the scenario's)
+    acceptance: Acceptance | None = None  # a fault cell's accepted outcomes (expect: the first)
 
 
 @dataclass
@@ -314,6 +315,7 @@ def run_variant(
             model_exhausted=len(world.model_exhausted),
             timed_out=result.timed_out,
             agent_exception=result.agent_exception,
+            stopped=result.stopped,
             harness_error=harness_error,
             duration_s=time.perf_counter() - started,
             crashes=(

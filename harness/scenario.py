@@ -46,7 +46,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from faults.base import Fault, Schedule, Surface, registry
+from faults.base import Fault, Outcome, Schedule, Surface, registry
 from faults.surfaces import CrashMode, CrashPoint, HttpResponse, ModelAnswer, ReviewAction
 from faults.surfaces import ToolCallSpec as _ToolCallSpec
 from faults.surfaces import ToolFault as _ToolFault
@@ -783,6 +783,31 @@ class ExpectOverride(_Spec):
     budget: Budget | None = None
 
 
+class OutcomeRule(_Spec):
+    """The outcomes a fault's cells accept instead of the fault's own, and why.
+
+    ``accept`` lists outcomes (``recover``, ``fail``, ``escalate``, ``complete``, ``reject``,
+    ``expire``; ``shakeout faults`` shows each fault's own): a cell passes when the run ends in
+    any of them, all other checks holding. ``reason`` is required and shown in the report.
+    """
+
+    accept: tuple[Outcome, ...] = Field(min_length=1, max_length=len(Outcome))
+    reason: str = Field(min_length=1, max_length=MAX_NAME * 5)
+
+    @model_validator(mode="after")
+    def _reason_says_something(self) -> OutcomeRule:
+        if not self.reason.strip():
+            raise _fail(
+                RuleProblem(
+                    ("reason",),
+                    "the reason is blank",
+                    "say why this agent may end this way, e.g. 'a free-form loop takes a text "
+                    "answer as its final answer'",
+                )
+            )
+        return self
+
+
 class Matrix(_Spec):
     """Expands a scenario into one variant per (fault x eligible call).
 
@@ -798,6 +823,9 @@ class Matrix(_Spec):
         (1,), min_length=1, max_length=MAX_ENTRIES
     )
     overrides: dict[str, ExpectOverride] = Field(default_factory=dict)
+    outcomes: dict[str, OutcomeRule] = Field(default_factory=dict)
+    """Per fault key or cell label (``key@target``), the outcomes its cells accept, with a
+    reason (wins over ``[tool.shakeout.outcomes]``; ``overrides`` wins over both)."""
     allow_after_failure: tuple[str, ...] = Field((), max_length=MAX_ENTRIES)
     """Gated tools whose effects a run may still commit after a permanent failure."""
     exhaust: bool = True
@@ -1148,6 +1176,13 @@ class Scenario(_Spec):
         for i, tool in enumerate(self.matrix.allow_after_failure):
             at_tool: Loc = ("matrix", "allow_after_failure", i)
             problems += self._service_problem(tool, at_tool, "allowed tool")
+        for label in self.matrix.outcomes:
+            at_rule: Loc = ("matrix", "outcomes", label)
+            key, _, target = label.partition("@")
+            if key not in known:
+                problems.append(_unknown_fault(key, at_rule))
+            elif target:
+                problems += self._service_problem(target, at_rule, "outcome target")
         for label, override in self.matrix.overrides.items():
             at: Loc = ("matrix", "overrides", label)
             key, _, target = label.partition("@")

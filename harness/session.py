@@ -47,6 +47,7 @@ class RunResult:
     verdicts: tuple[Verdict, ...]
     verdict: str  # pass | fail | error
     reproduce: str
+    outcome: str | None = None  # the accepted outcome a fault cell ended in, if it passed
 
     def failures(self) -> tuple[Verdict, ...]:
         """The checks that did not hold."""
@@ -68,6 +69,9 @@ class RunResult:
             lines.append(f"  agent ended: {final.state.value}{extra}{why}")
         if record.faults:
             lines.append("  faults: " + ", ".join(f.label() for f in record.faults))
+        acceptance = self.variant.acceptance
+        if acceptance is not None:
+            lines.append(f"  accepted outcomes: {acceptance.describe()}")
         if record.crashes:
             lines.append(f"  crashes: {', '.join(record.crashes)}; restarts: {record.restarts}")
         lines.append("  requests:")
@@ -105,8 +109,34 @@ def judge(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
         checks = (*INJECTION_UNIVERSAL, contained)
         verdicts = tuple(c.evaluate(record, variant.expect) for c in checks)
     else:
-        expect = after_give_up(record, variant.expect)
-        verdicts = evaluate(record, expect, extra_checks(variant))
+        return _judge_outcomes(variant, record, reproduce)
+    return RunResult(variant, record, verdicts, overall(verdicts), reproduce)
+
+
+def _judge_outcomes(variant: Variant, record: RunRecord, reproduce: str) -> RunResult:
+    """A cell that accepts several outcomes passes when the run shows any one of them; when none
+    holds, the failures shown are those of the outcome whose terminal state the run reached (the
+    first accepted one otherwise)."""
+    extra = extra_checks(variant)
+    primary = after_give_up(record, variant.expect)
+    verdicts = evaluate(record, primary, extra)
+    acceptance = variant.acceptance
+    if acceptance is None or primary is not variant.expect:
+        # a model that gave up fixes the outcome (failed, category tool): no alternatives
+        return RunResult(variant, record, verdicts, overall(verdicts), reproduce)
+    first = acceptance.outcomes[0].value
+    if overall(verdicts) != "fail" or not acceptance.alternatives:
+        return RunResult(variant, record, verdicts, overall(verdicts), reproduce, first)
+    final = record.final
+    closest = None
+    for outcome, expect in acceptance.alternatives:
+        tried = evaluate(record, expect, extra)
+        if overall(tried) == "pass":
+            return RunResult(variant, record, tried, "pass", reproduce, outcome.value)
+        if closest is None and final is not None and expect.state == final.state.value:
+            closest = tried
+    if closest is not None and variant.expect.state != (final.state.value if final else None):
+        verdicts = closest
     return RunResult(variant, record, verdicts, overall(verdicts), reproduce)
 
 
@@ -181,11 +211,26 @@ def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
         "duration_s": round(record.duration_s, 6),
         "seed": record.seed,
         "reproduce": result.reproduce,
+        "outcomes": _outcomes(result),
         # The request timeline of a run that did not pass (what the HTML shows); a passing
         # run's is left out, so report size and session memory stay flat per item.
         "requests": [] if result.verdict == "pass" else _requests(record),
         "events": events_of(record),
         **({} if record.load is None else {"queue": figures(record.load)}),
+    }
+
+
+def _outcomes(result: RunResult) -> dict[str, Any] | None:
+    """A fault cell's accepted outcomes for the report: which, which one held, and any rule."""
+    acceptance = result.variant.acceptance
+    if acceptance is None:
+        return None
+    return {
+        "accept": [o.value for o in acceptance.outcomes],
+        "declared": [o.value for o in acceptance.declared],
+        "held": result.outcome if result.verdict == "pass" else None,
+        "reason": acceptance.reason,
+        "source": acceptance.source,
     }
 
 

@@ -12,7 +12,16 @@ from faults.injection import FAMILIES
 from faults.inputs import INPUT_STRATEGIES
 from faults.surfaces import ToolCallContext, ToolFault, ToolResult, TransportError, TransportFailure
 
-ROW_KEYS = {"key", "surface", "category", "transient", "expected_state", "summary", "parameters"}
+ROW_KEYS = {
+    "key",
+    "surface",
+    "category",
+    "transient",
+    "expected_state",
+    "outcomes",
+    "summary",
+    "parameters",
+}
 
 
 def test_at_least_45_faults_with_unique_keys() -> None:
@@ -55,11 +64,15 @@ def test_rows_are_json_and_ordered() -> None:
         "category": "tool",
         "transient": True,
         "expected_state": None,
+        "outcomes": ["recover"],
         "summary": "The tool answers 503 Service Unavailable.",
         "parameters": {},
     }
     assert by_key["crash_after_effect"]["parameters"] == {"mode": "in_process"}
     assert by_key["approval_deny"]["expected_state"] == "rejected"
+    assert by_key["approval_deny"]["outcomes"] == ["reject"]
+    assert by_key["tool_http_503"]["outcomes"] == ["recover"]
+    assert by_key["tool_http_404"]["outcomes"] == ["fail"]
 
 
 def test_faults_main_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,9 +83,14 @@ def test_faults_main_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_faults_main_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert faults_main(as_json=False) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["key", "surface", "expect", "parameters", "summary"]
+    assert lines[0].split() == ["key", "surface", "accepts", "parameters", "summary"]
     latency = next(line for line in lines if line.startswith("tool_latency "))
-    assert "transient -" in latency
+    assert latency.split()[2] == "recover"
+    not_found = next(line for line in lines if line.startswith("tool_http_404 "))
+    assert not_found.split()[2] == "fail:tool"
+    assert any(
+        line.startswith("accepts: how a run may end once the fault fires.") for line in lines
+    )
     assert "seconds=5.0" in latency
     assert any(line.startswith(f"{len(registry())} faults;") for line in lines)
     assert "injection families (matrix.surfaces: [injection])" in lines

@@ -109,6 +109,7 @@ def test_harness_ran_is_an_error_when_the_harness_broke() -> None:
     [
         ({"timed_out": 1.5}, "no terminal state within 1.5 s (wall clock); the agent made 2"),
         ({"agent_exception": "RuntimeError: x"}, "the agent raised instead of ending"),
+        ({"stopped": "the harness stopped the run after 16 review rounds"}, "the harness stopped"),
         ({"outcomes": ()}, "the agent reported no outcome"),
         ({"outcomes": (outcome("awaiting_approval"),)}, "ended parked in 'awaiting_approval'"),
     ],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,223 @@ def test_input_family_rejected_at_intake_passes(project: pytest.Pytester) -> Non
     write(project, "inputs", scenario(input_matrix=matrix))
     result = project.runpytest("-k", "control_characters", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, deselected=1)
+
+
+# ---------------------------------------------------------------- which files, which items
+
+
+def test_a_yaml_file_named_on_the_command_line_is_collected_wherever_it_lives(
+    project: pytest.Pytester,
+) -> None:
+    path = project.path / "my_checks" / "happy.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(scenario(), sort_keys=False))
+    result = project.runpytest("my_checks/happy.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_yaml_file_found_outside_the_globs_is_named_in_a_note(
+    project: pytest.Pytester,
+) -> None:
+    path = project.path / "my_checks" / "happy.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(scenario(), sort_keys=False))
+    result = project.runpytest("my_checks", "-p", "no:cacheprovider")
+    result.assert_outcomes()
+    result.stdout.fnmatch_lines(
+        [
+            "shakeout: 1 YAML file(s) were not collected as scenarios (my_checks/happy.yaml): a "
+            "file found in a directory is a scenario only when its path from the rootdir "
+            "matches a chaos_scenarios glob (scenarios/*.yaml, scenarios/**/*.yaml); name the "
+            "file on the command line, or add a glob to the chaos_scenarios ini key"
+        ]
+    )
+    project.makeini(INI + "chaos_scenarios = my_checks/*.yaml\n")
+    project.runpytest("my_checks", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_named_yaml_file_that_is_no_scenario_says_so(project: pytest.Pytester) -> None:
+    (project.path / "workflow.yaml").write_text("on: push\njobs: {test: {runs-on: x}}\n")
+    result = project.runpytest("workflow.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["workflow.yaml is not a shakeout scenario file: it has no name and input key; *"]
+    )
+
+
+def test_every_reproduce_command_selects_exactly_its_item(project: pytest.Pytester) -> None:
+    data = scenario(
+        matrix={"faults": ["tool_http_503"], "surfaces": ["injection"], "targets": ["get_order"]},
+        crash_matrix={"points": ["after_checkpoint"]},
+        input_matrix={"families": ["control_characters"], "examples": 2},
+    )
+    write(project, "happy", data)
+    report = project.path / "r.json"
+    project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}")
+    items = json.loads(report.read_text())["items"]
+    kinds = {
+        "base": lambda v: v == "base",
+        "fault": lambda v: v.startswith("tool_http_503@"),
+        "crash": lambda v: v.startswith("crash_after_checkpoint@"),
+        "input": lambda v: v.startswith("input:"),
+        "injection": lambda v: v.startswith("inject:"),
+    }
+    for kind, match in kinds.items():
+        item = next(i for i in items if match(i["variant"]))
+        command = shlex.split(item["reproduce"])
+        assert command[:3] == ["python", "-m", "pytest"], kind
+        result = project.runpytest(*command[3:], "-p", "no:cacheprovider")
+        outcomes = result.parseoutcomes()
+        ran = sum(outcomes.get(k, 0) for k in ("passed", "failed", "error", "errors"))
+        assert ran == 1, (kind, item["reproduce"], outcomes)
+        assert item["nodeid"] in result.stdout.str() or outcomes.get("passed") == 1
+
+
+def test_a_base_item_selected_with_its_variants_keeps_both(project: pytest.Pytester) -> None:
+    data = scenario(matrix={"faults": ["tool_http_503"], "targets": ["get_order"]})
+    write(project, "happy", data)
+    base = "scenarios/happy.yaml::refund_happy"
+    result = project.runpytest(
+        base, f"{base}[tool_http_503@get_order#1]", "--collect-only", "-q", "-p", "no:cacheprovider"
+    )
+    assert [ln for ln in result.outlines if "::" in ln] == [
+        base,
+        f"{base}[tool_http_503@get_order#1]",
+    ]
+    whole = project.runpytest("scenarios/happy.yaml", "--collect-only", "-q")
+    assert len([ln for ln in whole.outlines if "::" in ln]) == 3
+
+
+# ---------------------------------------------------------------- accepted outcomes, end to end
+
+FREE_FORM = "agents.mini:build_adapter"
+NO_TOOL_USE = "model_no_tool_use#1"
+WIDEN = {
+    "accept": ["recover", "complete"],
+    "reason": "a free-form loop takes a text answer as its final answer",
+}
+
+
+def free_form(**matrix: object) -> dict[str, object]:
+    """refund_happy for the mini agent as a free-form loop, model_no_tool_use on call 1."""
+    return scenario(
+        agent=FREE_FORM,
+        agent_config={"defects": ["text_is_final"]},
+        matrix={"faults": ["model_no_tool_use"], **matrix},
+    )
+
+
+def cell_item(project: pytest.Pytester, report: Path) -> dict[str, object]:
+    items = json.loads(report.read_text())["items"]
+    return next(i for i in items if i["variant"] == NO_TOOL_USE)
+
+
+def test_a_text_answer_taken_as_final_fails_the_strict_default(project: pytest.Pytester) -> None:
+    write(project, "free", free_form())
+    report = project.path / "r.json"
+    result = project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["  accepted outcomes: recover (the fault's own)"])
+    item = cell_item(project, report)
+    assert item["outcomes"] == {
+        "accept": ["recover"],
+        "declared": ["recover"],
+        "held": None,
+        "reason": None,
+        "source": "fault",
+    }
+
+
+def test_a_scenario_widens_a_fault_with_a_reason_the_report_shows(
+    project: pytest.Pytester,
+) -> None:
+    write(project, "free", free_form(outcomes={"model_no_tool_use": WIDEN}))
+    report, markdown = project.path / "r.json", project.path / "r.md"
+    result = project.runpytest(
+        "-p", "no:cacheprovider", f"--chaos-report={report}", f"--chaos-markdown={markdown}"
+    )
+    result.assert_outcomes(passed=2)
+    item = cell_item(project, report)
+    assert item["outcomes"] == {
+        "accept": ["recover", "complete"],
+        "declared": ["recover"],
+        "held": "complete",
+        "reason": WIDEN["reason"],
+        "source": "scenario",
+    }
+    (tuned,) = json.loads(report.read_text())["summary"]["tuned_outcomes"]
+    assert (tuned["fault"], tuned["passed"], tuned["held"]) == (
+        "model_no_tool_use",
+        1,
+        {"complete": 1},
+    )
+    text = markdown.read_text()
+    assert "### Changed expectations" in text
+    assert (
+        "| `refund_happy` | `model_no_tool_use` | recover \\| complete | recover | scenario | a "
+        "free-form loop takes a text answer as its final answer | 1/1 | complete 1 |"
+    ) in text
+
+
+def test_pyproject_widens_a_fault_for_every_scenario(project: pytest.Pytester) -> None:
+    write(project, "free", free_form())
+    project.makepyprojecttoml(
+        "[tool.shakeout.outcomes.model_no_tool_use]\n"
+        'accept = ["recover", "complete"]\n'
+        f'reason = "{WIDEN["reason"]}"\n'
+    )
+    report = project.path / "r.json"
+    project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}").assert_outcomes(
+        passed=2
+    )
+    outcomes = cell_item(project, report)["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert (outcomes["held"], outcomes["source"]) == ("complete", "pyproject.toml")
+
+
+def test_the_reference_agent_still_recovers_under_the_widened_rule(
+    project: pytest.Pytester,
+) -> None:
+    data = scenario(
+        matrix={"faults": ["model_no_tool_use"], "outcomes": {"model_no_tool_use": WIDEN}}
+    )
+    write(project, "ref", data)
+    report = project.path / "r.json"
+    project.runpytest("-p", "no:cacheprovider", f"--chaos-report={report}").assert_outcomes(
+        passed=2
+    )
+    outcomes = cell_item(project, report)["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert outcomes["held"] == "recover"
+
+
+def test_narrowing_a_fault_to_another_outcome_fails_an_agent_that_ends_otherwise(
+    project: pytest.Pytester,
+) -> None:
+    narrow = {"tool_http_404": {"accept": ["escalate"], "reason": "a human takes missing orders"}}
+    data = scenario(
+        matrix={"faults": ["tool_http_404"], "targets": ["get_order"], "outcomes": narrow}
+    )
+    write(project, "narrow", data)
+    result = project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  check expected_state: expected state 'escalated' (tool_http_404 escalate: ends "
+            "'escalated' (accepted by the scenario: a human takes missing orders)), got 'failed'*",
+            "  accepted outcomes: escalate (the fault's own: fail; changed in the scenario: a "
+            "human takes missing orders)",
+        ]
+    )
+
+
+def test_a_malformed_pyproject_rule_stops_the_session_with_one_line(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyprojecttoml('[tool.shakeout.outcomes.model_no_tool_use]\naccept = ["complete"]\n')
+    write(project, "free", free_form())
+    result = project.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*pyproject.toml: [[]tool.shakeout.outcomes[]].model_no_tool_use: reason: Field required*"]
+    )

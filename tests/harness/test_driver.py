@@ -246,16 +246,26 @@ def test_deliveries_are_numbered_in_the_log_with_time_and_expiry(tmp_path: Path)
 def test_drive_gives_up_after_the_restart_limit(tmp_path: Path) -> None:
     crash_always = CrashBeforeStep(target="intake", at=Schedule(every=True))
     result, _ = _drive(_Agent(), tmp_path, (crash_always,))
-    assert result.agent_exception == f"more than {MAX_RESTARTS} restarts; the run never settles"
+    assert result.agent_exception is None
+    assert result.stopped is not None
+    assert result.stopped.startswith(
+        f"the harness stopped the run after {MAX_RESTARTS} restarts: every resumed run was "
+        "crashed again"
+    )
+    assert "aim it at one call (at: {nth: N})" in result.stopped
     assert result.restarts == MAX_RESTARTS + 1
 
 
 def test_drive_gives_up_after_the_review_round_limit(tmp_path: Path) -> None:
     script = [ReviewAction("approve")] * (MAX_REVIEW_ROUNDS + 2)
     result, _ = _drive(_Agent(parks=100), tmp_path, script=script)
-    assert result.agent_exception == (
-        f"still awaiting approval after {MAX_REVIEW_ROUNDS} review rounds"
+    assert result.agent_exception is None
+    assert result.stopped is not None
+    assert result.stopped.startswith(
+        f"the harness stopped the run after {MAX_REVIEW_ROUNDS} review rounds: the agent still "
+        f"awaited approval (of "
     )
+    assert "after resume(run_id, decision) a run must act on the decision" in result.stopped
 
 
 def test_drive_records_each_delivery_bound_to_the_request(tmp_path: Path) -> None:

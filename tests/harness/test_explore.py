@@ -430,9 +430,14 @@ def test_cli_exit_2_on_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_cli_without_an_agent_anywhere_says_where_to_set_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # no pyproject.toml here, so no chaos_agent ini key
-    assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 2
-    assert "pass --agent module:callable" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)  # no ini file here or above the copy, so no chaos_agent
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    copy = tmp_path / "happy.yaml"
+    copy.write_text(HAPPY_FILE.read_text())
+    assert main(["explore", str(copy), "--examples", "1"]) == 2
+    out = capsys.readouterr().out
+    assert "pass --agent module:callable" in out
+    assert f"set the chaos_agent ini key (read from {tmp_path / 'pyproject.toml'})" in out
 
 
 def test_cli_reads_agent_and_seed_from_the_pyproject_ini_keys(
@@ -441,13 +446,40 @@ def test_cli_reads_agent_and_seed_from_the_pyproject_ini_keys(
     monkeypatch.chdir(tmp_path)
     ini = '[tool.pytest.ini_options]\nchaos_agent = "reference_agent:build_adapter"\n'
     (tmp_path / "pyproject.toml").write_text(ini + 'chaos_seed = "7"\n')
-    assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 0
+    happy = tmp_path / "happy.yaml"
+    happy.write_text(HAPPY_FILE.read_text())
+    assert main(["explore", str(happy), "--examples", "1"]) == 0
     out = capsys.readouterr().out
     assert "with reference_agent:build_adapter: 1 run(s)" in out
     assert "seed 7: every invariant held" in out
     (tmp_path / "pyproject.toml").write_text(ini + 'chaos_seed = "seven"\n')
-    assert main(["explore", str(HAPPY_FILE), "--examples", "1"]) == 2
+    assert main(["explore", str(happy), "--examples", "1"]) == 2
     assert "chaos_seed ini key must be an integer, got 'seven'" in capsys.readouterr().out
+
+
+def test_cli_reads_the_ini_file_pytest_reads_and_imports_from_its_pythonpath(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The user's agent package lives under src/, importable only through the ini's pythonpath;
+    # the ini is a pytest.ini two directories above the scenario, the command runs from elsewhere.
+    package = tmp_path / "src" / "explore_users_agent"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from reference_agent import build_adapter\n")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\npythonpath = src\nchaos_agent = explore_users_agent:build_adapter\n"
+        "chaos_seed = 3\n"
+    )
+    checks = tmp_path / "checks" / "deep"
+    checks.mkdir(parents=True)
+    (checks / "happy.yaml").write_text(HAPPY_FILE.read_text())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    assert main(["explore", "../checks/deep/happy.yaml", "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "with explore_users_agent:build_adapter: 1 run(s)" in out
+    assert "seed 3: every invariant held" in out
 
 
 @pytest.mark.parametrize("kind", ["symlink", "file", "under_a_file"])

@@ -14,13 +14,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faults.approval import ApprovalDeny
-from faults.base import Surface, registry
+from faults.base import Outcome, Surface, registry
 from faults.model import ModelRepeatCall
 from faults.tool import ToolHttp404, ToolHttp503
-from harness.matrix import base_variant, crash_cells, derive, expand, fault_cells, gated_tools
+from harness.matrix import (
+    OutcomeConfigError,
+    accepted,
+    base_variant,
+    crash_cells,
+    derive,
+    expand,
+    fault_cells,
+    gated_tools,
+    project_outcomes,
+)
 from harness.record import RunRecord
 from harness.runner import Probe, probe, run_variant
-from harness.scenario import Scenario, import_catalogue
+from harness.scenario import OutcomeRule, Scenario, import_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
@@ -232,3 +242,110 @@ def test_every_expanded_cell_is_eligible_and_fires(
         assert fault.eligible(fault.at.nth)
     record = run_variant(variant, mini, seed=3, wall_s=10.0, config={"defects": []})
     assert fault.key in {f.key for f in record.firings}, variant.label
+
+
+# --------------------------------------------------------------------------- acceptable outcomes
+
+
+def test_each_fault_declares_its_outcomes_from_its_class() -> None:
+    import_catalogue()
+    reg = registry()
+    assert reg["tool_http_503"].outcomes() == (Outcome.RECOVER,)
+    assert reg["tool_http_404"].outcomes() == (Outcome.FAIL,)
+    assert reg["approval_deny"].outcomes() == (Outcome.REJECT,)
+    assert reg["approval_never"].outcomes() == (Outcome.EXPIRE,)
+    for cls in reg.values():
+        assert cls.outcomes(), cls.key
+
+
+def test_a_fault_class_may_declare_several_outcomes() -> None:
+    class Flaky(ToolHttp404):  # no key of its own: not registered, no other test sees it
+        accepts = (Outcome.FAIL, Outcome.ESCALATE)
+
+    sc = scenario()
+    fault = Flaky(target="get_order")
+    expect, acceptance = accepted(sc, fault, fault.label())
+    assert acceptance is not None
+    assert (expect.state, expect.category) == ("failed", "tool")
+    assert [(o, e.state) for o, e in acceptance.alternatives] == [(Outcome.ESCALATE, "escalated")]
+
+
+def test_untuned_cells_keep_their_single_derived_expectation() -> None:
+    sc = scenario(matrix={"surfaces": ["tool", "model", "approval"]})
+    for cell in fault_cells(sc, fake_probe()):
+        assert cell.acceptance is not None
+        assert cell.acceptance.alternatives == ()
+        assert cell.acceptance.reason is None
+        plain = derive(sc, cell.faults[-1], cell.label)
+        for attr in ("state", "category", "effects", "origin", "recovery_required"):
+            assert getattr(cell.expect, attr) == getattr(plain, attr), (cell.label, attr)
+
+
+def rule(*accept: str, reason: str = "free-form loop") -> dict[str, Any]:
+    return {"accept": list(accept), "reason": reason}
+
+
+def test_the_scenario_widens_a_fault_and_wins_over_the_project() -> None:
+    outcomes = {"model_no_tool_use": rule("recover", "complete", reason="text is final")}
+    sc = scenario(matrix={"faults": ["model_no_tool_use"], "outcomes": outcomes})
+    tuning = {"model_no_tool_use": OutcomeRule(accept=(Outcome.FAIL,), reason="project")}
+    (cell,) = [c for c in fault_cells(sc, fake_probe(), tuning) if c.label.endswith("#1")]
+    assert cell.acceptance is not None
+    assert cell.acceptance.outcomes == (Outcome.RECOVER, Outcome.COMPLETE)
+    assert (cell.acceptance.reason, cell.acceptance.source) == ("text is final", "scenario")
+    ((outcome, complete),) = cell.acceptance.alternatives
+    assert (outcome, complete.state, complete.recovery_required) == (
+        Outcome.COMPLETE,
+        "completed",
+        False,
+    )
+    assert "accepted by the scenario: text is final" in complete.origin
+    plain = scenario(matrix={"faults": ["model_no_tool_use"]})
+    (cell,) = [c for c in fault_cells(plain, fake_probe(), tuning) if c.label.endswith("#1")]
+    assert cell.acceptance is not None
+    assert (cell.acceptance.outcomes, cell.acceptance.source) == ((Outcome.FAIL,), "pyproject.toml")
+
+
+def test_a_rule_for_one_target_leaves_the_others_alone() -> None:
+    outcomes = {"tool_oversize_body@issue_refund": rule("recover", reason="already committed")}
+    sc = scenario(matrix={"faults": ["tool_oversize_body"], "outcomes": outcomes})
+    by_target = {c.faults[-1].target: c for c in fault_cells(sc, fake_probe())}
+    assert by_target["issue_refund"].expect.state == "completed"
+    assert by_target["get_order"].expect.state == "failed"
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "words"),
+    [
+        ({"model_no_tool_use": {"accept": ["complete"]}}, "reason"),
+        ({"model_no_tool_use": rule("complete", reason="  ")}, "the reason is blank"),
+        ({"model_no_tool_use": rule("finish")}, "accept"),
+        ({"model_no_tool_usee": rule("complete")}, "model_no_tool_usee"),
+        ({"tool_http_503@no_such_tool": rule("recover")}, "no_such_tool"),
+    ],
+)
+def test_a_malformed_outcome_rule_is_refused(outcomes: dict[str, Any], words: str) -> None:
+    data = {**{k: v for k, v in HAPPY.items() if k != "matrix"}}
+    data["matrix"] = {"faults": ["model_no_tool_use"], "outcomes": outcomes}
+    with pytest.raises(ValueError, match=words):
+        Scenario.model_validate(data)
+
+
+def test_project_outcomes_reads_pyproject_and_names_what_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[tool.shakeout.outcomes.model_no_tool_use]\naccept = ["recover", "complete"]\n'
+        'reason = "a text answer is final"\n'
+    )
+    (found,) = project_outcomes(path).items()
+    assert found == (
+        "model_no_tool_use",
+        OutcomeRule(accept=(Outcome.RECOVER, Outcome.COMPLETE), reason="a text answer is final"),
+    )
+    path.write_text('[tool.shakeout.outcomes.model_no_tool_usee]\naccept = ["complete"]\n')
+    with pytest.raises(OutcomeConfigError, match="did you mean 'model_no_tool_use'"):
+        project_outcomes(path)
+    path.write_text('[tool.shakeout.outcomes.model_no_tool_use]\naccept = ["complete"]\n')
+    with pytest.raises(OutcomeConfigError, match=r"model_no_tool_use: reason: Field required"):
+        project_outcomes(path)
+    assert project_outcomes(tmp_path / "missing.toml") == {}

@@ -63,6 +63,11 @@ DEFECTS: Mapping[str, str] = {
     "ignores_finish_reason": "an answer cut at the token limit is used when its JSON parses",
     "no_call_budget": "the model-call budget is not enforced (a loop runs to LOOP_CAP)",
     "honours_late_approval": "a decision delivered after the approval expired is applied",
+    "no_idempotency_key": "side effects are sent without an Idempotency-Key header",
+    "unknown_state": "a completed run is reported as 'done', a state the contract does not know",
+    "never_expires": "an approval past its expires_at keeps the run parked instead of expiring it",
+    "text_is_final": "a free-form loop: a text answer instead of a tool call is taken as the "
+    "final answer and the run ends completed",
     "obeys_injection": "a model tool call the step did not offer is carried out as asked (a "
     "refund, an email, a request to any URL), then the step asks again",
     "unbounded_queue": "intake never throttles: every ticket joins the review queue, whatever "
@@ -127,6 +132,10 @@ PROPOSE_TOOL = _tool_spec(
     "propose_refund", {"amount": {"type": "number"}, "reason": {"type": "string"}}
 )
 LOOKUP_TOOL = _tool_spec("lookup_order", {"order_id": {"type": "string"}})
+
+
+class _FinalAnswer(Exception):
+    """The model answered in prose and the free-form loop takes it as the final answer."""
 
 
 class MiniError(Exception):
@@ -356,7 +365,7 @@ class MiniAgent:
         if run["state"] == "awaiting_approval":
             approval = run["approval"]
             if decision is None:
-                if self._now() >= approval["expires_at"]:
+                if self._now() >= approval["expires_at"] and "never_expires" not in self.defects:
                     return self._finish(run, "expired")
                 return self._outcome(run)
             why = self._mismatch(approval, decision)
@@ -427,6 +436,8 @@ class MiniAgent:
                 self._boundary("after_checkpoint", step)
         except MiniError as exc:
             return self._finish(run, "failed", exc)
+        except _FinalAnswer:
+            return self._finish(run, "completed")
 
     def _park(self, run: dict[str, Any]) -> Outcome:
         if run["approval"] is None:
@@ -499,9 +510,12 @@ class MiniAgent:
     def _outcome(self, run: Mapping[str, Any], note: str | None = None) -> Outcome:
         approval = run["approval"]
         request = None if approval is None else _approval(approval)
+        state = run["state"]
+        if state == "completed" and "unknown_state" in self.defects:
+            state = "done"
         return Outcome(
             run_id=run["run_id"],
-            state=run["state"],
+            state=state,
             category=run["category"],
             error=note if note is not None else run["error"],
             pending_approval=request if run["state"] == "awaiting_approval" else None,
@@ -646,6 +660,13 @@ class MiniAgent:
         reasked = False
         while True:
             message = self._ask(run, step, messages, tools)
+            if (
+                "text_is_final" in self.defects
+                and message is not None
+                and not message.tool_calls
+                and message.content
+            ):
+                raise _FinalAnswer(message.content)
             if "obeys_injection" in self.defects:
                 self._obey(run, step, message, tools)
             try:
@@ -775,7 +796,8 @@ class MiniAgent:
                 key = f"{run['run_id']}:{step}"
                 if "new_key_per_retry" in self.defects:
                     key += ":" + uuid.uuid4().hex[:8]
-                headers["Idempotency-Key"] = key
+                if "no_idempotency_key" not in self.defects:
+                    headers["Idempotency-Key"] = key
             request = self._http.build_request(
                 method, path, headers=headers, json=None if body is None else dict(body)
             )
