@@ -8,6 +8,7 @@ failure. The two never mix.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from harness.adapter import AgentAdapter
 from harness.loader import ScenarioError, load_scenario
 from harness.matrix import base_variant, expand
+from harness.probe_cache import PROBES_KEY, ProbeFailed, ProbeJob, probe_key
 from harness.record import RunRecord
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
@@ -40,9 +42,26 @@ class ScenarioFailed(Exception):
 class ScenarioFile(pytest.File):
     """A YAML scenario file: yields one item per variant (base, fault cells, crash cells)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: Scenario | ScenarioError | None = None
+        # The session's files in collection order: a worker waiting for another's probe runs
+        # the probes of the files after this one meanwhile.
+        self.config.stash[PROBES_KEY].files.append(self)
+
+    def _scenario(self) -> Scenario:
+        if self._loaded is None:
+            try:
+                self._loaded = load_scenario(self.path)
+            except ScenarioError as exc:
+                self._loaded = exc
+        if isinstance(self._loaded, ScenarioError):
+            raise self._loaded
+        return self._loaded
+
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            scenario = load_scenario(self.path)
+            scenario = self._scenario()
         except ScenarioError as exc:
             problem = str(exc).replace(str(self.path), _display(self.path, self.config))
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=problem)
@@ -59,12 +78,12 @@ class ScenarioFile(pytest.File):
                 if base.verdict != "pass":
                     found.failure = "; ".join(f"{v.name}: {v.reason}" for v in base.failures())
             except Exception as exc:  # reported on the base item, never a collection crash
+                why = str(exc) if isinstance(exc, ProbeFailed) else f"{type(exc).__name__}: {exc}"
                 yield InvalidScenarioItem.from_parent(
                     self,
                     name=scenario.name,
                     problem=(
-                        f"{self.path}: the fault-free probe run that aims the matrix failed: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{self.path}: the fault-free probe run that aims the matrix failed: {why}"
                     ),
                 )
                 return
@@ -83,14 +102,53 @@ class ScenarioFile(pytest.File):
             yield ScenarioItem.from_parent(self, name=name, variant=variant)
 
     def _probe(self, scenario: Scenario, settings: Any, seed: int) -> Probe:
+        cache = self.config.stash[PROBES_KEY]
+        job = self._probe_job(scenario, settings, seed)
+        files = cache.files
+        later = files[files.index(self) + 1 :] if self in files else []
+        # A copy of the probe: collection writes its failure on it, and the cache keeps it.
+        return copy.copy(cache.obtain(job, _later_jobs(later)))
+
+    def _probe_job(self, scenario: Scenario, settings: Any, seed: int) -> ProbeJob:
         from harness.plugin import ADAPTERS_KEY
 
         factory = scenario.agent or settings.agent
         if not factory:
             raise AgentLoadError(_NO_AGENT)
-        adapter = self.config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
         wall = scenario.expect.budget.wall_s or settings.wall_s
-        return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+        config = self.config
+
+        def run() -> Probe:
+            adapter = config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
+            return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+
+        key = probe_key(
+            scenario.model_dump_json(warnings=False), factory, seed, wall, settings.config
+        )
+        return ProbeJob(key, wall, run)
+
+    def _later_job(self) -> ProbeJob | None:
+        """This file's probe job if it has one (for a worker helping while it waits)."""
+        try:
+            scenario = self._scenario()
+        except ScenarioError:
+            return None
+        if scenario.matrix is None and scenario.crash_matrix is None:
+            return None
+        from harness.plugin import ChaosSettings
+
+        settings = ChaosSettings.resolve(self.config)
+        try:
+            return self._probe_job(scenario, settings, scenario.effective_seed(settings.seed))
+        except AgentLoadError:
+            return None
+
+
+def _later_jobs(files: list[ScenarioFile]) -> Iterator[ProbeJob]:
+    for f in files:
+        job = f._later_job()
+        if job is not None:
+            yield job
 
 
 def _display(path: Path, config: pytest.Config) -> str:
