@@ -42,26 +42,9 @@ class ScenarioFailed(Exception):
 class ScenarioFile(pytest.File):
     """A YAML scenario file: yields one item per variant (base, fault cells, crash cells)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._loaded: Scenario | ScenarioError | None = None
-        # The session's files in collection order: a worker waiting for another's probe runs
-        # the probes of the files after this one meanwhile.
-        self.config.stash[PROBES_KEY].files.append(self)
-
-    def _scenario(self) -> Scenario:
-        if self._loaded is None:
-            try:
-                self._loaded = load_scenario(self.path)
-            except ScenarioError as exc:
-                self._loaded = exc
-        if isinstance(self._loaded, ScenarioError):
-            raise self._loaded
-        return self._loaded
-
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            scenario = self._scenario()
+            scenario = load_scenario(self.path)
         except ScenarioError as exc:
             problem = str(exc).replace(str(self.path), _display(self.path, self.config))
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=problem)
@@ -102,14 +85,6 @@ class ScenarioFile(pytest.File):
             yield ScenarioItem.from_parent(self, name=name, variant=variant)
 
     def _probe(self, scenario: Scenario, settings: Any, seed: int) -> Probe:
-        cache = self.config.stash[PROBES_KEY]
-        job = self._probe_job(scenario, settings, seed)
-        files = cache.files
-        later = files[files.index(self) + 1 :] if self in files else []
-        # A copy of the probe: collection writes its failure on it, and the cache keeps it.
-        return copy.copy(cache.obtain(job, _later_jobs(later)))
-
-    def _probe_job(self, scenario: Scenario, settings: Any, seed: int) -> ProbeJob:
         from harness.plugin import ADAPTERS_KEY
 
         factory = scenario.agent or settings.agent
@@ -125,30 +100,8 @@ class ScenarioFile(pytest.File):
         key = probe_key(
             scenario.model_dump_json(warnings=False), factory, seed, wall, settings.config
         )
-        return ProbeJob(key, wall, run)
-
-    def _later_job(self) -> ProbeJob | None:
-        """This file's probe job if it has one (for a worker helping while it waits)."""
-        try:
-            scenario = self._scenario()
-        except ScenarioError:
-            return None
-        if scenario.matrix is None and scenario.crash_matrix is None:
-            return None
-        from harness.plugin import ChaosSettings
-
-        settings = ChaosSettings.resolve(self.config)
-        try:
-            return self._probe_job(scenario, settings, scenario.effective_seed(settings.seed))
-        except AgentLoadError:
-            return None
-
-
-def _later_jobs(files: list[ScenarioFile]) -> Iterator[ProbeJob]:
-    for f in files:
-        job = f._later_job()
-        if job is not None:
-            yield job
+        # A copy of the probe: collection writes its failure on it, and the cache keeps it.
+        return copy.copy(config.stash[PROBES_KEY].obtain(ProbeJob(key, wall, run)))
 
 
 def _display(path: Path, config: pytest.Config) -> str:

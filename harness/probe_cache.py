@@ -4,7 +4,9 @@ Every xdist worker collects every scenario file, and collecting a matrix scenari
 fault-free probe (the run that aims the matrix). Without sharing, ``-n 2`` ran each probe twice.
 The controller makes one directory per session and hands it to the workers; a worker claims a
 probe by creating its claim file (``O_EXCL``), runs it and writes the outcome, and a worker that
-finds a probe claimed runs the next unclaimed probes of the session's files while it waits. The
+finds a probe claimed waits for that outcome. (Running other files' probes while waiting would
+change the order in which a worker's agent sees runs, and an agent that keeps state between
+runs would then answer differently: the report must not depend on the worker count.) The
 outcome is keyed by the scenario's content, the agent factory, the seed, the wall limit and the
 agent config, so the same probe is never taken for a different one.
 
@@ -20,7 +22,7 @@ import pickle
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,6 @@ class ProbeCache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.ran = 0  # probes this process ran itself (the rest came from the cache)
-        self.files: list[Any] = []  # the session's scenario file collectors, in order
         self._memo: dict[str, Probe | ProbeFailed] = {}
         self._owned_dir: Path | None = None
 
@@ -94,13 +95,11 @@ class ProbeCache:
 
     # ------------------------------------------------------------------ probes
 
-    def obtain(self, job: ProbeJob, later: Iterable[ProbeJob] = ()) -> Probe:
+    def obtain(self, job: ProbeJob) -> Probe:
         """The job's probe: from the cache, or run here (once per session).
 
         Args:
             job: the probe wanted now.
-            later: probes the session will want after it (the next files); while another
-                worker runs ``job``, this one runs the unclaimed ones among them.
 
         Raises:
             ProbeFailed: the probe run raised (here or in the worker that ran it).
@@ -111,11 +110,6 @@ class ProbeCache:
         elif found is None and self._claim(job.key):
             found = self._run_and_share(job)
         elif found is None:
-            for other in later:
-                if self._ready(job.key):
-                    break
-                if other.key not in self._memo and self._claim(other.key):
-                    self._run_and_share(other)
             found = self._wait(job)
         if isinstance(found, ProbeFailed):
             raise found
@@ -154,10 +148,6 @@ class ProbeCache:
             return False
         os.close(fd)
         return True
-
-    def _ready(self, key: str) -> bool:
-        assert self.directory is not None
-        return (self.directory / f"{key}.probe").exists()
 
     def _wait(self, job: ProbeJob) -> Probe | ProbeFailed:
         assert self.directory is not None
