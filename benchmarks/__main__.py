@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks.figure import Figure
 
-FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5b", "P6")
+FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5f", "P5b", "P6", "P7")
 
 
 def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
@@ -25,6 +25,7 @@ def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
         resume,
         scaling,
         session_memory,
+        suite_cost,
         throughput,
     )
 
@@ -36,8 +37,12 @@ def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
             "P3b": lambda: resume.measure_checkpoints(reps=5, batch=1),
             "P4": lambda: fault_cost.measure(reps=5, batch=2, sweep=False),
             "P5": lambda: report_cost.measure(sizes=(200, 2_000), reps=5),
+            "P5f": lambda: report_cost.measure_floor(size=2_000, reps=3),
             "P5b": lambda: session_memory.measure(small=100, large=1_000, reps=1),
             "P6": lambda: throughput.measure(reps=5, batch=3),
+            "P7": lambda: suite_cost.measure(
+                reps=1, select="already_refunded or approval_denied or invalid_input or order_not"
+            ),
         }
     return {
         "P1": lambda: overhead.measure(reps=9, batch=10),
@@ -46,8 +51,10 @@ def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
         "P3b": lambda: resume.measure_checkpoints(reps=9, batch=3),
         "P4": lambda: fault_cost.measure(reps=9, batch=6, sweep=True),
         "P5": lambda: report_cost.measure(sizes=(1_000, 10_000, 100_000), reps=5),
+        "P5f": lambda: report_cost.measure_floor(size=100_000, reps=3),
         "P5b": lambda: session_memory.measure(small=1_000, large=10_000, reps=1),
         "P6": lambda: throughput.measure(reps=9, batch=10),
+        "P7": lambda: suite_cost.measure(reps=3),
     }
 
 
@@ -99,15 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     print(table(figures))
     print(f"\n{'quick' if args.quick else 'full'} run, {total:.0f} s")
     if args.json:
+        command = "python -m benchmarks" + (" --quick" if args.quick else "")
         run = {
             "mode": "quick" if args.quick else "full",
-            "command": "python -m benchmarks" + (" --quick" if args.quick else ""),
+            "command": command + (f" --only {','.join(chosen)}" if args.only else ""),
             "python": platform.python_version(),
+            "seconds": round(total, 1),
         }
         doc: dict[str, Any] = {f.id: {**f.to_json(), "run": run} for f in figures}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        print(f"written: {args.json}")
+        print(f"written: {args.json} (tables: python -m benchmarks.tables {args.json})")
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import refund
-from benchmarks.figure import Figure, median
+from benchmarks.figure import Figure, interleaved, median
 from harness.gate import GatePolicy, evaluate_gate
 from harness.report_model import Report, load_report
 from harness.session import report_item
@@ -92,4 +92,52 @@ def measure(*, sizes: tuple[int, ...], reps: int, reps_over_10k: int = 1) -> Fig
             f"{large:,} records took {totals[large]:.2f} s"
         ),
         extra={"sizes": list(sizes)},
+    )
+
+
+def measure_floor(*, size: int, reps: int) -> Figure:
+    """P5f: report + gate over ``size`` items / ``json.loads`` + ``json.dumps`` of that file.
+
+    The floor is what any tool pays to read and write the same bytes; both arms run in this
+    process, alternating, and the figure is the median of the per-repetition ratios.
+    """
+    import json
+
+    items = synthetic(size, templates())
+    with tempfile.TemporaryDirectory(prefix="shakeout-bench-p5f-") as tmp:
+        where = Path(tmp)
+        report_and_gate(items, where)
+        path = where / "report.json"
+        megabytes = path.stat().st_size / 1e6
+
+        def floor() -> None:
+            json.dumps(json.loads(path.read_bytes()))
+
+        times = interleaved(
+            {"report_gate": lambda: report_and_gate(items, where), "json_floor": floor},
+            reps=reps,
+            batch=1,
+        )
+    return Figure(
+        id="P5f",
+        title=f"report + gate over {size:,} items vs json.loads + json.dumps of the file",
+        ratio=times.ratio("report_gate", "json_floor"),
+        target=3.0,
+        op="<=",
+        baseline=f"json.loads + json.dumps of the same {megabytes:.0f} MB report file",
+        medians={
+            "report_gate_s": times.median("report_gate"),
+            "json_floor_s": times.median("json_floor"),
+        },
+        reps=reps,
+        note=(
+            "report + gate = Report.build (items validated), write, load_report (validated in "
+            "one pass over the bytes, summary re-checked), evaluate_gate; floor = read the file, "
+            "json.loads, json.dumps; CPU ratio in extra"
+        ),
+        extra={
+            "items": size,
+            "file_mb": round(megabytes, 1),
+            "cpu_ratio": round(times.ratio("report_gate", "json_floor", cpu=True), 4),
+        },
     )

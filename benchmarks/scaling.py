@@ -121,6 +121,37 @@ def comparable(path: Path) -> dict[str, Any]:
     return data
 
 
+def _timed(cmd: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    # 5: nothing ran, which is what these sessions ask for
+    if done.returncode not in (0, 5):
+        tail = "\n".join(done.stdout.splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(cmd[2:])} exited {done.returncode}:\n{tail}")
+    return elapsed
+
+
+def start_and_collect(root: Path) -> dict[str, float]:
+    """Worker start-up and collection (probe runs included) of the session, apart.
+
+    Start-up is a session over an empty directory (interpreter, plugins, xdist workers);
+    collection is a session that collects every item and runs none (``-k`` matching nothing),
+    minus that start-up.
+    """
+    empty = root / "empty"
+    empty.mkdir(exist_ok=True)
+    (empty / "pytest.ini").write_text(INI.format(seed=refund.SEED), encoding="utf-8")
+    out: dict[str, float] = {}
+    for n in (0, 2):
+        base = [sys.executable, "-m", "pytest", "-q", "-n", str(n)]
+        start = _timed(base, empty)
+        collect = _timed([*base, "-k", "no_item_has_this_name"], root)
+        out[f"startup_n{n}_s"] = round(start, 3)
+        out[f"collection_n{n}_s"] = round(max(collect - start, 0.0), 3)
+    return out
+
+
 def measure(*, variants: int, reps: int) -> Figure:
     """P2: (t(-n 0) / t(-n 2)) / machine 2-process scaling, reports compared for identity."""
     with tempfile.TemporaryDirectory(prefix="shakeout-bench-p2-") as tmp:
@@ -137,6 +168,7 @@ def measure(*, variants: int, reps: int) -> Figure:
             parallel.append(took[2])
             identical &= comparable(root / "report-n0.json") == comparable(root / "report-n2.json")
         machine.append(machine_scaling())
+        phases = start_and_collect(root)
     session = [s / p for s, p in zip(serial, parallel, strict=True)]
     figure = median(session) / median(machine)
     return Figure(
@@ -162,5 +194,5 @@ def measure(*, variants: int, reps: int) -> Figure:
             "collection included); reports identical minus duration_s and session identity: "
             f"{identical}"
         ),
-        extra={"variants": total, "reports_identical": identical},
+        extra={"variants": total, "reports_identical": identical, **phases},
     )

@@ -2,8 +2,9 @@
 
 The reference agent has seven steps, and its decide loop's lookups are not checkpointed one by
 one, so "resume at step 50" needs an agent with many steps. The walker keeps its state in the
-reference agent's own SQLite ``Store`` (same schema, WAL, one transaction per step start and
-per step completion, ``persist: false`` for an in-memory database), so resume and checkpoint
+reference agent's own SQLite ``Store`` (same schema, WAL; one transaction per step holds the
+step's checkpoint and the next step's start record; ``persist: false`` for an in-memory
+database), so resume and checkpoint
 costs are those of the reference agent's persistence layer.
 
 Config keys (``world.config``): ``steps`` (default 100), ``persist`` (default true).
@@ -118,18 +119,22 @@ class Walker:
         row = store.get_run(run_id)
         if row is not None and row.state in ("completed", "failed"):
             return WalkOutcome(run_id, row.state, row.category, row.error)
-        done = {name for name, s in store.steps(run_id).items() if s.status == "completed"}
+        done = store.completed_steps(run_id)
+        todo = [i for i in range(1, self._steps + 1) if _name(i) not in done]
         try:
-            for i in range(1, self._steps + 1):
-                name = f"step-{i:03d}"
-                if name in done:
-                    continue
-                world.boundary("before_step", name)
+            if todo:
                 with store.transaction() as db:
-                    store.mark_started(db, run_id, name, {"item": i})
+                    store.mark_started(db, run_id, _name(todo[0]), {"item": todo[0]})
+            for k, i in enumerate(todo):
+                name = _name(i)
+                world.boundary("before_step", name)
                 output = self._fetch(i)
+                # One transaction per step: this step's checkpoint and the next one's start.
                 with store.transaction() as db:
                     store.complete_step(db, run_id, name, output)
+                    if k + 1 < len(todo):
+                        following = todo[k + 1]
+                        store.mark_started(db, run_id, _name(following), {"item": following})
                 if self._restarted_at is not None:
                     self.resume_latencies.append(time.perf_counter() - self._restarted_at)
                     self._restarted_at = None
@@ -180,6 +185,10 @@ class Walker:
                     continue
             world.clock.sleep(0.5 * 2 ** (attempt - 1))
         raise StepFailed(f"item {item}: gave up after {MAX_ATTEMPTS} attempts ({last})")
+
+
+def _name(item: int) -> str:
+    return f"step-{item:03d}"
 
 
 def build_adapter(endpoints: Any) -> Walker:

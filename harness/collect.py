@@ -8,6 +8,7 @@ failure. The two never mix.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,6 +22,7 @@ from harness.adapter import AgentAdapter
 from harness.load import run_load
 from harness.loader import ScenarioError, load_scenario
 from harness.matrix import base_variant, expand
+from harness.probe_cache import PROBES_KEY, ProbeFailed, ProbeJob, probe_key
 from harness.record import RunRecord
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
 from harness.scenario import Scenario
@@ -153,12 +155,12 @@ class ScenarioFile(pytest.File):
                 if base.verdict != "pass":
                     found.failure = "; ".join(f"{v.name}: {v.reason}" for v in base.failures())
             except Exception as exc:  # reported on the base item, never a collection crash
+                why = str(exc) if isinstance(exc, ProbeFailed) else f"{type(exc).__name__}: {exc}"
                 yield InvalidScenarioItem.from_parent(
                     self,
                     name=scenario.name,
                     problem=(
-                        f"{self.path}: the fault-free probe run that aims the matrix failed: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{self.path}: the fault-free probe run that aims the matrix failed: {why}"
                     ),
                 )
                 return
@@ -185,9 +187,18 @@ class ScenarioFile(pytest.File):
         factory = scenario.agent or settings.agent
         if not factory:
             raise AgentLoadError(_NO_AGENT)
-        adapter = self.config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
         wall = scenario.expect.budget.wall_s or settings.wall_s
-        return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+        config = self.config
+
+        def run() -> Probe:
+            adapter = config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
+            return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
+
+        key = probe_key(
+            scenario.model_dump_json(warnings=False), factory, seed, wall, settings.config
+        )
+        # A copy of the probe: collection writes its failure on it, and the cache keeps it.
+        return copy.copy(config.stash[PROBES_KEY].obtain(ProbeJob(key, wall, run)))
 
 
 def _display(path: Path, config: pytest.Config) -> str:

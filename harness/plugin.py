@@ -17,6 +17,7 @@ import pytest
 
 from harness.adapter import AgentAdapter
 from harness.output import OutputError, check_file
+from harness.probe_cache import PROBES_KEY, ProbeCache
 from harness.redact import RedactionConfigError, Redactor, redactor_for
 from harness.report import SELECTION_KEY, SHARD_KEY, ReportPlugin, is_scenario_nodeid
 from harness.report_model import nodeids_digest
@@ -198,6 +199,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[SEED_KEY] = _session_seed(config)
     config.stash[ADAPTERS_KEY] = AdapterCache()
+    config.stash[PROBES_KEY] = probes = ProbeCache.for_config(config)
+    config.pluginmanager.register(probes, "shakeout-probe-cache")
     shard = config.getoption("chaos_shard")
     if shard is not None:
         k, n = _parse_shard(shard)

@@ -923,6 +923,30 @@ def load_report(path: str | Path) -> Report:
         raise ReportError(f"{exc}; {regenerate}") from None
     if not raw.strip():
         raise ReportError(f"report {p} is empty; {regenerate}")
+    report = None
+    # One pass over the bytes (parse and validate together, in pydantic-core) where it reads
+    # exactly what the step-by-step path reads: that one-pass parser takes NaN and Infinity,
+    # which are not JSON, so a file holding either word anywhere takes the step-by-step path.
+    # A report the one pass refuses is read again step by step, for a message that says what
+    # is wrong.
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        try:
+            report = Report.model_validate_json(raw)
+        except ValidationError:
+            report = None
+    if report is None:
+        report = _diagnosed(p, raw, regenerate)
+    if report.summary != summarize(report.items):
+        raise ReportError(
+            f"report {p} has a summary that does not match its items (edited by hand?); "
+            f"{regenerate} or merge it again with `shakeout merge`"
+        )
+    return report
+
+
+def _diagnosed(p: Path, raw: bytes, regenerate: str) -> Report:
+    """Validate a report the one-pass decoder refused, step by step: the first step that fails
+    raises the :class:`ReportError` that names what is wrong."""
     try:
         # pydantic-core's parser (jiter) bounds nesting depth and number size itself, where
         # json.loads raises RecursionError or a bare ValueError deep inside.
@@ -957,9 +981,4 @@ def load_report(path: str | Path) -> Report:
                 f"{problems[:500]}); {regenerate}"
             )
         ) from None
-    if report.summary != summarize(report.items):
-        raise ReportError(
-            f"report {p} has a summary that does not match its items (edited by hand?); "
-            f"{regenerate} or merge it again with `shakeout merge`"
-        )
     return report

@@ -217,6 +217,13 @@ class Store:
             for r in rows
         }
 
+    def completed_steps(self, run_id: str) -> set[str]:
+        """The names of the run's completed steps (a resume needs no outputs to find its place)."""
+        rows = self._db.execute(
+            "SELECT step FROM steps WHERE run_id = ? AND status = 'completed'", (run_id,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def mark_started(self, db: sqlite3.Connection, run_id: str, step: str, step_input: Any) -> None:
         """Record that a step began, inside the caller's transaction (a re-execution keeps the
         row and counts the attempt)."""

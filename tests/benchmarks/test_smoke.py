@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5b", "P6")
+FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5f", "P5b", "P6", "P7")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, obj
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

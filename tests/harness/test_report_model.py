@@ -482,3 +482,51 @@ def test_the_injection_table_counts_contained_cells_per_family_and_surface() -> 
     assert report.summary.transient_recovery.items == 0
     assert "### Injection" in render_markdown(report)
     assert "<h2>Injection</h2>" in render_html(report)
+
+
+def _outcome(read: Any, path: Path) -> object:
+    try:
+        return read(path)
+    except ReportError as exc:
+        return ("refused", str(exc))
+
+
+_TEXT = st.text(st.sampled_from('abN"aIy0{}[],: .-e'), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["duration_s", "verdict", "seed", "nodeid", "restarts", "crash"]),
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.integers(-3, 3).map(str),
+        st.sampled_from(["NaN", "Infinity", "-Infinity", "null", "true", '"pass"', '"x NaN"']),
+        _TEXT,
+    ),
+)
+def test_the_one_pass_decoder_reads_what_the_step_by_step_one_reads(field: str, value: str) -> None:
+    """load_report's fast path (one pass in pydantic-core) accepts and refuses exactly what the
+    step-by-step path (parse, then validate) does, with the same messages."""
+    from harness import report_model
+
+    report = Report.build([item("a", faults_injected=[fault("k")], duration_s=0.5)], seed=3)
+    text = report.to_json()
+    anchor = f'"{field}": '
+    start = text.index(anchor) + len(anchor)
+    end = min(i for i in (text.find(",\n", start), text.find("\n", start)) if i != -1)
+    mutated = text[:start] + value + text[end:]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "report.json"
+        path.write_text(mutated, encoding="utf-8")
+        regenerate = "rerun pytest with --chaos-report=PATH to write it again"
+
+        def step_by_step(p: Path) -> Report:
+            loaded = report_model._diagnosed(p, p.read_bytes(), regenerate)
+            if loaded.summary != summarize(loaded.items):
+                raise ReportError(
+                    f"report {p} has a summary that does not match its items (edited by hand?); "
+                    f"{regenerate} or merge it again with `shakeout merge`"
+                )
+            return loaded
+
+        assert _outcome(load_report, path) == _outcome(step_by_step, path)
