@@ -305,6 +305,9 @@ def drive(
 
     try:
         adapter.begin(world)
+        # The wall-clock limit is the run's own: what begin() builds (clients, SDK imports, a
+        # database) is set-up, like a service's start-up, and never counts against the run.
+        deadline = monotonic() + wall_s
         run_id: str | None = None
         outcome: Outcome | None = None
         while outcome is None:

@@ -274,6 +274,9 @@ class RefundDesk:
         self._queue = ReviewQueue(
             self._store, capacity=options.review_queue_capacity, sla_s=options.approval_sla_s
         )
+        # Build the client of the API in use now, outside any run: a production desk builds its
+        # clients at start-up, and the first Anthropic import costs seconds on a loaded machine.
+        self._model.prepare(self.api)
 
     def close_store(self) -> None:
         """Close the database connection of the current world, if any."""

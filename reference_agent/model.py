@@ -212,6 +212,12 @@ class ModelClient:
         )
         self._anthropic: Any = None
 
+    def prepare(self, api: Api) -> None:
+        """Build the client ``api`` needs now (the Anthropic one is otherwise built on first
+        use, importing the SDK), so no run pays for it."""
+        if api == "anthropic_messages":
+            self._anthropic_client()
+
     def _anthropic_client(self) -> Any:
         if self._anthropic is None:
             import anthropic  # lazily: only desks that speak Anthropic pay for the import

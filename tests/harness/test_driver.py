@@ -289,3 +289,31 @@ def test_parking_without_saying_on_what_is_a_contract_error(tmp_path: Path) -> N
     result, _ = _drive(_Agent(parks=1, pending=False), tmp_path)
     assert result.harness_error is not None
     assert "'awaiting_approval' without a pending_approval" in result.harness_error
+
+
+def test_set_up_in_begin_does_not_count_against_the_runs_wall_limit(tmp_path: Path) -> None:
+    """begin() builds clients and imports SDKs (seconds on a loaded machine): the wall-clock
+    limit starts after it, so slow set-up never turns into a timed-out run."""
+    now = [0.0]
+
+    class _SlowStart(_Agent):
+        def begin(self, world: WorldContext) -> None:
+            super().begin(world)
+            now[0] += 60.0  # set-up that took far longer than the 5 s limit
+
+    clock = FakeClock()
+    world = WorldContext(tmp_path, clock, {}, 1, lambda point, step: None)
+    result, _, _ = drive(
+        _SlowStart(),  # type: ignore[arg-type]
+        {"ticket_id": "T-1"},
+        world=world,
+        faults=(),
+        reviewer_script=(),
+        rng=random.Random(1),
+        wall_s=5.0,
+        log=EventLog(),
+        clock_advance=clock.advance,
+        monotonic=lambda: now[0],
+    )
+    assert result.timed_out is None
+    assert result.outcomes[-1].state.value == "completed"
