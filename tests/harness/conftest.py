@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 import scripted_provider
-from agents.mini import MiniAgent, build_adapter
 from library import scenario_data, without_matrices
+from toy_agents.mini import MiniAgent, build_adapter
 
 from harness.runner import endpoints_of
 

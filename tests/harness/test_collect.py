@@ -302,7 +302,7 @@ def test_a_base_item_selected_with_its_variants_keeps_both(project: pytest.Pytes
 
 # ---------------------------------------------------------------- accepted outcomes, end to end
 
-FREE_FORM = "agents.mini:build_adapter"
+FREE_FORM = "toy_agents.mini:build_adapter"
 NO_TOOL_USE = "model_no_tool_use#1"
 WIDEN = {
     "accept": ["recover", "complete"],

@@ -14,7 +14,7 @@ from harness.doctor import doctor_main
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY_FILE = ROOT / "scenarios" / "refund_happy.yaml"
-MINI = "agents.mini:build_adapter"
+MINI = "toy_agents.mini:build_adapter"
 
 
 def mini_scenario(tmp_path: Path, *defects: str) -> Path:

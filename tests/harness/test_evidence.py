@@ -1,6 +1,6 @@
 """Verdicts from evidence: each agent that lies in its outcome is caught by what the world saw.
 
-Every test runs a deliberately broken mini agent (``tests/lib/agents/mini.py``) through the real
+Every test runs a deliberately broken mini agent (``tests/lib/toy_agents/mini.py``) through the real
 runner and checks, and names the check that catches it. Most of these agents report a perfectly
 plausible outcome (``completed``, or ``failed`` with the right category), so a check that read
 only the agent's testimony would pass them.
@@ -9,8 +9,8 @@ only the agent's testimony would pass them.
 from __future__ import annotations
 
 import pytest
-from agents.mini import MiniAgent
 from library import SEED, scenario_data, without_matrices
+from toy_agents.mini import MiniAgent
 
 from faults.approval import ApprovalDuplicate
 from faults.base import Fault, Schedule
@@ -25,7 +25,7 @@ from harness.scenario import Scenario
 from harness.session import RunResult, judge
 
 HAPPY = scenario_data("refund_happy")
-MINI = "agents.mini:build_adapter"
+MINI = "toy_agents.mini:build_adapter"
 
 
 scenario = without_matrices

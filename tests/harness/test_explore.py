@@ -11,8 +11,8 @@ from typing import Any
 import hypothesis
 import pytest
 import yaml
-from agents.mini import MiniAgent
 from hypothesis import strategies as st
+from toy_agents.mini import MiniAgent
 
 from faults.base import Surface, registry
 from harness.adapter import AgentAdapter
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HAPPY_FILE = ROOT / "scenarios" / "refund_happy.yaml"
 HAPPY = yaml.safe_load(HAPPY_FILE.read_text())
 SEED = 20261124
-MINI = "agents.mini:build_adapter"
+MINI = "toy_agents.mini:build_adapter"
 TOOL_ONLY = (Surface.TOOL,)
 CAUGHT_SEED = 2  # any seed works given enough examples; this one finds it in few runs
 

@@ -1,6 +1,6 @@
 """The guarded rules: a broken mini agent per rule, caught by the check meant for it.
 
-Each test runs a deliberately broken mini agent (``tests/lib/agents/mini.py``) through the real
+Each test runs a deliberately broken mini agent (``tests/lib/toy_agents/mini.py``) through the real
 runner and checks (``run_variant`` + ``judge``), names the check that catches it and the words
 of its message; the correct mini agent and the reference agent pass the same cells.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent
+from toy_agents.mini import MiniAgent
 
 from faults.approval import ApprovalLate
 from faults.base import Fault, Schedule

@@ -168,7 +168,7 @@ def test_the_agent_process_guard_reports_to_the_parents_world(
         }
     )
     variant = base_variant(scenario)
-    adapter = HardKillAdapter("agents.mini:build_adapter", endpoints_of(happy))
+    adapter = HardKillAdapter("toy_agents.mini:build_adapter", endpoints_of(happy))
     try:
         record = run_variant(variant, adapter, seed=SEED, wall_s=WALL_S)
     finally:

@@ -719,7 +719,7 @@ def test_a_broken_agent_turns_its_cells_red_and_the_correct_one_stays_green(
         data = {
             **happy,
             "name": name,
-            "agent": "agents.mini:build_adapter",
+            "agent": "toy_agents.mini:build_adapter",
             "agent_config": {"defects": defects},
             "matrix": matrix,
         }

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent
 from hypothesis import given, settings
+from toy_agents.mini import MiniAgent
 
 from faults.base import Surface
 from faults.injection import BAIT_KEY, FAMILIES, Payload, payloads, pick

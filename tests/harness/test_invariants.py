@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.mini import LOOP_CAP, MAX_MODEL_CALLS, MiniAgent, Outcome
 from library import SEED, scenario_data, without_matrices
+from toy_agents.mini import LOOP_CAP, MAX_MODEL_CALLS, MiniAgent, Outcome
 
 from faults.approval import ApprovalDeny
 from faults.base import Fault, Schedule
@@ -447,7 +447,7 @@ def test_a_dropped_trace_of_a_failed_run_fails_trace_retention(mini: MiniAgent) 
 
 INI = """
 [pytest]
-chaos_agent = agents.mini:build_adapter
+chaos_agent = toy_agents.mini:build_adapter
 chaos_seed = 11
 filterwarnings = error
 """
@@ -469,7 +469,7 @@ def mini_scenario(defects: list[str], **changes: Any) -> dict[str, Any]:
     data = {k: v for k, v in HAPPY.items() if k not in ("matrix", "input_matrix", "crash_matrix")}
     return {
         **data,
-        "agent": "agents.mini:build_adapter",
+        "agent": "toy_agents.mini:build_adapter",
         "agent_config": {"defects": defects},
         **changes,
     }
@@ -505,7 +505,7 @@ def test_pytest_prints_the_duplicated_effect_of_a_non_idempotent_agent(
         project,
         {
             **crash,
-            "agent": "agents.mini:build_adapter",
+            "agent": "toy_agents.mini:build_adapter",
             "agent_config": {"defects": ["new_key_per_retry"]},
         },
     )

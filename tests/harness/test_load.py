@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent, build_adapter
 from hypothesis import given
 from hypothesis import strategies as st
 from library import ROOT, SEED, scenario_data
+from toy_agents.mini import MiniAgent, build_adapter
 
 from harness.adapter import AgentAdapter
 from harness.html import render_html
@@ -291,7 +291,7 @@ def test_a_load_scenario_runs_as_one_pytest_item(pytester: pytest.Pytester) -> N
     (pytester.path / "scenarios" / "load.yaml").write_text(yaml.safe_dump(data))
     (pytester.path / "scenarios" / "unbounded.yaml").write_text(yaml.safe_dump(broken))
     pytester.makeini(
-        "[pytest]\nchaos_agent = agents.mini:build_adapter\nchaos_seed = 3\n"
+        "[pytest]\nchaos_agent = toy_agents.mini:build_adapter\nchaos_seed = 3\n"
         "filterwarnings = error\n"
     )
     report = pytester.path / "r.json"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from toy_agents.mini import MiniAgent
 
 from faults.approval import ApprovalDeny
 from faults.base import Outcome, Surface, registry

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.toolloop import ToolLoopAgent, build_adapter
 from library import SEED, scenario_data
+from toy_agents.toolloop import ToolLoopAgent, build_adapter
 
 from faults.base import Fault, Schedule
 from faults.tool import ToolHttp404, ToolHttp503
@@ -24,7 +24,7 @@ from harness.session import RunResult, judge
 LOOP: dict[str, Any] = {
     "name": "loop_refund",
     "description": "A tool-loop agent looks up an order and refunds it.",
-    "agent": "agents.toolloop:build_adapter",
+    "agent": "toy_agents.toolloop:build_adapter",
     "input": {"ticket_id": "T-1", "customer_id": "C-1", "message": "Refund order O-1001."},
     "model": {
         "turns": [

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from agents.mini import MiniAgent
+from toy_agents.mini import MiniAgent
 
 from faults.tool import ToolHttp503
 from harness.adapter import Endpoints
@@ -42,7 +42,7 @@ NO_DEFECTS: dict[str, Any] = {"defects": []}
 @pytest.fixture(scope="module")
 def mini() -> Iterator[MiniAgent]:
     cache = AdapterCache()
-    agent = cache.get("agents.mini:build_adapter", endpoints_of(SC))
+    agent = cache.get("toy_agents.mini:build_adapter", endpoints_of(SC))
     assert isinstance(agent, MiniAgent)
     yield agent
     agent.release.set()
@@ -51,10 +51,13 @@ def mini() -> Iterator[MiniAgent]:
 @pytest.mark.parametrize(
     ("path", "words"),
     [
-        ("agents.mini", "must be 'module:callable'"),
-        ("agents.nowhere:build", "cannot import module 'agents.nowhere'"),
-        ("agents.mini:build_nothing", "module 'agents.mini' has no attribute 'build_nothing'"),
-        ("agents.mini:DEFECTS", "agent 'agents.mini:DEFECTS' is not callable"),
+        ("toy_agents.mini", "must be 'module:callable'"),
+        ("toy_agents.nowhere:build", "cannot import module 'toy_agents.nowhere'"),
+        (
+            "toy_agents.mini:build_nothing",
+            "module 'toy_agents.mini' has no attribute 'build_nothing'",
+        ),
+        ("toy_agents.mini:DEFECTS", "agent 'toy_agents.mini:DEFECTS' is not callable"),
     ],
 )
 def test_load_factory_says_what_is_wrong(path: str, words: str) -> None:
@@ -67,9 +70,9 @@ def test_adapter_cache_builds_once_per_factory_and_endpoints() -> None:
     cache = AdapterCache()
     here = Endpoints("http://model.a.test/v1", "http://tools.a.test")
     there = Endpoints("http://model.b.test/v1", "http://tools.a.test")
-    first = cache.get("agents.mini:build_adapter", here)
-    assert cache.get("agents.mini:build_adapter", here) is first
-    assert cache.get("agents.mini:build_adapter", there) is not first
+    first = cache.get("toy_agents.mini:build_adapter", here)
+    assert cache.get("toy_agents.mini:build_adapter", here) is first
+    assert cache.get("toy_agents.mini:build_adapter", there) is not first
 
 
 def test_build_services_gives_each_run_fresh_behaviours() -> None:

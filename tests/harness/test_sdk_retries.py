@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
-from agents.sdk_retry import PROVIDER_ERRORS, Provider, SdkRetryAgent, scenario
+from toy_agents.sdk_retry import PROVIDER_ERRORS, Provider, SdkRetryAgent, scenario
 
 from faults.base import Schedule
 from faults.model import ModelOverloaded, ModelRateLimit, ModelServerError

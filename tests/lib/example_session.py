@@ -1,7 +1,7 @@
 """Running an example agent's scenarios, and planted-bug variants of them, in a pytester session.
 
-Each session runs in a subprocess: the frameworks import a package named ``agents`` (the OpenAI
-Agents SDK), which the repository's ``tests/lib/agents`` would shadow in this process.
+Each session runs in a subprocess, so the frameworks' imports and event loops stay out of the
+test process.
 """
 
 from __future__ import annotations

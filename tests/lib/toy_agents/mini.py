@@ -963,5 +963,5 @@ def _seconds(value: str | None) -> float | None:
 
 
 def build_adapter(endpoints: Any) -> MiniAgent:
-    """The factory the harness calls (``agents.mini:build_adapter``)."""
+    """The factory the harness calls (``toy_agents.mini:build_adapter``)."""
     return MiniAgent(endpoints)

@@ -252,5 +252,5 @@ class ToolLoopAgent:
 
 
 def build_adapter(endpoints: Any) -> ToolLoopAgent:
-    """The factory the harness calls (``agents.toolloop:build_adapter``)."""
+    """The factory the harness calls (``toy_agents.toolloop:build_adapter``)."""
     return ToolLoopAgent(endpoints)

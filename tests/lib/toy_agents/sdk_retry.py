@@ -282,12 +282,12 @@ class SdkRetryAgent:
 
 
 def build_openai(endpoints: Any) -> SdkRetryAgent:
-    """The factory for the openai agent (``agents.sdk_retry:build_openai``)."""
+    """The factory for the openai agent (``toy_agents.sdk_retry:build_openai``)."""
     return SdkRetryAgent(endpoints, "openai")
 
 
 def build_anthropic(endpoints: Any) -> SdkRetryAgent:
-    """The factory for the anthropic agent (``agents.sdk_retry:build_anthropic``)."""
+    """The factory for the anthropic agent (``toy_agents.sdk_retry:build_anthropic``)."""
     return SdkRetryAgent(endpoints, "anthropic")
 
 
@@ -307,7 +307,7 @@ def scenario(provider: Provider) -> dict[str, Any]:
     return {
         "name": f"sdk_retry_{provider}",
         "description": f"A tool-loop agent on the {provider} SDK relies on the SDK's retries.",
-        "agent": f"agents.sdk_retry:build_{provider}",
+        "agent": f"toy_agents.sdk_retry:build_{provider}",
         "input": {"run_id": "r1", "message": "What did order O-1001 cost?"},
         "model": {
             "format": "anthropic_messages" if anthropic_api else "openai_chat",
