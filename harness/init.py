@@ -7,6 +7,7 @@ when the folder has no pytest configuration; otherwise they are printed for you 
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from importlib import resources
@@ -20,8 +21,9 @@ SCENARIO_FILE = "scenarios/first.yaml"
 SCHEMA_FILE = "scenarios/schema.json"
 WORKFLOW_FILE = ".github/workflows/shakeout.yml"
 
-# framework -> (module under shakeout_adapters, the optional extra that installs it)
-READY_ADAPTERS = {
+# framework -> (the template's file stem, the optional extra that installs the framework)
+FRAMEWORKS: dict[str, tuple[str, str | None]] = {
+    "tool-loop": ("tool_loop", None),
     "pydantic-ai": ("pydantic_ai", "pydantic-ai"),
     "openai-agents": ("openai_agents", "openai-agents"),
     "langgraph": ("langgraph", "langgraph"),
@@ -84,8 +86,6 @@ def _template(name: str) -> str:
 
 
 def _adapter(framework: str) -> str:
-    if framework == "tool-loop":
-        return _template("tool_loop_agent.py.txt")
     if framework == "reference":
         return (
             '"""The adapter shakeout drives: the reference agent, shakeout\'s refund desk (from\n'
@@ -94,31 +94,26 @@ def _adapter(framework: str) -> str:
             "from reference_agent import build_adapter\n\n"
             '__all__ = ["build_adapter"]\n'
         )
-    module, extra = READY_ADAPTERS[framework]
-    return (
-        f'"""The adapter shakeout drives for a {framework} agent (from `shakeout init`).\n\n'
-        f"It wraps your agent with shakeout's ready {framework} adapter, module\n"
-        f'shakeout_adapters.{module} (install it with: pip install "shakeout[{extra}]"); the\n'
-        f"example agent under examples/ in the shakeout repository shows the whole wiring.\n"
-        '"""\n\n'
-        "from __future__ import annotations\n\n"
-        "from typing import Any\n\n"
-        f"import shakeout_adapters.{module} as ready\n\n\n"
-        "def build_adapter(endpoints: Any) -> Any:\n"
-        '    """The factory named in the chaos_agent ini key: build your agent on\n'
-        "    endpoints.model_base_url / endpoints.tools_base_url and wrap it with `ready`.\n"
-        '    """\n'
-        "    raise NotImplementedError(\n"
-        f'        "wrap your {framework} agent here with shakeout_adapters.{module} (see its '
-        f'docstring and examples/ in the shakeout repository), then run: shakeout doctor"\n'
-        "    )\n"
-    )
+    return _template(f"{FRAMEWORKS[framework][0]}_agent.py.txt")
 
 
 def _scenario(framework: str) -> str:
     if framework == "reference":
         return _template("reference_scenario.yaml.txt")
-    return _template("tool_loop_scenario.yaml.txt")
+    return _template(f"{FRAMEWORKS[framework][0]}_scenario.yaml.txt")
+
+
+def missing_framework(framework: str) -> str | None:
+    """What to install when the framework's extra is missing from this environment, else None."""
+    if framework == "reference":
+        return None
+    stem, extra = FRAMEWORKS[framework]
+    try:
+        importlib.import_module(f"shakeout_adapters.{stem}")
+    except ImportError as exc:
+        fix = "reinstall shakeout" if extra is None else f"pip install 'shakeout[{extra}]'"
+        return f"{exc}; install it with: {fix}"
+    return None
 
 
 def _ini() -> str:
@@ -181,14 +176,11 @@ def init_main(folder: str, *, framework: str, stream: TextIO | None = None) -> i
         )
         for key, value in INI_KEYS.items():
             out.write(f"  {key} = {value}\n")
-    runnable = framework in ("reference", "tool-loop")
+    missing = missing_framework(framework)
+    if missing is not None:
+        out.write(f"note: {ADAPTER_FILE} cannot be imported here yet: {missing}\n")
     out.write(
-        "next: "
-        + (
-            "shakeout doctor  (checks the adapter against the contract), then "
-            "python -m pytest scenarios/first.yaml\n"
-            if runnable
-            else f"fill in build_adapter in {ADAPTER_FILE}, then shakeout doctor\n"
-        )
+        "next: shakeout doctor  (one fault-free run, then the contract point by point), then "
+        "python -m pytest\n"
     )
     return 0
