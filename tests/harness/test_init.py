@@ -1,16 +1,20 @@
-"""shakeout init: what it writes runs (tool-loop, reference), and nothing is ever clobbered."""
+"""shakeout init: every starter it writes keeps the contract and passes, nothing is clobbered."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import io
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from harness.cli import main
-from harness.doctor import doctor_main
 from harness.init import ADAPTER_FILE, INI_KEYS, SCENARIO_FILE, WORKFLOW_FILE, init_main
 from harness.loader import load_scenario
 
@@ -22,33 +26,81 @@ def init(folder: Path, framework: str) -> tuple[int, str]:
     return init_main(str(folder), framework=framework, stream=out), out.getvalue()
 
 
-def test_tool_loop_writes_a_project_whose_scenario_passes_under_pytest(
-    pytester: pytest.Pytester,
+FRAMEWORKS = ("tool-loop", "pydantic-ai", "openai-agents", "langgraph", "reference")
+
+
+def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command in a fresh interpreter, in the generated folder, as a new user runs it."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_starter_keeps_the_contract_under_doctor_and_its_scenario_passes(
+    tmp_path: Path, framework: str
 ) -> None:
-    code, out = init(pytester.path, "tool-loop")
+    code, out = init(tmp_path, framework)
     assert code == 0, out
     for name in WRITTEN:
-        assert (pytester.path / name).is_file(), name
-        assert f"wrote {pytester.path / name}" in out
-    assert "next: shakeout doctor" in out
-    load_scenario(pytester.path / SCENARIO_FILE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+        assert (tmp_path / name).is_file(), name
+        assert f"wrote {tmp_path / name}" in out
+    assert "note:" not in out  # the framework is installed here
+    assert out.endswith(
+        "next: shakeout doctor  (one fault-free run, then the contract point by "
+        "point), then python -m pytest\n"
+    )
+    load_scenario(tmp_path / SCENARIO_FILE)
+    doctor = run_in(tmp_path, "-m", "harness.cli", "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "the adapter keeps the contract on this scenario" in doctor.stdout
+    assert "FAIL" not in doctor.stdout
+    tests = run_in(tmp_path, "-m", "pytest", "-p", "no:cacheprovider")
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert re.search(r"^=+ 1 passed in ", tests.stdout, re.M), tests.stdout
 
 
-def test_tool_loop_and_reference_keep_the_contract_under_doctor(
+def test_a_starter_whose_refund_skips_the_approval_fails_doctor_and_its_scenario(
+    tmp_path: Path,
+) -> None:
+    # the same harness that passes the starters above catches a starter broken on purpose
+    assert init(tmp_path, "tool-loop")[0] == 0
+    agent = tmp_path / ADAPTER_FILE
+    text = agent.read_text()
+    assert text.count("gated=True") == 1
+    agent.write_text(text.replace("gated=True", "gated=False"))
+    doctor = run_in(tmp_path, "-m", "harness.cli", "doctor")
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    assert re.search(r"^  FAIL  approvals: ", doctor.stdout, re.M), doctor.stdout
+    tests = run_in(tmp_path, "-m", "pytest", "-p", "no:cacheprovider")
+    assert tests.returncode == 1, tests.stdout + tests.stderr
+    assert re.search(r"^=+ 1 failed in ", tests.stdout, re.M), tests.stdout
+    assert "unapproved_effects" in tests.stdout
+
+
+def test_a_missing_framework_is_named_with_the_extra_that_installs_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sys.path", list(__import__("sys").path))
-    monkeypatch.delitem(__import__("sys").modules, "shakeout_agent", raising=False)
-    for framework in ("tool-loop", "reference"):
-        folder = tmp_path / framework
-        assert init(folder, framework)[0] == 0
-        monkeypatch.chdir(folder)
-        monkeypatch.delitem(__import__("sys").modules, "shakeout_agent", raising=False)
-        out = io.StringIO()
-        assert doctor_main(None, agent=None, seed=None, stream=out) == 0, out.getvalue()
-        assert "the adapter keeps the contract on this scenario" in out.getvalue()
+    real = importlib.import_module
+
+    def without_langgraph(name: str, package: str | None = None) -> Any:
+        if name == "shakeout_adapters.langgraph":
+            raise ModuleNotFoundError("No module named 'langgraph'")
+        return real(name, package)
+
+    monkeypatch.setattr("harness.init.importlib.import_module", without_langgraph)
+    code, out = init(tmp_path, "langgraph")
+    assert code == 0
+    assert (
+        f"note: {ADAPTER_FILE} cannot be imported here yet: No module named 'langgraph'; "
+        "install it with: pip install 'shakeout[langgraph]'\n"
+    ) in out
+    assert init(tmp_path / "other", "pydantic-ai")[1].count("note:") == 0
 
 
 def test_an_existing_file_refuses_everything_and_writes_nothing(tmp_path: Path) -> None:
@@ -80,18 +132,24 @@ def test_an_existing_pytest_configuration_is_left_alone_and_the_keys_printed(
 @pytest.mark.parametrize(
     ("framework", "module"),
     [
+        ("tool-loop", "tool_loop"),
         ("pydantic-ai", "pydantic_ai"),
         ("openai-agents", "openai_agents"),
         ("langgraph", "langgraph"),
     ],
 )
-def test_a_ready_adapter_template_imports_its_shakeout_adapters_module(
+def test_a_starter_imports_only_public_names_of_its_ready_adapter(
     tmp_path: Path, framework: str, module: str
 ) -> None:
     assert main(["init", str(tmp_path), "--framework", framework]) == 0
     tree = ast.parse((tmp_path / ADAPTER_FILE).read_text())
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert f"shakeout_adapters.{module}" in imported
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    used = {n.module: {a.name for a in n.names} for n in imports if n.module}
+    assert f"shakeout_adapters.{module}" in used
+    for name, names in used.items():
+        if name.startswith("shakeout_adapters."):
+            public = set(importlib.import_module(name).__all__)
+            assert names <= public, f"{name} does not export {sorted(names - public)}"
     assert any(isinstance(n, ast.FunctionDef) and n.name == "build_adapter" for n in tree.body)
 
 
