@@ -49,7 +49,9 @@ jobs:
       - uses: actions/checkout@v4
       - uses: actions/setup-python@v5
         with: {python-version: "3.11"}
-      - run: pip install shakeout pytest-xdist -e .
+      # shakeout with your framework's extra; add your agent's own dependencies here
+      # (e.g. pip install -e . or -r requirements.txt)
+      - run: pip install "SHAKEOUT" pytest-xdist
       # one session id for every shard of this run, so the gate tells it from a stale report
       - run: >-
           python -m pytest scenarios -n 2 --chaos-shard=${{ matrix.shard }}/2
@@ -116,6 +118,11 @@ def missing_framework(framework: str) -> str | None:
     return None
 
 
+def _requirement(framework: str) -> str:
+    extra = FRAMEWORKS[framework][1] if framework in FRAMEWORKS else None
+    return "shakeout" if extra is None else f"shakeout[{extra}]"
+
+
 def _ini() -> str:
     body = "".join(f"{k} = {v}\n" for k, v in INI_KEYS.items())
     return f"[pytest]\n# shakeout (from `shakeout init`)\n{body}"
@@ -146,7 +153,7 @@ def init_main(folder: str, *, framework: str, stream: TextIO | None = None) -> i
         ADAPTER_FILE: _adapter(framework),
         SCENARIO_FILE: _scenario(framework),
         SCHEMA_FILE: json.dumps(scenario_schema(), indent=2) + "\n",
-        WORKFLOW_FILE: WORKFLOW,
+        WORKFLOW_FILE: WORKFLOW.replace("SHAKEOUT", _requirement(framework)),
     }
     if not has_ini:
         files["pytest.ini"] = _ini()

@@ -164,3 +164,17 @@ def test_the_workflow_shards_merges_gates_and_writes_the_step_summary(tmp_path: 
     assert "shakeout merge shard-1.json shard-2.json -o shakeout.json" in gates
     assert any(g.startswith("shakeout gate shakeout.json --session ") for g in gates)
     assert any("GITHUB_STEP_SUMMARY" in g for g in gates)
+    assert 'pip install "shakeout" pytest-xdist' in runs
+
+
+@pytest.mark.parametrize(
+    ("framework", "install"),
+    [("langgraph", "shakeout[langgraph]"), ("pydantic-ai", "shakeout[pydantic-ai]")],
+)
+def test_the_workflow_installs_the_framework_extra(
+    tmp_path: Path, framework: str, install: str
+) -> None:
+    assert init(tmp_path, framework)[0] == 0
+    workflow = yaml.safe_load((tmp_path / WORKFLOW_FILE).read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["shard"]["steps"]]
+    assert f'pip install "{install}" pytest-xdist' in runs
