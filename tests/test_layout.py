@@ -37,7 +37,6 @@ OVERSIZED: dict[str, int] = {
     "harness/checks.py": 1510,
     "harness/explore.py": 699,
     "harness/gate.py": 634,
-    "harness/html.py": 1031,
     "harness/intercept.py": 767,
     "harness/load.py": 901,
     "harness/loader.py": 788,
