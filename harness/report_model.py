@@ -132,7 +132,7 @@ class EventEntry(_Strict):
 
 
 class QueueFigures(_Strict):
-    """A load scenario's review queue as the harness measured it (``harness/load.py``).
+    """A load scenario's review queue as the harness measured it (``harness/load/``).
 
     Latencies are time to decision on the fake clock (delivery minus park), nearest rank;
     ``sla_met`` is None when no approval was decided.
