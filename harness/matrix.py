@@ -490,7 +490,7 @@ def expand(
     When the fault-free probe run did not pass, its cells are still planned from what it
     reached, each an ERROR ("base run failed"): never fewer items than the scenario asks for.
     """
-    if scenario.load is not None:  # one item drives every run of the load (harness/load.py)
+    if scenario.load is not None:  # one item drives every run of the load (harness/load/)
         return [dataclasses.replace(base_variant(scenario), kind="load")]
     variants = [base_variant(scenario)]
     if probe is not None:

@@ -31,7 +31,7 @@ from faults.surfaces import FaultFiring, HttpRequest
 from harness.adapter import ApprovalRecord, Outcome
 
 if TYPE_CHECKING:
-    from harness.load import LoadRecord
+    from harness.load.record import LoadRecord
 
 RECORD_BODY_LIMIT = 64 * 1024
 """Response bodies are kept in the record up to this many bytes."""
@@ -287,7 +287,7 @@ class RunRecord:
     boundaries: tuple[tuple[str, str], ...] = ()  # every (point, step) the agent reported
     notes: tuple[str, ...] = field(default=())
     others: tuple[Crash | Restart | Blocked, ...] = ()  # the remaining events of the log
-    load: LoadRecord | None = None  # a load scenario's runs and queue (see harness/load.py)
+    load: LoadRecord | None = None  # a load scenario's runs and queue (see harness/load/)
 
     @cached_property
     def events(self) -> tuple[Event, ...]:

@@ -954,7 +954,7 @@ def _fill_run_number(value: Any, number: int) -> Any:
 
 
 class Load(_Spec):
-    """The review queue under load: many runs against one agent state (see ``harness/load.py``).
+    """The review queue under load: many runs against one agent state (see ``harness/load/``).
 
     Attributes:
         runs: how many runs to start; ``{n}`` in any string of the scenario (input, paths,

@@ -14,6 +14,7 @@ import importlib
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,10 @@ OVERSIZED: dict[str, int] = {
     "harness/checks.py": 1510,
     "harness/explore.py": 699,
     "harness/gate.py": 634,
-    "harness/html.py": 1031,
     "harness/intercept.py": 767,
-    "harness/load.py": 901,
     "harness/loader.py": 788,
     "harness/recording.py": 798,
     "harness/report.py": 712,
-    "harness/report_model.py": 984,
     "harness/scenario.py": 1347,
     "reference_agent/desk.py": 1163,
     "reference_agent/model.py": 611,
@@ -66,6 +64,38 @@ HARDKILL_LAYERS: dict[str, set[str]] = {
     "child": {"errors", "messages", "processes"},
     "__main__": {"child"},
     "__init__": {"errors", "proxy"},
+}
+
+SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
+    # The split report page, load scenario and report model: each module's docstring says what
+    # it owns and which of its siblings it may import; only the package's __init__ imports all.
+    "harness.html": {
+        "assets": set(),
+        "markup": set(),
+        "index": set(),
+        "heatmaps": {"index", "markup"},
+        "figures": {"index", "markup"},
+        "timeline": {"markup"},
+        "items": {"index", "markup", "timeline"},
+        "page": {"assets", "figures", "heatmaps", "index", "items", "markup"},
+        "__init__": {"heatmaps", "index", "items", "markup", "page", "timeline"},
+    },
+    "harness.load": {
+        "record": set(),
+        "evidence": {"record"},
+        "driver": {"record"},
+        "checks": {"evidence", "record"},
+        "__init__": {"checks", "driver", "evidence", "record"},
+    },
+    "harness.report_model": {
+        "entries": set(),
+        "atomic": set(),
+        "summary": {"entries"},
+        "document": {"atomic", "entries", "summary"},
+        "writer": {"atomic", "document", "entries", "summary"},
+        "reading": {"document", "entries", "summary"},
+        "__init__": {"atomic", "document", "entries", "reading", "summary", "writer"},
+    },
 }
 
 
@@ -332,6 +362,36 @@ def test_the_hard_kill_layers_import_only_downwards() -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("package", sorted(SUBPACKAGE_LAYERS))
+def test_the_split_subpackages_import_only_what_their_table_allows(package: str) -> None:
+    graph = import_graph(ROOT, PACKAGES)
+    layers = SUBPACKAGE_LAYERS[package]
+    modules = {m.removeprefix(package + ".") for m in graph if m.startswith(package + ".")}
+    assert modules | {"__init__"} == set(layers), "a new module needs its row in the table"
+    problems = layer_breaches(graph, package, layers)
+    assert not problems, "\n".join(problems)
+
+
+def unlisted_packages(root: Path, tops: Iterable[str], listed: Iterable[str]) -> list[str]:
+    """The packages (directories with an ``__init__.py``) under ``tops`` that a wheel built
+    from ``listed`` (pyproject's ``[tool.setuptools] packages``, naming each one) leaves out."""
+    found = {
+        module_name(root, init)
+        for top in tops
+        for init in sorted((root / top).rglob("__init__.py"))
+    }
+    return sorted(found - set(listed))
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    missing = unlisted_packages(ROOT, [*PACKAGES, "shakeout_adapters"], setuptools["packages"])
+    assert not missing, (
+        f"{missing} would be left out of an installed shakeout: add them to [tool.setuptools] "
+        "packages in pyproject.toml"
+    )
+
+
 # --------------------------------------------------------------------------- the public surface
 
 
@@ -497,6 +557,20 @@ def test_a_layer_importing_upwards_is_reported(tmp_path: Path) -> None:
     graph = import_graph(root, ["pkg"])
     problems = layer_breaches(graph, "pkg", {"low": set(), "high": {"low"}, "__init__": set()})
     assert problems == ["pkg.low -> pkg.high at line 1: low may import only []"]
+
+
+def test_a_subpackage_missing_from_the_wheel_is_caught(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/deep/__init__.py": "",
+            "pkg/data/notes.txt": "",
+        },
+    )
+    assert unlisted_packages(root, ["pkg"], ["pkg", "pkg.sub"]) == ["pkg.sub.deep"]
+    assert unlisted_packages(root, ["pkg"], ["pkg", "pkg.sub", "pkg.sub.deep"]) == []
 
 
 def test_a_readme_importing_a_private_module_is_caught() -> None:

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import report_model
 from harness.gate import (
     EXIT_ERROR,
     EXIT_FAIL,
@@ -25,7 +24,7 @@ from harness.gate import (
     load_policy,
     rejudge,
 )
-from harness.report_model import Plan, Report, ReportItem, SessionInfo, load_report
+from harness.report_model import Plan, Report, ReportItem, SessionInfo, load_report, reading
 
 
 def item(nodeid: str, verdict: str = "pass", **kw: Any) -> dict[str, Any]:
@@ -502,7 +501,8 @@ def _dumps(value: Any) -> str:
 def test_a_report_larger_than_the_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(report_model, "MAX_REPORT_BYTES", 100)
+    # The limit is read where the report is read.
+    monkeypatch.setattr(reading, "MAX_REPORT_BYTES", 100)
     code, out = run_gate(tmp_path, GOOD, NONE_ALLOWED)
     assert code == EXIT_ERROR
     assert "bytes, more than the 100 bytes read" in out

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import harness.html as html_module
+import harness.html.items as items_module
+import harness.html.timeline as timeline_module
 from harness.adapter import Outcome, RunState
 from harness.checks import Expectation, ExpectedCategory
 from harness.html import (
@@ -479,9 +481,10 @@ def test_svg_timeline_puts_each_event_on_its_lane() -> None:
 def test_long_runs_and_many_failures_are_capped_with_a_note(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(html_module, "DETAIL_CAP", 2)
-    monkeypatch.setattr(html_module, "PASS_ROWS_CAP", 3)
-    monkeypatch.setattr(html_module, "TIMELINE_EVENTS_CAP", 5)
+    # The caps are read where they are used: the items list and the timeline.
+    monkeypatch.setattr(items_module, "DETAIL_CAP", 2)
+    monkeypatch.setattr(items_module, "PASS_ROWS_CAP", 3)
+    monkeypatch.setattr(timeline_module, "TIMELINE_EVENTS_CAP", 5)
     events = [
         {"seq": n, "kind": "request", "surface": "model", "method": "POST", "url": "m"}
         for n in range(1, 9)

@@ -1,4 +1,4 @@
-"""The review queue under load (harness/load.py): the reference agent passes, faulty queues fail."""
+"""The review queue under load (harness.load): the reference agent passes, faulty queues fail."""
 
 from __future__ import annotations
 

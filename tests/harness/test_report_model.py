@@ -507,7 +507,7 @@ _TEXT = st.text(st.sampled_from('abN"aIy0{}[],: .-e'), max_size=12)
 def test_the_one_pass_decoder_reads_what_the_step_by_step_one_reads(field: str, value: str) -> None:
     """load_report's fast path (one pass in pydantic-core) accepts and refuses exactly what the
     step-by-step path (parse, then validate) does, with the same messages."""
-    from harness import report_model
+    from harness.report_model import reading
 
     report = Report.build([item("a", faults_injected=[fault("k")], duration_s=0.5)], seed=3)
     text = report.to_json()
@@ -521,7 +521,7 @@ def test_the_one_pass_decoder_reads_what_the_step_by_step_one_reads(field: str, 
         regenerate = "rerun pytest with --chaos-report=PATH to write it again"
 
         def step_by_step(p: Path) -> Report:
-            loaded = report_model._diagnosed(p, p.read_bytes(), regenerate)
+            loaded = reading._diagnosed(p, p.read_bytes(), regenerate)
             if loaded.summary != summarize(loaded.items):
                 raise ReportError(
                     f"report {p} has a summary that does not match its items (edited by hand?); "
