@@ -39,7 +39,6 @@ import sqlite3
 import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -56,22 +55,16 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.errors import GraphRecursionError
 from langgraph.types import Command
 
-from shakeout_adapters._durable import (
+from shakeout_adapters._runs import (
     DEFAULT_APPROVAL_TTL_S,
-    TERMINAL,
     Approval,
-    DecisionLike,
+    DurableRunAdapter,
     Outcome,
     RunInfo,
-    RunStore,
     Trace,
-    categorize,
-    finish,
-    judge,
-    new_run,
+    categorize_by_rules,
     outcome_of,
     park,
-    run_id_for,
     summarize,
 )
 
@@ -89,7 +82,7 @@ RULES: tuple[tuple[type[BaseException], str], ...] = (
 GraphBuilder = Callable[[BaseChatModel, BaseCheckpointSaver[Any]], Any]
 
 
-class LangGraphAdapter:
+class LangGraphAdapter(DurableRunAdapter):
     """Drives a compiled LangGraph graph through the harness's four-method contract.
 
     Args:
@@ -106,6 +99,8 @@ class LangGraphAdapter:
         recursion_limit: LangGraph's step budget (``GraphRecursionError`` is ``logic``).
     """
 
+    namespace = "langgraph"
+
     def __init__(
         self,
         build_graph: GraphBuilder,
@@ -117,22 +112,12 @@ class LangGraphAdapter:
         approval_ttl_s: float = DEFAULT_APPROVAL_TTL_S,
         recursion_limit: int = 25,
     ) -> None:
+        super().__init__(endpoints, context=context, summary=summary, approval_ttl_s=approval_ttl_s)
         self._build_graph = build_graph
-        self._context = context
         self._input = graph_input or _user_message
-        self._summary = summary
-        self._ttl = approval_ttl_s
         self._recursion_limit = recursion_limit
-        self._run_id = ""
-        self._world: Any = None
-        self._store: RunStore | None = None
         self._graph: Any = None
         self._connection: sqlite3.Connection | None = None
-        self._http = httpx.Client(
-            base_url=str(endpoints.tools_base_url),
-            timeout=10.0,
-            event_hooks={"request": [self._trace_tool_request]},
-        )
         self.model = ChatOpenAI(
             model=str(getattr(endpoints, "model", "gpt-4.1-mini")),
             base_url=str(endpoints.model_base_url),
@@ -148,77 +133,25 @@ class LangGraphAdapter:
 
     def begin(self, world: Any) -> None:
         """Bind to a run's world: open its SQLite checkpoints; no earlier run stays in memory."""
-        self._world = world
-        self._store = RunStore(Path(world.state_dir), "langgraph")
+        super().begin(world)
+        store = self._require_store()
         if self._connection is not None:
             self._connection.close()  # the previous run's checkpoints, never needed again
         self._connection = sqlite3.connect(
-            str(self._store.root / "checkpoints.sqlite"), check_same_thread=False
+            str(store.root / "checkpoints.sqlite"), check_same_thread=False
         )
         saver = _AnnouncingSaver(self._connection, self._boundaries)
         self._graph = self._build_graph(self.model, saver)
         self._boundaries.reset()
-        self._run_id = ""
 
-    def start(self, payload: Mapping[str, Any]) -> Outcome:
-        """Start the run for this input, or continue it when the input is redelivered."""
-        store = self._require_store()
-        run_id = run_id_for(payload)
-        with store.locked(run_id):
-            doc = store.load(run_id)
-            if doc is None:
-                store.save(new_run(run_id, dict(payload)))
-                doc = store.load(run_id)  # the first run sees exactly what a resumed one sees
-                assert doc is not None
-            if doc["state"] != "running":
-                return outcome_of(doc)
-            return self._advance(doc)
-
-    def resume(self, run_id: str, decision: DecisionLike | None = None) -> Outcome:
-        """Continue a parked or crashed run, applying a decision where one is pending."""
-        store = self._require_store()
-        with store.locked(run_id):
-            doc = store.load(run_id)
-            if doc is None:
-                raise KeyError(f"no run {run_id!r} under {store.root}")
-            if doc["state"] in TERMINAL:
-                return outcome_of(doc)
-            if doc["state"] == "awaiting_approval":
-                return self._decide(doc, decision)
-            return self._advance(doc)
-
-    def trace(self, run_id: str) -> Trace | None:
-        """The run's requests (model and tools) in order, or None for an unknown run."""
-        return self._require_store().trace(run_id)
-
-    # ------------------------------------------------------------------ decisions
-
-    def _decide(self, doc: dict[str, Any], decision: DecisionLike | None) -> Outcome:
-        pending = doc["pending"]
-        verdict, why = judge(pending, decision, self._world.clock.now())
-        if verdict in ("expired", "rejected"):
-            return self._end(doc, verdict, None, why)
-        if verdict == "parked":
-            return outcome_of(doc)  # nothing to apply: the run stays parked on its own call
-        doc.update(
-            state="running",
-            pending=None,
-            decision={"approval_id": pending["approval_id"], "interrupt_id": pending["interrupt"]},
-        )
-        self._require_store().save(doc)
-        return self._advance(doc)
+    def _approved(self, pending: Mapping[str, Any]) -> Any:
+        return {"approval_id": pending["approval_id"], "interrupt_id": pending["interrupt"]}
 
     # ------------------------------------------------------------------ running the graph
 
     def _advance(self, doc: dict[str, Any]) -> Outcome:
         self._run_id = doc["run_id"]
-        info = RunInfo(
-            run_id=doc["run_id"],
-            clock=self._world.clock,
-            state_dir=Path(self._world.state_dir),
-            http=self._http,
-            config=dict(getattr(self._world, "config", {}) or {}),
-        )
+        info = self._info(doc, self._http)
         context: Any = info if self._context is None else self._context(info)
         config: RunnableConfig = {
             "configurable": {"thread_id": doc["run_id"]},
@@ -239,7 +172,7 @@ class LangGraphAdapter:
                 command = None  # continue from the last checkpoint
             result = graph.invoke(command, config, context=context, durability="sync")
         except Exception as exc:
-            found = categorize(exc, RULES)
+            found = categorize_by_rules(exc, RULES)
             return self._end(doc, "failed", found.category, found.message)
         found_interrupts = result.get("__interrupt__", ()) if isinstance(result, dict) else ()
         interrupts: Sequence[Any] = found_interrupts
@@ -250,49 +183,31 @@ class LangGraphAdapter:
             if not isinstance(arguments, Mapping):
                 arguments = {"value": arguments}
             given = value.get("summary")
+            tool = str(value.get("tool", "interrupt"))
+            arguments = dict(arguments)
             park(
                 doc,
                 approval_id=str(value.get("approval_id", first.id)),
-                tool=str(value.get("tool", "interrupt")),
-                arguments=dict(arguments),
+                tool=tool,
+                arguments=arguments,
                 now=self._world.clock.now(),
                 ttl_s=self._ttl,
-                summary=self._summary if given is None else (lambda tool, args: str(given)),
+                summary=self._summary(tool, arguments) if given is None else str(given),
+                interrupt=first.id,
             )
-            doc["pending"]["interrupt"] = first.id
             self._require_store().save(doc)
             return outcome_of(doc)
         messages = result.get("messages", []) if isinstance(result, dict) else []
         doc["output"] = str(getattr(messages[-1], "content", "")) if messages else ""
         return self._end(doc, "completed", None, None)
 
-    def _end(
-        self, doc: dict[str, Any], state: str, category: str | None, error: str | None
-    ) -> Outcome:
-        self._world.boundary("terminal_write", "finish")
-        finish(doc, state, category, error)
-        self._require_store().save(doc)
-        return outcome_of(doc)
-
     # ------------------------------------------------------------------ trace
-
-    def _trace_tool_request(self, request: httpx.Request) -> None:
-        self._record("tool_call", request.method, str(request.url))
 
     def _trace_model_request(self, request: httpx2.Request) -> None:
         self._record("model_call", request.method, str(request.url))
 
-    def _record(self, kind: str, method: str, url: str) -> None:
-        if self._store is not None and self._run_id:
-            step = "agent" if kind == "model_call" else "tools"
-            self._store.record(
-                self._run_id, {"kind": kind, "method": method, "url": url, "step": step}
-            )
-
-    def _require_store(self) -> RunStore:
-        if self._store is None:
-            raise RuntimeError("begin(world) was not called before start/resume")
-        return self._store
+    def _step(self, kind: str) -> str:
+        return "agent" if kind == "model_call" else "tools"
 
 
 class _Boundaries(BaseCallbackHandler):

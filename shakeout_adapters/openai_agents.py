@@ -41,7 +41,6 @@ import hashlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -69,23 +68,17 @@ from agents.models.interface import ModelTracing
 from openai.types.responses import ResponseOutputItem
 from pydantic import BaseModel, TypeAdapter
 
-from shakeout_adapters._durable import (
+from shakeout_adapters._runs import (
     DEFAULT_APPROVAL_TTL_S,
-    TERMINAL,
     Approval,
     Categorized,
-    DecisionLike,
+    DurableRunAdapter,
     Outcome,
     RunInfo,
-    RunStore,
     Trace,
-    categorize,
-    finish,
-    judge,
-    new_run,
+    categorize_by_rules,
     outcome_of,
     park,
-    run_id_for,
     summarize,
 )
 
@@ -109,7 +102,7 @@ _OUTPUT = TypeAdapter(list[ResponseOutputItem])
 _STEP: contextvars.ContextVar[str] = contextvars.ContextVar("shakeout_step", default="agent")
 
 
-class OpenAIAgentsAdapter(Generic[TContext]):
+class OpenAIAgentsAdapter(DurableRunAdapter, Generic[TContext]):
     """Drives an ``agents.Agent`` through the harness's four-method contract.
 
     Args:
@@ -125,6 +118,8 @@ class OpenAIAgentsAdapter(Generic[TContext]):
         max_turns: the SDK's turn budget per run segment (``MaxTurnsExceeded`` is ``logic``).
     """
 
+    namespace = "openai-agents"
+
     def __init__(
         self,
         agent: Agent[TContext],
@@ -136,75 +131,18 @@ class OpenAIAgentsAdapter(Generic[TContext]):
         approval_ttl_s: float = DEFAULT_APPROVAL_TTL_S,
         max_turns: int = 10,
     ) -> None:
+        super().__init__(endpoints, context=context, summary=summary, approval_ttl_s=approval_ttl_s)
         self.agent = agent
         self.endpoints = endpoints
-        self._context = context
         self._prompt = prompt or (lambda payload: json.dumps(payload, ensure_ascii=False))
-        self._summary = summary
-        self._ttl = approval_ttl_s
         self._max_turns = max_turns
         self._ssl = ssl.create_default_context()  # built once: a client per run stays cheap
-        self._world: Any = None
-        self._store: RunStore | None = None
-        self._run_id = ""
-        self._http = httpx.Client(
-            base_url=str(endpoints.tools_base_url),
-            timeout=10.0,
-            event_hooks={"request": [self._trace_tool_request]},
-        )
         self._tools = {t.name: t for t in agent.tools if isinstance(t, FunctionTool)}
 
     # ------------------------------------------------------------------ the contract
 
-    def begin(self, world: Any) -> None:
-        """Bind to a run's world; nothing of an earlier run is kept in memory."""
-        self._world = world
-        self._store = RunStore(Path(world.state_dir), "openai-agents")
-        self._run_id = ""
-
-    def start(self, payload: Mapping[str, Any]) -> Outcome:
-        """Start the run for this input, or continue it when the input is redelivered."""
-        store = self._require_store()
-        run_id = run_id_for(payload)
-        with store.locked(run_id):
-            doc = store.load(run_id)
-            if doc is None:
-                store.save(new_run(run_id, dict(payload)))
-                doc = store.load(run_id)  # the first run sees exactly what a resumed one sees
-                assert doc is not None
-            if doc["state"] != "running":
-                return outcome_of(doc)
-            return self._advance(doc)
-
-    def resume(self, run_id: str, decision: DecisionLike | None = None) -> Outcome:
-        """Continue a parked or crashed run, applying a decision where one is pending."""
-        store = self._require_store()
-        with store.locked(run_id):
-            doc = store.load(run_id)
-            if doc is None:
-                raise KeyError(f"no run {run_id!r} under {store.root}")
-            if doc["state"] in TERMINAL:
-                return outcome_of(doc)
-            if doc["state"] == "awaiting_approval":
-                return self._decide(doc, decision)
-            return self._advance(doc)
-
-    def trace(self, run_id: str) -> Trace | None:
-        """The run's requests (model and tools) in order, or None for an unknown run."""
-        return self._require_store().trace(run_id)
-
-    # ------------------------------------------------------------------ decisions
-
-    def _decide(self, doc: dict[str, Any], decision: DecisionLike | None) -> Outcome:
-        pending = doc["pending"]
-        verdict, why = judge(pending, decision, self._world.clock.now())
-        if verdict in ("expired", "rejected"):
-            return self._end(doc, verdict, None, why)
-        if verdict == "parked":
-            return outcome_of(doc)  # nothing to apply: the run stays parked on its own call
-        doc.update(state="running", pending=None, decision=pending["approval_id"])
-        self._require_store().save(doc)
-        return self._advance(doc)
+    def _approved(self, pending: Mapping[str, Any]) -> Any:
+        return pending["approval_id"]
 
     # ------------------------------------------------------------------ running the SDK
 
@@ -213,21 +151,23 @@ class OpenAIAgentsAdapter(Generic[TContext]):
         try:
             result = asyncio.run(self._run(doc))
         except Exception as exc:
-            found: Categorized = categorize(exc, RULES)
+            found: Categorized = categorize_by_rules(exc, RULES)
             return self._end(doc, "failed", found.category, found.message)
         if result.interruptions:
             item = result.interruptions[0]
             raw = item.raw_item
             arguments = json.loads(str(_field(raw, "arguments") or "{}"))
             doc["run_state"] = result.to_state().to_string()
+            if not isinstance(arguments, dict):
+                arguments = {"arguments": arguments}
             park(
                 doc,
                 approval_id=str(_field(raw, "call_id")),
                 tool=str(item.tool_name),
-                arguments=arguments if isinstance(arguments, dict) else {"arguments": arguments},
+                arguments=arguments,
                 now=self._world.clock.now(),
                 ttl_s=self._ttl,
-                summary=self._summary,
+                summary=self._summary(str(item.tool_name), arguments),
             )
             self._require_store().save(doc)
             return outcome_of(doc)
@@ -235,13 +175,7 @@ class OpenAIAgentsAdapter(Generic[TContext]):
         return self._end(doc, "completed", None, None)
 
     async def _run(self, doc: dict[str, Any]) -> Any:
-        info = RunInfo(
-            run_id=doc["run_id"],
-            clock=self._world.clock,
-            state_dir=Path(self._world.state_dir),
-            http=self._http,
-            config=dict(getattr(self._world, "config", {}) or {}),
-        )
+        info = self._info(doc, self._http)
         context: Any = info if self._context is None else self._context(info)
         client = openai.AsyncOpenAI(
             base_url=str(self.endpoints.model_base_url),
@@ -309,33 +243,13 @@ class OpenAIAgentsAdapter(Generic[TContext]):
 
         return _copy_tool(tool, on_invoke_tool)
 
-    def _end(
-        self, doc: dict[str, Any], state: str, category: str | None, error: str | None
-    ) -> Outcome:
-        self._world.boundary("terminal_write", "finish")
-        finish(doc, state, category, error)
-        self._require_store().save(doc)
-        return outcome_of(doc)
-
     # ------------------------------------------------------------------ trace
-
-    def _trace_tool_request(self, request: httpx.Request) -> None:
-        self._record("tool_call", request.method, str(request.url))
 
     async def _trace_model_request(self, request: httpx2.Request) -> None:
         self._record("model_call", request.method, str(request.url))
 
-    def _record(self, kind: str, method: str, url: str) -> None:
-        if self._store is not None and self._run_id:
-            step = _STEP.get() if kind == "tool_call" else "model"
-            self._store.record(
-                self._run_id, {"kind": kind, "method": method, "url": url, "step": step}
-            )
-
-    def _require_store(self) -> RunStore:
-        if self._store is None:
-            raise RuntimeError("begin(world) was not called before start/resume")
-        return self._store
+    def _step(self, kind: str) -> str:
+        return _STEP.get() if kind == "tool_call" else "model"
 
 
 class _JournaledModel(Model):

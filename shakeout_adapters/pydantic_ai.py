@@ -50,22 +50,13 @@ from pydantic_ai.messages import (
 from pydantic_graph import End
 
 from shakeout_adapters._runs import (
-    TERMINAL,
     ClockLike,
-    DecisionLike,
+    GatedRunAdapter,
     Outcome,
-    RunStore,
-    WorldLike,
     idempotency_key,
-    new_run,
-    outcome_of,
-    refusal,
-    request_approval,
-    run_id_for,
 )
 from shakeout_adapters.categories import (
     AgentError,
-    InputError,
     LogicError,
     ModelError,
     categorize,
@@ -131,7 +122,7 @@ def _summary(call: ToolCallPart) -> str:
     return f"Approve {call.tool_name}({values})?"
 
 
-class PydanticAIAdapter(Generic[DepsT]):
+class PydanticAIAdapter(GatedRunAdapter, Generic[DepsT]):
     """Drives a pydantic-ai ``Agent`` through shakeout's adapter contract.
 
     Args:
@@ -171,94 +162,16 @@ class PydanticAIAdapter(Generic[DepsT]):
         self.state_of = state_of
         self.max_model_requests = max_model_requests
         self.max_reasks = max_reasks
-        self._world: WorldLike | None = None
-        self._store: RunStore | None = None
+        self._world = None
+        self._store = None
 
     # ------------------------------------------------------------------ the adapter contract
-
-    def begin(self, world: WorldLike) -> None:
-        """Bind to a run's world as a fresh process would: only the state directory survives."""
-        self._world = world
-        self._store = RunStore(Path(world.state_dir))
-
-    def start(self, payload: Mapping[str, Any]) -> Outcome:
-        """Start a run, or continue it when the same input is delivered again after a crash."""
-        store = self._runs
-        run_id = run_id_for(payload, self.run_key)
-        with store.locked():
-            run = store.load(run_id)
-            if run is None:
-                self._boundary("before_step", "intake")
-                run = new_run(run_id, payload)
-                problem = None if self.intake is None else self.intake(payload)
-                if problem is not None:
-                    return self._finish(run, "failed", InputError(problem))
-                store.save(run)
-                self._boundary("after_checkpoint", "intake")
-            if run["state"] != "running":
-                return outcome_of(run)
-            return self._drive(run)
-
-    def resume(self, run_id: str, decision: DecisionLike | None = None) -> Outcome:
-        """Continue a crashed run, or deliver a reviewer's decision to a parked one."""
-        store = self._runs
-        with store.locked():
-            run = store.load(run_id)
-            if run is None:
-                raise KeyError(f"no run {run_id!r} in this state directory; start it first")
-            if run["state"] in TERMINAL:
-                return outcome_of(run)  # a duplicate decision changes nothing
-            if run["state"] == "awaiting_approval":
-                pending = run["pending"]
-                now = self._clock.now()
-                if decision is None:
-                    if now >= float(pending["expires_at"]):
-                        return self._finish(run, "expired")
-                    return outcome_of(run)
-                if refusal(pending, decision, now) is not None:
-                    if now >= float(pending["expires_at"]):
-                        return self._finish(run, "expired")
-                    return outcome_of(run)  # refused: still parked
-                if not decision.approved:
-                    run["decisions"][pending["tool_call_id"]] = False
-                    run["pending"] = None
-                    return self._finish(run, "rejected")
-                run["decisions"][pending["tool_call_id"]] = True
-                run["pending"] = None
-                run["state"] = "running"
-                store.save(run)
-                self._boundary("after_checkpoint", "approve")
-            return self._drive(run)
 
     def trace(self, run_id: str) -> None:
         """pydantic-ai keeps its trace in the message history; none is exposed to the harness."""
         return
 
     # ------------------------------------------------------------------ driving
-
-    @property
-    def _runs(self) -> RunStore:
-        if self._store is None:
-            raise RuntimeError("call begin(world) before start/resume")
-        return self._store
-
-    @property
-    def _clock(self) -> ClockLike:
-        assert self._world is not None
-        return self._world.clock
-
-    def _boundary(self, point: str, step: str) -> None:
-        assert self._world is not None
-        self._world.boundary(point, step)
-
-    def _finish(self, run: dict[str, Any], state: str, error: AgentError | None = None) -> Outcome:
-        self._boundary("terminal_write", state)
-        run["state"] = state
-        if error is not None:
-            run["category"] = error.category
-            run["error"] = str(error)
-        self._runs.save(run)
-        return outcome_of(run)
 
     def _drive(self, run: dict[str, Any]) -> Outcome:
         while True:
@@ -298,16 +211,9 @@ class PydanticAIAdapter(Generic[DepsT]):
             )
         call = requests.approvals[0]
         self._boundary("before_step", "approve")
-        request_approval(
-            run,
-            tool=call.tool_name,
-            tool_call_id=call.tool_call_id,
-            arguments=call.args_as_dict(),
-            summary=self.summary(call),
-            now=self._clock.now(),
+        return self._park_on(
+            run, call.tool_name, call.tool_call_id, call.args_as_dict(), self.summary(call)
         )
-        self._runs.save(run)
-        return outcome_of(run)
 
     async def _iterate(self, run: dict[str, Any]) -> Any:
         assert self._world is not None

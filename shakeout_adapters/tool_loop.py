@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import anthropic
@@ -49,23 +48,14 @@ import openai
 import pydantic
 
 from shakeout_adapters._runs import (
-    TERMINAL,
     ClockLike,
-    DecisionLike,
+    GatedRunAdapter,
     Outcome,
-    RunStore,
-    WorldLike,
     canonical,
     idempotency_key,
-    new_run,
-    outcome_of,
-    refusal,
-    request_approval,
-    run_id_for,
 )
 from shakeout_adapters.categories import (
     AgentError,
-    InputError,
     LogicError,
     ModelError,
     categorize,
@@ -287,7 +277,7 @@ def _summary(tool: str, arguments: Mapping[str, Any]) -> str:
     return f"Approve {tool}({values})?"
 
 
-class ToolLoopAdapter:
+class ToolLoopAdapter(GatedRunAdapter):
     """Runs a tool loop through shakeout's adapter contract.
 
     Args:
@@ -336,58 +326,10 @@ class ToolLoopAdapter:
         self.max_model_calls = max_model_calls
         self.max_reasks = max_reasks
         self.tools_http = tools_http
-        self._world: WorldLike | None = None
-        self._store: RunStore | None = None
+        self._world = None
+        self._store = None
 
     # ------------------------------------------------------------------ the adapter contract
-
-    def begin(self, world: WorldLike) -> None:
-        """Bind to a run's world as a fresh process would: only the state directory survives."""
-        self._world = world
-        self._store = RunStore(Path(world.state_dir))
-
-    def start(self, payload: Mapping[str, Any]) -> Outcome:
-        """Start a run, or continue it when the same input is delivered again after a crash."""
-        store = self._runs
-        run_id = run_id_for(payload, self.run_key)
-        with store.locked():
-            run = store.load(run_id)
-            if run is None:
-                self._boundary("before_step", "intake")
-                run = new_run(run_id, payload)
-                problem = None if self.intake is None else self.intake(payload)
-                if problem is not None:
-                    return self._finish(run, "failed", InputError(problem))
-                run["messages"] = [self.wire.first(self.prompt(payload))]
-                store.save(run)
-                self._boundary("after_checkpoint", "intake")
-            if run["state"] != "running":
-                return outcome_of(run)
-            return self._drive(run)
-
-    def resume(self, run_id: str, decision: DecisionLike | None = None) -> Outcome:
-        """Continue a crashed run, or deliver a reviewer's decision to a parked one."""
-        store = self._runs
-        with store.locked():
-            run = store.load(run_id)
-            if run is None:
-                raise KeyError(f"no run {run_id!r} in this state directory; start it first")
-            if run["state"] in TERMINAL:
-                return outcome_of(run)  # a duplicate decision changes nothing
-            if run["state"] == "awaiting_approval":
-                pending = run["pending"]
-                now = self._clock.now()
-                expired = now >= float(pending["expires_at"])
-                if decision is None or refusal(pending, decision, now) is not None:
-                    return self._finish(run, "expired") if expired else outcome_of(run)
-                run["decisions"][pending["tool_call_id"]] = bool(decision.approved)
-                run["pending"] = None
-                if not decision.approved:
-                    return self._finish(run, "rejected")
-                run["state"] = "running"
-                store.save(run)
-                self._boundary("after_checkpoint", "approve")
-            return self._drive(run)
 
     def trace(self, run_id: str) -> None:
         """The conversation is the trace; none is exposed to the harness."""
@@ -395,29 +337,8 @@ class ToolLoopAdapter:
 
     # ------------------------------------------------------------------ driving
 
-    @property
-    def _runs(self) -> RunStore:
-        if self._store is None:
-            raise RuntimeError("call begin(world) before start/resume")
-        return self._store
-
-    @property
-    def _clock(self) -> ClockLike:
-        assert self._world is not None
-        return self._world.clock
-
-    def _boundary(self, point: str, step: str) -> None:
-        assert self._world is not None
-        self._world.boundary(point, step)
-
-    def _finish(self, run: dict[str, Any], state: str, error: AgentError | None = None) -> Outcome:
-        self._boundary("terminal_write", state)
-        run["state"] = state
-        if error is not None:
-            run["category"] = error.category
-            run["error"] = str(error)
-        self._runs.save(run)
-        return outcome_of(run)
+    def _seed(self, run: dict[str, Any], payload: Mapping[str, Any]) -> None:
+        run["messages"] = [self.wire.first(self.prompt(payload))]
 
     def _drive(self, run: dict[str, Any]) -> Outcome:
         try:
@@ -510,16 +431,7 @@ class ToolLoopAdapter:
             if tool.gated and asked.id not in run["decisions"]:
                 self._boundary("before_step", "approve")
                 body = arguments.model_dump(mode="json")
-                request_approval(
-                    run,
-                    tool=tool.name,
-                    tool_call_id=asked.id,
-                    arguments=body,
-                    summary=self.summary(tool.name, body),
-                    now=self._clock.now(),
-                )
-                self._runs.save(run)
-                return outcome_of(run)
+                return self._park_on(run, tool.name, asked.id, body, self.summary(tool.name, body))
             self._boundary("before_step", step)
             assert tool.run is not None
             assert self._world is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from example_session import ROOT, Session, Variant
+from example_session import ROOT, Session, assert_desk_caught, planted_bug_variants
 
 EXAMPLE = ROOT / "examples" / "openai_agents" / "scenarios" / "refund_approved.yaml"
 
@@ -87,56 +87,13 @@ def pytest_sessionfinish(session):
     Path("sdk_tracing.json").write_text(json.dumps(counts))
 """
 
-SWALLOWED = Variant(
-    "oa_bug_swallowed_tool_error",
-    "planted_bugs:swallowed_tool_error",
-    faults=[{"tool_http_404": {"target": "lookup_order"}}],
-    expect={"state": "failed", "category": "tool"},
-)
-SKIPPED = Variant("oa_bug_skipped_approval", "planted_bugs:skipped_approval")
+BUGS_CAUGHT = planted_bug_variants("oa")
 
 
 def test_example_passes_both_matrices_and_the_planted_bugs_are_caught(
     run_example: Callable[..., Session],
 ) -> None:
-    session = run_example(
-        EXAMPLE, bugs_module=BUGS, variants=[SWALLOWED, SKIPPED], conftest=TRACING
-    )
-    example = session.of("oa_refund_approved")
-    fired = {f["key"] for i in example for f in i["faults_fired"]}
-    # the matrices really ran: every crash point, the approval faults and the tool faults
-    assert {
-        "crash_before_step",
-        "crash_after_checkpoint",
-        "crash_after_effect",
-        "crash_while_parked",
-        "crash_terminal_write",
-        "approval_deny",
-        "approval_never",
-        "approval_late",
-        "approval_changed_args",
-        "tool_http_503",
-        "tool_http_404",
-        "tool_timeout_after_commit",
-    } <= fired
-    assert len(example) > 60
-    bad = {i["nodeid"]: sorted(Session.failed_checks(i)) for i in example if i["verdict"] != "pass"}
-    assert not bad, session.stdout[-6000:]
-    # the fault-free run committed one refund, with a key, after one approval
-    (clean,) = [i for i in example if i["variant"] == "base"]
-    assert [e["tool"] for e in clean["effects"]] == ["issue_refund"]
-    assert clean["effects"][0]["idempotency_key"].startswith("run-")
-    assert [a["decision"] for a in clean["approvals"]] == ["approve"]
-    assert all(c["passed"] is not False for c in clean["checks"])
-    assert "network_contained" in {c["name"] for c in clean["checks"] if c["passed"]}
-
-    (swallowed,) = session.of(SWALLOWED.name)
-    assert swallowed["verdict"] == "fail"
-    assert {"expected_state", "stopped_after_failure"} <= Session.failed_checks(swallowed)
-
-    (skipped,) = session.of(SKIPPED.name)
-    assert skipped["verdict"] == "fail"
-    assert {"unapproved_effects", "expected_approvals"} <= Session.failed_checks(skipped)
-    assert session.ret == 1
+    session = run_example(EXAMPLE, bugs_module=BUGS, variants=list(BUGS_CAUGHT), conftest=TRACING)
+    assert_desk_caught(session, "oa_refund_approved", BUGS_CAUGHT)
     # the SDK's tracing never started a trace, so it had nothing to export off the machine
     assert json.loads((session.path / "sdk_tracing.json").read_text()) == {"traces": 0, "spans": 0}

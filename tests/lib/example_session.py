@@ -95,3 +95,62 @@ def example_runner(pytester: pytest.Pytester) -> Callable[..., Session]:
         return Session(items, stdout, int(result.ret), pytester.path)
 
     return run
+
+
+DESK_FAULTS = frozenset(
+    {
+        "crash_before_step",
+        "crash_after_checkpoint",
+        "crash_after_effect",
+        "crash_while_parked",
+        "crash_terminal_write",
+        "approval_deny",
+        "approval_never",
+        "approval_late",
+        "approval_changed_args",
+        "tool_http_503",
+        "tool_http_404",
+        "tool_timeout_after_commit",
+    }
+)
+"""The faults the refund desk's matrices must really fire (crash points, approvals, tools)."""
+
+
+def planted_bug_variants(prefix: str) -> tuple[Variant, Variant]:
+    """The refund desk's two planted bugs, built by ``swallowed_tool_error`` and
+    ``skipped_approval`` in the test's ``planted_bugs`` module: a tool failure turned into made-up
+    data, and a refund issued without asking for approval."""
+    swallowed = Variant(
+        f"{prefix}_bug_swallowed_tool_error",
+        "planted_bugs:swallowed_tool_error",
+        faults=[{"tool_http_404": {"target": "lookup_order"}}],
+        expect={"state": "failed", "category": "tool"},
+    )
+    return swallowed, Variant(f"{prefix}_bug_skipped_approval", "planted_bugs:skipped_approval")
+
+
+def assert_desk_caught(session: Session, scenario: str, bugs: tuple[Variant, Variant]) -> None:
+    """The refund desk example passed its full fault and crash matrices (every fault in
+    ``DESK_FAULTS`` fired), its clean run committed one keyed refund after one approval, and both
+    planted bugs failed the checks that stand for them."""
+    example = session.of(scenario)
+    fired = {f["key"] for i in example for f in i["faults_fired"]}
+    assert fired >= DESK_FAULTS, sorted(DESK_FAULTS - fired)
+    assert len(example) > 60
+    bad = {i["nodeid"]: sorted(Session.failed_checks(i)) for i in example if i["verdict"] != "pass"}
+    assert not bad, session.stdout[-6000:]
+    # the fault-free run committed one refund, with a key, after one approval
+    (clean,) = [i for i in example if i["variant"] == "base"]
+    assert [e["tool"] for e in clean["effects"]] == ["issue_refund"]
+    assert clean["effects"][0]["idempotency_key"].startswith("run-")
+    assert [a["decision"] for a in clean["approvals"]] == ["approve"]
+    assert all(c["passed"] is not False for c in clean["checks"])
+    assert "network_contained" in {c["name"] for c in clean["checks"] if c["passed"]}
+    swallowed, skipped = bugs
+    (found,) = session.of(swallowed.name)
+    assert found["verdict"] == "fail"
+    assert {"expected_state", "stopped_after_failure"} <= Session.failed_checks(found)
+    (found,) = session.of(skipped.name)
+    assert found["verdict"] == "fail"
+    assert {"unapproved_effects", "expected_approvals"} <= Session.failed_checks(found)
+    assert session.ret == 1
