@@ -15,13 +15,18 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 SNIPPETS = [b for b in BLOCK.findall((ROOT / "README.md").read_text()) if "shakeout_adapters" in b]
 
 
+ADAPTERS = ["PydanticAIAdapter", "ToolLoopAdapter", "OpenAIAgentsAdapter", "LangGraphAdapter"]
+
+
 def test_the_readme_shows_one_snippet_per_adapter() -> None:
-    assert len(SNIPPETS) == 2
-    assert "PydanticAIAdapter" in SNIPPETS[0]
-    assert "ToolLoopAdapter" in SNIPPETS[1]
+    assert len(SNIPPETS) == len(ADAPTERS)
+    for snippet, adapter in zip(SNIPPETS, ADAPTERS, strict=True):
+        assert adapter in snippet
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=["pydantic_ai", "tool_loop"])
+@pytest.mark.parametrize(
+    "snippet", SNIPPETS, ids=["pydantic_ai", "tool_loop", "openai_agents", "langgraph"]
+)
 def test_a_snippet_builds_an_adapter(snippet: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for example in ("pydantic_ai", "tool_loop"):
         monkeypatch.syspath_prepend(str(ROOT / "examples" / example))
