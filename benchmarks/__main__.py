@@ -16,8 +16,8 @@ from benchmarks.figure import Figure
 FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5f", "P5b", "P6", "P7")
 
 
-def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
-    """Each figure's measurement with its sizes for a quick or a full run."""
+def plan(mode: str) -> dict[str, Callable[[], Figure]]:
+    """Each figure's measurement with its sizes for a smoke, quick or full run."""
     from benchmarks import (
         fault_cost,
         overhead,
@@ -29,7 +29,24 @@ def plan(quick: bool) -> dict[str, Callable[[], Figure]]:
         throughput,
     )
 
-    if quick:
+    if mode == "smoke":
+        # the smallest sizes that still run every code path once: the test suite's shape check
+        # (tests/benchmarks/test_smoke.py), not a measurement
+        return {
+            "P1": lambda: overhead.measure(reps=1, batch=1),
+            "P2": lambda: scaling.measure(variants=20, reps=1),
+            "P3": lambda: resume.measure_resume(reps=1, batch=1),
+            "P3b": lambda: resume.measure_checkpoints(reps=1, batch=1),
+            "P4": lambda: fault_cost.measure(reps=1, batch=1, sweep=False),
+            "P5": lambda: report_cost.measure(sizes=(20, 200), reps=1),
+            "P5f": lambda: report_cost.measure_floor(size=200, reps=1),
+            "P5b": lambda: session_memory.measure(small=20, large=100, reps=1),
+            "P6": lambda: throughput.measure(reps=1, batch=1),
+            "P7": lambda: suite_cost.measure(
+                reps=1, paths=("scenarios/already_refunded_declined.yaml",)
+            ),
+        }
+    if mode == "quick":
         return {
             "P1": lambda: overhead.measure(reps=5, batch=3),
             "P2": lambda: scaling.measure(variants=150, reps=1),
@@ -76,7 +93,13 @@ def table(figures: list[Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the selected figures; exit 0 even when a target is missed (benchmarks are not tests)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes (a CI smoke run)")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes (~5 min, rough figures)")
+    sizes.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest sizes, one repetition: checks that every figure runs, measures nothing",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
     parser.add_argument(
         "--only", metavar="IDS", help=f"comma-separated figure ids ({', '.join(FIGURES)})"
@@ -88,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [c for c in chosen if c not in FIGURES]
         if unknown:
             parser.error(f"unknown figure id(s) {unknown}; choose from {', '.join(FIGURES)}")
-    measurements = plan(args.quick)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    measurements = plan(mode)
     figures: list[Figure] = []
     started = time.perf_counter()
     for fid in chosen:
@@ -104,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     print()
     print(table(figures))
-    print(f"\n{'quick' if args.quick else 'full'} run, {total:.0f} s")
+    print(f"\n{mode} run, {total:.0f} s")
     if args.json:
-        command = "python -m benchmarks" + (" --quick" if args.quick else "")
+        command = "python -m benchmarks" + ("" if mode == "full" else f" --{mode}")
         run = {
-            "mode": "quick" if args.quick else "full",
+            "mode": mode,
             "command": command + (f" --only {','.join(chosen)}" if args.only else ""),
             "python": platform.python_version(),
             "seconds": round(total, 1),

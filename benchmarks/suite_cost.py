@@ -17,7 +17,7 @@ from benchmarks.scaling import _env
 WORKERS = 2
 
 
-def run_suite(report: Path, *extra: str) -> float:
+def run_suite(report: Path, *extra: str, paths: tuple[str, ...] = ("scenarios",)) -> float:
     """Run ``scripts/suite.sh``'s pytest session (every item of ``scenarios/``) on ``-n 2``.
 
     Returns:
@@ -27,7 +27,7 @@ def run_suite(report: Path, *extra: str) -> float:
         sys.executable,
         "-m",
         "pytest",
-        "scenarios",
+        *paths,
         "-p",
         "no:cacheprovider",
         "-n",
@@ -48,12 +48,15 @@ def run_suite(report: Path, *extra: str) -> float:
     return elapsed
 
 
-def measure(*, reps: int, select: str | None = None) -> Figure:
+def measure(
+    *, reps: int, select: str | None = None, paths: tuple[str, ...] = ("scenarios",)
+) -> Figure:
     """P7: suite wall time / (sum of the items' own run times / workers), and items per second.
 
     Args:
         reps: how many times the suite runs.
         select: a ``-k`` expression (the quick run takes a part of the suite), None for all.
+        paths: what pytest collects (the smoke run collects one scenario file).
     """
     walls: list[float] = []
     item_sums: list[float] = []
@@ -61,15 +64,20 @@ def measure(*, reps: int, select: str | None = None) -> Figure:
     with tempfile.TemporaryDirectory(prefix="shakeout-bench-p7-") as tmp:
         for rep in range(reps):
             report = Path(tmp) / f"suite-{rep}.json"
-            walls.append(run_suite(report, *(["-k", select] if select else [])))
+            walls.append(run_suite(report, *(["-k", select] if select else []), paths=paths))
             data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
             items = len(data["items"])
+            if not items:
+                raise RuntimeError(f"the suite over {' '.join(paths)} ran no item")
             item_sums.append(sum(float(i.get("duration_s", 0.0)) for i in data["items"]))
     per_worker = [w / (s / WORKERS) for w, s in zip(walls, item_sums, strict=True)]
     literal = [w / s for w, s in zip(walls, item_sums, strict=True)]
     return Figure(
         id="P7",
-        title=f"the default scenario suite ({items} items) on -n {WORKERS}",
+        title=(
+            f"{'the default scenario suite' if paths == ('scenarios',) else ' '.join(paths)}"
+            f" ({items} items) on -n {WORKERS}"
+        ),
         ratio=median(per_worker),
         target=1.25,
         op="<=",

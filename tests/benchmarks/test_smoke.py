@@ -1,6 +1,7 @@
-"""Smoke test of ``python -m benchmarks --quick --json``: it runs and writes every figure's shape.
+"""Smoke test of ``python -m benchmarks --smoke --json``: it runs and writes every figure's shape.
 
-No timing is asserted: benchmarks measure, tests check behaviour.
+No timing is asserted: benchmarks measure, tests check behaviour. The run is one test, so that
+xdist never runs it on both workers (a module-scoped fixture is set up once per worker).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 FIGURES = ("P1", "P2", "P3", "P3b", "P4", "P5", "P5f", "P5b", "P6", "P7")
 
 
-@pytest.fixture(scope="module")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
-    out = tmp_path_factory.mktemp("bench") / "figures.json"
+def run_smoke(out: Path) -> dict[str, dict[str, object]]:
+    """Every figure at its smallest sizes, as the JSON the command writes."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "benchmarks", "--smoke", "--json", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -35,37 +35,58 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, obj
     return data
 
 
-def test_every_figure_is_written(figures: dict[str, dict[str, object]]) -> None:
-    assert sorted(figures) == sorted(FIGURES)
-
-
-@pytest.mark.parametrize("fid", FIGURES)
-def test_a_figure_has_its_ratio_target_baseline_and_medians(
-    figures: dict[str, dict[str, object]], fid: str
-) -> None:
-    figure = figures[fid]
+def check_figure(fid: str, figure: dict[str, object]) -> None:
+    """A figure has its ratio, a target it is judged against, a baseline and its medians."""
     ratio = figure["ratio"]
-    assert isinstance(ratio, float)
-    assert ratio > 0
-    assert isinstance(figure["target"], str)
-    assert figure["target"][:2] in ("<=", ">=")
-    assert isinstance(figure["baseline"], str)
-    assert figure["baseline"]
-    assert isinstance(figure["met"], bool)
+    assert isinstance(ratio, float), fid
+    assert ratio > 0, fid
+    assert isinstance(figure["target"], str), fid
+    assert figure["target"][:2] in ("<=", ">="), fid
+    assert isinstance(figure["baseline"], str), fid
+    assert figure["baseline"], fid
+    assert isinstance(figure["met"], bool), fid
     op, value = figure["target_op"], figure["target_value"]
-    assert isinstance(value, float)
-    assert figure["met"] == (ratio <= value if op == "<=" else ratio >= value)
+    assert isinstance(value, float), fid
+    assert figure["met"] == (ratio <= value if op == "<=" else ratio >= value), fid
     medians = figure["medians"]
-    assert isinstance(medians, dict)
-    assert medians
-    assert all(isinstance(v, float) and v >= 0 for v in medians.values())
-    assert isinstance(figure["reps"], int)
-    assert figure["reps"] >= 1
+    assert isinstance(medians, dict), fid
+    assert medians, fid
+    assert all(isinstance(v, float) and v >= 0 for v in medians.values()), fid
+    assert isinstance(figure["reps"], int), fid
+    assert figure["reps"] >= 1, fid
+    run = figure["run"]
+    assert isinstance(run, dict), fid
+    assert run["mode"] == "smoke", fid
+    assert run["command"] == "python -m benchmarks --smoke", fid
 
 
-def test_the_matrix_session_reports_are_identical_under_xdist(
-    figures: dict[str, dict[str, object]],
-) -> None:
+def test_every_figure_is_written_with_its_shape(tmp_path: Path) -> None:
+    figures = run_smoke(tmp_path / "figures.json")
+    assert sorted(figures) == sorted(FIGURES)
+    for fid in FIGURES:
+        check_figure(fid, figures[fid])
+    # the matrix session's reports are identical under xdist
     extra = figures["P2"]["extra"]
     assert isinstance(extra, dict)
     assert extra["reports_identical"] is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("ratio", -1.0), ("met", "yes"), ("target", "== 1"), ("medians", {}), ("reps", 0)],
+)
+def test_a_figure_of_the_wrong_shape_is_refused(field: str, value: object) -> None:
+    good: dict[str, object] = {
+        "ratio": 1.0,
+        "target": "<= 1.1",
+        "target_op": "<=",
+        "target_value": 1.1,
+        "met": True,
+        "baseline": "the same run without the harness",
+        "medians": {"a_s": 0.1},
+        "reps": 1,
+        "run": {"mode": "smoke", "command": "python -m benchmarks --smoke"},
+    }
+    check_figure("P1", good)
+    with pytest.raises(AssertionError):
+        check_figure("P1", {**good, field: value})

@@ -1,19 +1,36 @@
-"""Run an example agent of examples/ through the shakeout plugin in a pytester project."""
+"""Run an example agent of examples/ through the shakeout plugin in a pytester project.
+
+One session runs the example's own scenarios (with their fault and crash matrices) and, beside
+them, planted-bug copies of some of its scenarios, so the framework is imported once per
+example rather than once per bug.
+"""
 
 from __future__ import annotations
 
-import re
+import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-CHECK = re.compile(r"^  check (\w+):", re.MULTILINE)
-FAILED_ITEM = re.compile(r"^FAIL: scenario '([^']+)', variant '([^']+)'", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A copy of one of the example's scenarios, named ``name``, run by ``factory`` built with
+    the planted ``defects`` (the examples' ``build_*`` factories take ``defects=``); its
+    matrices are dropped, so it is one item."""
+
+    name: str
+    scenario: str
+    factory: str
+    defects: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -22,16 +39,31 @@ class ExampleRun:
 
     result: pytest.RunResult
     output: str
+    items: Mapping[str, Mapping[str, Any]]
 
-    @property
-    def failed_checks(self) -> set[str]:
-        """The names of every check that failed in the session."""
-        return set(CHECK.findall(self.output))
+    def of(self, scenario: str) -> list[Mapping[str, Any]]:
+        """The report items of one scenario."""
+        return [i for i in self.items.values() if i["scenario"] == scenario]
 
-    @property
-    def failed_items(self) -> list[tuple[str, str]]:
-        """(scenario, variant) of every failing item."""
-        return FAILED_ITEM.findall(self.output)
+    def failing(self, *, but: Sequence[str] = ()) -> dict[str, list[str]]:
+        """nodeid -> failed checks of every item that did not pass, leaving out the scenarios
+        named in ``but``."""
+        return {
+            nodeid: failed_checks(item)
+            for nodeid, item in self.items.items()
+            if item["verdict"] != "pass" and item["scenario"] not in but
+        }
+
+    def failed_checks(self, scenario: str) -> set[str]:
+        """The checks that failed on the one item of a planted scenario, which must fail."""
+        (item,) = self.of(scenario)
+        assert item["verdict"] == "fail", item
+        return set(failed_checks(item))
+
+
+def failed_checks(item: Mapping[str, Any]) -> list[str]:
+    """The names of the checks that failed on a report item."""
+    return sorted(c["name"] for c in item["checks"] if c["passed"] is False)
 
 
 def run_example(
@@ -39,36 +71,48 @@ def run_example(
     example: str,
     factory: str,
     *args: str,
-    defects: Sequence[str] = (),
+    planted: Sequence[Planted] = (),
 ) -> ExampleRun:
-    """Run ``examples/<example>``'s scenarios with ``factory`` as the ``chaos_agent``.
-
-    With ``defects``, the factory is wrapped so the example's agent runs with those planted
-    bugs (its ``build_*`` factories take ``defects=``); each scenario's own ``agent`` key is
-    then dropped so the wrapped factory runs every scenario selected.
-    """
+    """Run ``examples/<example>``'s scenarios with ``factory`` as the ``chaos_agent``, plus the
+    ``planted`` scenarios, in one subprocess session, and read its JSON report back."""
     source = EXAMPLES / example
     shutil.copytree(source / "scenarios", pytester.path / "scenarios")
-    agent = factory
-    if defects:
-        module, name = factory.split(":")
-        pytester.makepyfile(
-            planted=(
-                f"from {module} import {name} as _build\n\n\n"
-                "def build_adapter(endpoints):\n"
-                f"    return _build(endpoints, defects={tuple(defects)!r})\n"
-            )
+    factories = []
+    for n, bug in enumerate(planted):
+        module, name = bug.factory.split(":")
+        factories.append(
+            f"from {module} import {name} as _build_{n}\n\n\n"
+            f"def build_{n}(endpoints):\n"
+            f"    return _build_{n}(endpoints, defects={tuple(bug.defects)!r})\n"
         )
-        agent = "planted:build_adapter"
-        for path in (pytester.path / "scenarios").glob("*.yaml"):
-            text = re.sub(r"^agent: .*\n", "", path.read_text(), flags=re.MULTILINE)
-            path.write_text(text)
+        data = yaml.safe_load((source / "scenarios" / f"{bug.scenario}.yaml").read_text())
+        data = {k: v for k, v in data.items() if k not in ("matrix", "crash_matrix")}
+        data.update(name=bug.name, agent=f"planted:build_{n}")
+        (pytester.path / "scenarios" / f"{bug.name}.yaml").write_text(yaml.safe_dump(data))
+    if factories:
+        pytester.makepyfile(planted="\n\n".join(factories))
     pytester.makeini(
         "[pytest]\n"
         f"pythonpath = {source} .\n"
-        f"chaos_agent = {agent}\n"
+        f"chaos_agent = {factory}\n"
         "chaos_seed = 20261127\n"
         "filterwarnings = error\n"
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
-    return ExampleRun(result, result.stdout.str())
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--chaos-report={report}", *args
+    )
+    output = result.stdout.str()
+    assert report.exists(), output[-4000:]
+    items = {i["nodeid"]: i for i in json.loads(report.read_text())["items"]}
+    return ExampleRun(result, output, items)
+
+
+def passed_cells(run: ExampleRun, scenario_file: str, name: str, cells: Sequence[str]) -> None:
+    """Each named matrix cell of a scenario was collected and passed."""
+    for cell in cells:
+        line = f"PASSED scenarios/{scenario_file}.yaml::{name}[{cell}]"
+        assert line in run.output, line
+
+
+__all__ = ["ExampleRun", "Planted", "passed_cells", "run_example"]
