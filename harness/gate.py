@@ -11,6 +11,7 @@ collection (:func:`check_complete`).
 """
 
 from __future__ import annotations
+import harness.cli.doctor
 
 import sys
 import tomllib

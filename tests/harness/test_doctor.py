@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.doctor import doctor_main
+from harness.cli.doctor import doctor_main
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY_FILE = ROOT / "scenarios" / "refund_happy.yaml"

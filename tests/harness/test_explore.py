@@ -18,7 +18,7 @@ from faults.base import Surface, registry
 from harness.adapter import AgentAdapter
 from harness.checks import Expectation
 from harness.cli import main
-from harness.explore import (
+from harness.cli.explore import (
     DEFAULT_SURFACES,
     ExploreError,
     ExploreResult,
@@ -27,8 +27,8 @@ from harness.explore import (
     eligible_points,
     explore,
     schedules,
-    write_scenario,
 )
+from harness.cli.explored import write_scenario
 from harness.loader import load_scenario
 from harness.matrix import base_variant
 from harness.record import RunRecord
@@ -511,7 +511,7 @@ def test_cli_refuses_a_bad_out_before_the_search(
 def test_cli_refuses_a_link_planted_at_the_written_file_and_still_prints_the_finding(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.explore as explore_module
+    import harness.cli.explored as explore_module
 
     data = scenario_data("treat_500_as_success")
     del data["agent"]
@@ -536,7 +536,7 @@ def test_cli_refuses_a_link_planted_at_the_written_file_and_still_prints_the_fin
 
 
 def test_secrets_are_masked_in_the_written_scenario(tmp_path: Path) -> None:
-    from harness.explore import write_scenario
+    from harness.cli.explored import write_scenario
 
     cache = AdapterCache()
     data = scenario_data("treat_500_as_success")

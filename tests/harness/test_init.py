@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.init import ADAPTER_FILE, INI_KEYS, SCENARIO_FILE, WORKFLOW_FILE, init_main
+from harness.cli.init import ADAPTER_FILE, INI_KEYS, SCENARIO_FILE, WORKFLOW_FILE, init_main
 from harness.loader import load_scenario
 
 WRITTEN = (ADAPTER_FILE, SCENARIO_FILE, "scenarios/schema.json", WORKFLOW_FILE, "pytest.ini")
@@ -93,7 +93,7 @@ def test_a_missing_framework_is_named_with_the_extra_that_installs_it(
             raise ModuleNotFoundError("No module named 'langgraph'")
         return real(name, package)
 
-    monkeypatch.setattr("harness.init.importlib.import_module", without_langgraph)
+    monkeypatch.setattr("harness.cli.init.importlib.import_module", without_langgraph)
     code, out = init(tmp_path, "langgraph")
     assert code == 0
     assert (

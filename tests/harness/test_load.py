@@ -381,7 +381,7 @@ def test_a_record_without_a_load_section_is_a_harness_error() -> None:
 def test_explore_refuses_a_load_scenario_and_says_what_to_run() -> None:
     import io
 
-    from harness.explore import explore_main
+    from harness.cli.explored import explore_main
 
     out = io.StringIO()
     code = explore_main(str(FILE), examples=1, seed=0, agent=None, out=None, stream=out)

@@ -141,11 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shakeout`` console script."""
     args = _parser().parse_args(argv)
     if args.command == "init":
-        from harness.init import init_main
+        from harness.cli.init import init_main
 
         return init_main(args.folder, framework=args.framework)
     if args.command == "doctor":
-        from harness.doctor import doctor_main
+        from harness.cli.doctor import doctor_main
 
         return doctor_main(args.scenario, agent=args.agent, seed=args.seed)
     if args.command == "validate":
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return gate_main(args.report, args.policy, expect_session=args.session)
     if args.command == "explore":
-        from harness.explore import explore_main
+        from harness.cli.explored import explore_main
 
         return explore_main(
             args.scenario,
@@ -196,7 +196,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.merge import merge_main
 
     return merge_main(args.reports, args.output)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -84,7 +84,7 @@ jobs:
 
 
 def _template(name: str) -> str:
-    return resources.files("harness").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("harness.cli").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _adapter(framework: str) -> str:
