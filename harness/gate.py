@@ -11,7 +11,6 @@ collection (:func:`check_complete`).
 """
 
 from __future__ import annotations
-import harness.cli.doctor
 
 import sys
 import tomllib
