@@ -3,10 +3,10 @@
 Owns ``Engine``: intake (validate, throttle on a full review queue), driving the plan from the
 first unfinished stage, the checkpoint transaction (a stage's output and the next stage's start
 record, with their trace records, in ONE SQLite transaction), parking on and resuming from an
-approval, the terminal write (state, approvals closed, trace summary and retention) and the
-``Outcome``. It calls the world's boundaries ``before_step``, ``after_checkpoint`` and
-``terminal_write``. It may import the workflow and every infrastructure module; only the desk
-and the adapter import it.
+approval; and ``Outcomes``: the terminal write (state, approvals closed, trace summary and
+retention) and the ``Outcome``. It calls the world's boundaries ``before_step``,
+``after_checkpoint`` and ``terminal_write``. It may import the workflow and every
+infrastructure module; only the desk imports it.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class Engine:
         self._boundary = boundary
         self._workflow = Workflow(calls)
         self.approvals = Approvals(store, calls.now, sla_s=options.approval_sla_s)
+        self._outcomes = Outcomes(store, calls.now, options, boundary)
 
     # ------------------------------------------------------------------ entry
 
@@ -82,10 +83,10 @@ class Engine:
         """Continue a known run: report a terminal one, decide a parked one, drive the rest."""
         if row.state in TERMINAL:
             if decision is None:
-                return self.outcome(row.run_id)
+                return self._outcomes.outcome(row.run_id)
             why = f"refused: run {row.run_id} is already {row.state}; the decision has no effect"
             self.approvals.record_refusal(row.run_id, decision, why)
-            return self.outcome(row.run_id, note=why)
+            return self._outcomes.outcome(row.run_id, note=why)
         if row.state == "awaiting_approval":
             return self._decide(row, decision)
         refused = None
@@ -106,7 +107,7 @@ class Engine:
         """The outcome for a caller that found the run held by another instance."""
         if decision is not None:
             self.approvals.record_refusal(run_id, decision, BUSY)
-        return self.outcome(run_id, note=BUSY)
+        return self._outcomes.outcome(run_id, note=BUSY)
 
     def intake(self, run_id: str, payload: Any) -> Outcome:
         """Store the payload, validate it, throttle on a full queue, then drive the run."""
@@ -133,12 +134,12 @@ class Engine:
                 now,
             )
             self._record(db, run_id, {"kind": "transition", "step": "intake", "to": "started"})
-        row = self._reload(run_id)
+        row = self._outcomes.reload(run_id)
         if error is not None or ticket is None:
-            return self.finish(row, "failed", error=error)
+            return self._outcomes.finish(row, "failed", error=error)
         pending = self._queue.pending(self._calls.now())
         if pending >= self._queue.capacity:
-            return self.finish(
+            return self._outcomes.finish(
                 row,
                 "throttled",
                 message=f"the review queue is full ({pending} pending approvals, capacity "
@@ -182,6 +183,9 @@ class Engine:
         self._record(db, run_id, {"kind": "transition", "step": following, "to": "started"})
         return following
 
+    def _record(self, db: sqlite3.Connection, run_id: str, record: dict[str, Any]) -> None:
+        self._store.insert_trace(db, run_id, record, self._calls.now())
+
     def _drive(
         self, run: ActiveRun, steps: Mapping[str, StepRow], started: str | None = None
     ) -> Outcome:
@@ -198,9 +202,10 @@ class Engine:
                     # The step failed before a crash interrupted the terminal write: end with
                     # its recorded error, never by running the step again.
                     f = known[step].output
-                    return self.finish(run.row, "failed", error=restore(f["kind"], f["message"]))
+                    error = restore(f["kind"], f["message"])
+                    return self._outcomes.finish(run.row, "failed", error=error)
                 if terminal is not None:
-                    return self.finish(run.row, terminal)
+                    return self._outcomes.finish(run.row, terminal)
                 if step == "approve":
                     return self._park(run, known)
                 self._boundary("before_step", step)
@@ -218,7 +223,7 @@ class Engine:
             failure = {"category": exc.category, "kind": exc.kind, "message": str(exc)}
             with store.transaction() as db:
                 store.fail_step(db, run.run_id, step, failure)
-            return self.finish(self._reload(run.run_id), "failed", error=exc)
+            return self._outcomes.finish(self._outcomes.reload(run.run_id), "failed", error=exc)
 
     def _park(self, run: ActiveRun, steps: Mapping[str, StepRow]) -> Outcome:
         verdict = steps["decide"].output
@@ -231,7 +236,7 @@ class Engine:
             model_reason=str(verdict["reason"]),
             before=lambda: self._boundary("before_step", "approve"),
         )
-        return self.outcome(run.run_id)
+        return self._outcomes.outcome(run.run_id)
 
     def _decide(self, row: RunRow, decision: DecisionLike | None) -> Outcome:
         store, now = self._store, self._calls.now()
@@ -242,20 +247,20 @@ class Engine:
             consumed = f"refused: the approval of run {row.run_id} was already consumed"
             if decision is not None:
                 self.approvals.record_refusal(row.run_id, decision, consumed)
-            return self.outcome(row.run_id, note=consumed)
+            return self._outcomes.outcome(row.run_id, note=consumed)
         if decision is None:
             if now >= pending.expires_at:
-                return self.finish(
+                return self._outcomes.finish(
                     row,
                     "expired",
                     message=f"approval {pending.approval_id} "
                     f"expired at clock second {pending.expires_at:.0f} undecided",
                 )
-            return self.outcome(row.run_id)
+            return self._outcomes.outcome(row.run_id)
         why = self.approvals.refusal(decision, pending, now)
         if why is not None:
             self.approvals.record_refusal(row.run_id, decision, why)
-            return self.outcome(row.run_id, note=why)
+            return self._outcomes.outcome(row.run_id, note=why)
         steps = dict(store.steps(row.run_id))
         started = None
         with store.transaction() as db:
@@ -269,14 +274,31 @@ class Engine:
                 f"refused: approval {pending.approval_id} was already consumed by another decision"
             )
             self.approvals.record_refusal(row.run_id, decision, why)
-            return self.outcome(row.run_id, note=why)
+            return self._outcomes.outcome(row.run_id, note=why)
         self._boundary("after_checkpoint", "approve")
-        fresh = self._reload(row.run_id)
+        fresh = self._outcomes.reload(row.run_id)
         if not decision.approved:
-            return self.finish(fresh, "rejected")
+            return self._outcomes.finish(fresh, "rejected")
         return self._drive(self._calls.load(fresh), steps, started)
 
-    # ------------------------------------------------------------------ terminal + outcome
+
+class Outcomes:
+    """The terminal write of a run and the reading of where a run stands.
+
+    Args:
+        store: the desk's database.
+        now: the world's clock.
+        options: the trace sample rate.
+        boundary: the world's crash-point hook (``terminal_write``).
+    """
+
+    def __init__(
+        self, store: Store, now: Callable[[], float], options: RunOptions, boundary: Boundary
+    ) -> None:
+        self._store = store
+        self._now = now
+        self._options = options
+        self._boundary = boundary
 
     def finish(
         self,
@@ -287,7 +309,7 @@ class Engine:
         message: str | None = None,
     ) -> Outcome:
         """Write the terminal state, close open approvals, write the summary, apply retention."""
-        store, now = self._store, self._calls.now()
+        store, now = self._store, self._now()
         steps = store.steps(row.run_id)
         approvals = store.approvals(row.run_id)
         keep = keep_in_full(
@@ -355,7 +377,7 @@ class Engine:
 
     def outcome(self, run_id: str, note: str | None = None) -> Outcome:
         """Where the run stands, as persisted (``note`` replaces the stored error)."""
-        row = self._reload(run_id)
+        row = self.reload(run_id)
         rows = self._store.approvals(run_id)
         pending = None
         if row.state == "awaiting_approval":
@@ -374,11 +396,12 @@ class Engine:
             refund_id=row.refund_id,
         )
 
-    def _reload(self, run_id: str) -> RunRow:
+    def reload(self, run_id: str) -> RunRow:
+        """The run's row (it must exist)."""
         row = self._store.get_run(run_id)
         if row is None:
             raise UnknownRunError(f"run {run_id!r} vanished from the state directory")
         return row
 
     def _record(self, db: sqlite3.Connection, run_id: str, record: dict[str, Any]) -> None:
-        self._store.insert_trace(db, run_id, record, self._calls.now())
+        self._store.insert_trace(db, run_id, record, self._now())

@@ -303,38 +303,7 @@ class ModelClient:
     def _messages(
         self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]], stream: bool
     ) -> ModelReply:
-        system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-        wire: list[dict[str, Any]] = []
-        for m in messages:
-            if m["role"] == "system":
-                continue
-            if m["role"] == "assistant":
-                blocks: list[dict[str, Any]] = []
-                if m.get("content"):
-                    blocks.append({"type": "text", "text": m["content"]})
-                for c in m["tool_calls"]:
-                    try:
-                        parsed = json.loads(c["arguments"])
-                    except ValueError:
-                        parsed = {}
-                    blocks.append(
-                        {"type": "tool_use", "id": c["id"], "name": c["name"], "input": parsed}
-                    )
-                wire.append({"role": "assistant", "content": blocks})
-                continue
-            if m["role"] == "tool":
-                block: dict[str, Any] = {
-                    "type": "tool_result",
-                    "tool_use_id": m["tool_call_id"],
-                    "content": m["content"],
-                }
-            else:
-                block = {"type": "text", "text": m["content"]}
-            # Anthropic wants user/assistant turns to alternate: fold adjacent user content.
-            if wire and wire[-1]["role"] == "user":
-                wire[-1]["content"].append(block)
-            else:
-                wire.append({"role": "user", "content": [block]})
+        system, wire = _anthropic_wire(messages)
         kwargs: dict[str, Any] = {
             "model": self._settings.model,
             "max_tokens": _MAX_TOKENS,
@@ -355,54 +324,7 @@ class ModelClient:
             resp: Any = client.messages.create(**kwargs)
             return _from_anthropic(resp.content or [], resp.stop_reason)
         events: Any = client.messages.create(**kwargs, stream=True)
-        blocks_by_index: dict[int, dict[str, Any]] = {}
-        stop_reason: str | None = None
-        stopped = False
-        for event in events:
-            kind = event.type
-            if kind == "content_block_start":
-                cb = event.content_block
-                if cb.type == "tool_use":
-                    blocks_by_index[event.index] = {
-                        "type": "tool_use",
-                        "id": cb.id,
-                        "name": cb.name,
-                        "json": "",
-                        "input": cb.input,
-                    }
-                elif cb.type == "text":
-                    blocks_by_index[event.index] = {"type": "text", "text": cb.text or ""}
-            elif kind == "content_block_delta":
-                open_block = blocks_by_index.get(event.index)
-                delta = event.delta
-                if open_block is None:
-                    continue
-                if delta.type == "input_json_delta":
-                    open_block["json"] += delta.partial_json
-                elif delta.type == "text_delta":
-                    open_block["text"] += delta.text
-            elif kind == "message_delta":
-                stop_reason = event.delta.stop_reason or stop_reason
-            elif kind == "message_stop":
-                stopped = True
-        if not stopped and stop_reason is None:
-            raise ProviderError("the model stream ended before message_stop (cut stream)")
-        calls = tuple(
-            WireToolCall(
-                b["id"], b["name"], b["json"] if b["json"] else json.dumps(b["input"] or {})
-            )
-            for _, b in sorted(blocks_by_index.items())
-            if b["type"] == "tool_use"
-        )
-        text = "".join(b["text"] for b in blocks_by_index.values() if b["type"] == "text")
-        if not blocks_by_index:
-            return ModelReply(empty=True, finish=_anthropic_finish(stop_reason))
-        return ModelReply(
-            tool_calls=calls,
-            text=text or None,
-            finish=_anthropic_finish(stop_reason),
-            refusal="refusal" if stop_reason == "refusal" else None,
-        )
+        return _from_anthropic_stream(events)
 
 
 def _responses_finish(resp: Any, has_calls: bool) -> str:
@@ -463,6 +385,93 @@ def _from_anthropic(content: Sequence[Any], stop_reason: str | None) -> ModelRep
     return ModelReply(
         tool_calls=tuple(calls),
         text="".join(text) or None,
+        finish=_anthropic_finish(stop_reason),
+        refusal="refusal" if stop_reason == "refusal" else None,
+    )
+
+
+def _anthropic_wire(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """The neutral conversation as an Anthropic system prompt and alternating turns."""
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    wire: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        if m["role"] == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if m.get("content"):
+                blocks.append({"type": "text", "text": m["content"]})
+            for c in m["tool_calls"]:
+                try:
+                    parsed = json.loads(c["arguments"])
+                except ValueError:
+                    parsed = {}
+                blocks.append(
+                    {"type": "tool_use", "id": c["id"], "name": c["name"], "input": parsed}
+                )
+            wire.append({"role": "assistant", "content": blocks})
+            continue
+        if m["role"] == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": m["tool_call_id"],
+                "content": m["content"],
+            }
+        else:
+            block = {"type": "text", "text": m["content"]}
+        # Anthropic wants user/assistant turns to alternate: fold adjacent user content.
+        if wire and wire[-1]["role"] == "user":
+            wire[-1]["content"].append(block)
+        else:
+            wire.append({"role": "user", "content": [block]})
+    return system, wire
+
+
+def _from_anthropic_stream(events: Any) -> ModelReply:
+    """Fold an Anthropic event stream into one reply (a cut stream is a provider error)."""
+    blocks_by_index: dict[int, dict[str, Any]] = {}
+    stop_reason: str | None = None
+    stopped = False
+    for event in events:
+        kind = event.type
+        if kind == "content_block_start":
+            cb = event.content_block
+            if cb.type == "tool_use":
+                blocks_by_index[event.index] = {
+                    "type": "tool_use",
+                    "id": cb.id,
+                    "name": cb.name,
+                    "json": "",
+                    "input": cb.input,
+                }
+            elif cb.type == "text":
+                blocks_by_index[event.index] = {"type": "text", "text": cb.text or ""}
+        elif kind == "content_block_delta":
+            open_block = blocks_by_index.get(event.index)
+            delta = event.delta
+            if open_block is None:
+                continue
+            if delta.type == "input_json_delta":
+                open_block["json"] += delta.partial_json
+            elif delta.type == "text_delta":
+                open_block["text"] += delta.text
+        elif kind == "message_delta":
+            stop_reason = event.delta.stop_reason or stop_reason
+        elif kind == "message_stop":
+            stopped = True
+    if not stopped and stop_reason is None:
+        raise ProviderError("the model stream ended before message_stop (cut stream)")
+    calls = tuple(
+        WireToolCall(b["id"], b["name"], b["json"] if b["json"] else json.dumps(b["input"] or {}))
+        for _, b in sorted(blocks_by_index.items())
+        if b["type"] == "tool_use"
+    )
+    text = "".join(b["text"] for b in blocks_by_index.values() if b["type"] == "text")
+    if not blocks_by_index:
+        return ModelReply(empty=True, finish=_anthropic_finish(stop_reason))
+    return ModelReply(
+        tool_calls=calls,
+        text=text or None,
         finish=_anthropic_finish(stop_reason),
         refusal="refusal" if stop_reason == "refusal" else None,
     )
