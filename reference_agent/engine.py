@@ -27,6 +27,7 @@ from reference_agent.errors import (
     IllegalTransition,
     InputError,
     RunError,
+    ThrottledError,
     restore,
 )
 from reference_agent.gate import Risk
@@ -137,19 +138,23 @@ class Engine:
         row = self._outcomes.reload(run_id)
         if error is not None or ticket is None:
             return self._outcomes.finish(row, "failed", error=error)
-        pending = self._queue.pending(self._calls.now())
-        if pending >= self._queue.capacity:
-            return self._outcomes.finish(
-                row,
-                "throttled",
-                message=f"the review queue is full ({pending} pending approvals, capacity "
-                f"{self._queue.capacity}); retry the ticket once reviewers catch up",
-            )
+        try:
+            self._check_queue()
+        except ThrottledError as exc:
+            return self._outcomes.finish(row, "throttled", message=str(exc))
         steps: dict[str, StepRow] = {}
         with store.transaction() as db:
             started = self._checkpoint(db, run_id, "intake", ticket.model_dump(), steps)
         self._boundary("after_checkpoint", "intake")
         return self._drive(self._calls.load(row), steps, started)
+
+    def _check_queue(self) -> None:
+        pending = self._queue.pending(self._calls.now())
+        if pending >= self._queue.capacity:
+            raise ThrottledError(
+                f"the review queue is full ({pending} pending approvals, capacity "
+                f"{self._queue.capacity}); retry the ticket once reviewers catch up"
+            )
 
     # ------------------------------------------------------------------ driving
 

@@ -1,4 +1,8 @@
-"""SQLite persistence (WAL): runs, steps, approvals and trace records, written transactionally."""
+"""SQLite persistence (WAL): runs, steps, approvals and trace records, written transactionally.
+
+Infrastructure: imports nothing from the package; a step's checkpoint and the next step's
+start record are written by the engine inside one ``transaction()``.
+"""
 
 from __future__ import annotations
 
