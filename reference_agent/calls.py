@@ -24,7 +24,6 @@ from reference_agent.schemas import TicketPayload
 from reference_agent.settings import Api, RunOptions
 from reference_agent.store import RunRow, Store
 from reference_agent.tools import ToolClient
-from reference_agent.workflow import STEPS  # noqa: F401
 
 _T = TypeVar("_T", bound=BaseModel)
 
