@@ -15,6 +15,7 @@ team keeps as it is: ``store``, ``lock``, ``queue``, ``gate``, ``approvals``, ``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,7 +133,8 @@ class RefundDesk:
             raise NotBoundError("call begin(world) before start/resume/trace")
         return self._store, self._engine, self._world
 
-    def _lock_dir(self, world: WorldLike) -> Any:
+    def _lock_dir(self, world: WorldLike) -> Path | None:
+        # persistence off: in-memory state belongs to this instance alone, so no lock is needed
         return world.state_dir if self._options.persist else None
 
     @property
