@@ -105,8 +105,8 @@ def measure_checkpoints(*, reps: int, batch: int) -> Figure:
         reps=reps,
         note=(
             f"per-step cost = (run of {STEPS} steps - run of {SHORT} steps) / {span}, so opening "
-            "and closing the database is left out; two write transactions per step (started, "
-            "completed) in WAL mode, synchronous=NORMAL"
+            "and closing the database is left out; one write transaction per step (its checkpoint "
+            "and the next step's start) in WAL mode, synchronous=NORMAL"
         ),
         extra={"refund_happy_whole_run_on_vs_off": round(refund_ratio, 4)},
     )

@@ -20,6 +20,14 @@ structurally (this package never imports the harness):
 ``Outcome`` carries ``run_id``, ``state``, ``category``, ``error``, ``pending_approval``,
 ``approvals``, ``decision`` and ``refund_id``; ``ApprovalRequest`` carries ``approval_id``,
 ``tool``, ``arguments``, ``summary``, ``expires_at`` and ``action_hash``.
+
+The package's layout (``tests/test_layout.py`` checks who may import whom): ``workflow`` (the
+stages, their output schemas and recovery paths) and ``policy`` are what a team copies and
+rewrites; ``engine`` carries a run along the stages (one transaction per checkpoint); ``desk``
+binds them to a world; the rest is infrastructure kept as it is and never importing the
+workflow: ``store``, ``lock``, ``queue``, ``gate``, ``approvals``, ``calls`` (budgets, retries,
+Idempotency-Keys), ``tools``, ``model``/``replies``, ``trace``, ``contract``, ``schemas``,
+``settings``, ``errors``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``python -m reference_agent demo``: one ticket end to end against in-process fakes."""
+"""``python -m reference_agent demo``: one ticket end to end against in-process fakes.
+
+Imports ``desk``, ``fakes`` and ``settings``.
+"""
 
 from __future__ import annotations
 

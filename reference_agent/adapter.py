@@ -1,4 +1,8 @@
-"""The harness-facing adapter: ``build_adapter(endpoints)`` and the four-method surface."""
+"""The harness-facing adapter: ``build_adapter(endpoints)`` and the four-method surface.
+
+Imports ``contract``, ``desk``, ``settings`` and ``trace``; nothing in the package imports it
+but ``__init__``.
+"""
 
 from __future__ import annotations
 

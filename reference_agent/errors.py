@@ -30,6 +30,8 @@ The tree (``[T]`` transient: retried with bounded backoff; ``[P]`` permanent: ne
 
 Outside the tree: ``ThrottledError`` (a control-flow signal: the review queue is full, the run
 ends "throttled" with no category) and ``ConfigError`` (misuse: a bad ``world.config``).
+
+Infrastructure: imports nothing from the package; every module may import it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 ``FakeModel`` answers OpenAI chat, OpenAI responses and Anthropic messages requests (streamed
 or not) from a script of ``Turn``s through ``httpx2.MockTransport``; ``FakeTools`` serves the
 tool contracts through ``httpx.MockTransport`` with a ledger that dedupes idempotency keys.
+
+Test and demo infrastructure: imports nothing from the package.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The approval gate: tool risk classes, action binding, and the reviewer's summary."""
+"""The approval gate: tool risk classes, action binding, clearing an action, the reviewer's summary.
+
+Infrastructure: it may import ``errors`` only; never the workflow, the engine or the desk.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from reference_agent.errors import PreconditionViolated
 
 
 class Reversibility(StrEnum):
@@ -161,3 +166,29 @@ def build_summary(
         reason = "Model's reason (data):\n" + _quote(model_reason, min(room // 3, 160)) + "\n"
     message = "Customer message (data):\n" + _quote(customer_message, min(room, QUOTE_LIMIT))
     return f"{head}{reason}{message}"[:SUMMARY_LIMIT]
+
+
+def clear(tool: str, arguments: Mapping[str, Any], approval: Mapping[str, Any] | None) -> None:
+    """The gate: a high-risk action runs only under an approval bound to exactly it.
+
+    Args:
+        tool: the tool about to be called.
+        arguments: its exact arguments.
+        approval: the checkpointed approval (``approved``, ``approval_id``, ``action_hash``), or
+            None when the run has none.
+
+    Raises:
+        PreconditionViolated: the action is high risk and unapproved, or approved for another
+            action.
+    """
+    if risk_of(tool, arguments) is not Risk.HIGH:
+        return
+    if not approval or not approval.get("approved"):
+        raise PreconditionViolated(
+            f"{tool} is high risk and has no approval; it must pass the approval step first"
+        )
+    if approval.get("action_hash") != action_hash(tool, arguments):
+        raise PreconditionViolated(
+            f"the approval {approval.get('approval_id')} is bound to another action than "
+            f"{tool} {canonical_json(dict(arguments))}"
+        )

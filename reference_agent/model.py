@@ -3,188 +3,45 @@
 Three wire APIs (OpenAI chat completions, OpenAI responses, Anthropic messages), each streamed
 or not. Conversations are kept in a neutral form and translated per API; answers come back as a
 ``ModelReply``. SDK and transport exceptions become ``ProviderError`` here; judging whether the
-reply fits the offered tools happens in ``interpret``.
+reply fits the offered tools happens in ``interpret`` (``reference_agent.replies``, re-exported
+here). Infrastructure: it may import ``errors``, ``replies`` and ``settings``, never the
+workflow, the engine or the desk.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import httpx2
 import openai
-from pydantic import BaseModel, ValidationError
 
-from reference_agent.errors import (
-    EmptyAnswer,
-    InvalidJSON,
-    MissingToolCallId,
-    ProviderError,
-    Refusal,
-    SchemaViolation,
-    TruncatedOutput,
-    UnknownTool,
+from reference_agent.errors import ProviderError
+from reference_agent.replies import (
+    Message,
+    ModelExchange,
+    ModelReply,
+    ToolInvocation,
+    WireToolCall,
+    interpret,
+    provider_error,
 )
 from reference_agent.settings import Api, Settings
-from reference_agent.tools import QUOTA_CODES, _error_code, parse_retry_after
 
-Message = dict[str, Any]
-"""Neutral message: ``{"role": "system"|"user", "content"}``, ``{"role": "assistant",
-"content", "tool_calls": [{"id", "name", "arguments"}]}``, ``{"role": "tool", "tool_call_id",
-"name", "content"}``."""
+__all__ = [
+    "Message",
+    "ModelClient",
+    "ModelExchange",
+    "ModelReply",
+    "ToolInvocation",
+    "WireToolCall",
+    "interpret",
+    "provider_error",
+]
 
 _MAX_TOKENS = 1024
-
-
-@dataclass(frozen=True)
-class WireToolCall:
-    """A tool call as the model sent it; ``arguments`` is the raw JSON text."""
-
-    id: str | None
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class ModelReply:
-    """A provider-neutral answer.
-
-    Attributes:
-        tool_calls: the calls, in order.
-        text: any text content.
-        finish: ``stop``, ``tool_calls``, ``length``, ``content_filter``, ``refusal`` or None.
-        refusal: the refusal text, when the provider gave one.
-        empty: no choices (OpenAI) / no content (Anthropic, Responses).
-    """
-
-    tool_calls: tuple[WireToolCall, ...] = ()
-    text: str | None = None
-    finish: str | None = None
-    refusal: str | None = None
-    empty: bool = False
-
-    def as_record(self) -> dict[str, Any]:
-        """The reply as a JSON-able trace fragment."""
-        return {
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
-            ],
-            "text": self.text,
-            "finish": self.finish,
-            "refusal": self.refusal,
-            "empty": self.empty,
-        }
-
-
-@dataclass
-class ModelExchange:
-    """What one model request sent and received, for the trace (filled as the call goes)."""
-
-    method: str
-    url: str
-    status: int | None = None
-    reply: ModelReply | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def provider_error(exc: BaseException, now: float) -> ProviderError:
-    """Map an SDK or raw transport exception onto ``ProviderError`` (transient or not)."""
-    name = type(exc).__name__
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, httpx2.TimeoutException | httpx.TimeoutException) or "Timeout" in name:
-        return ProviderError(f"model request timed out ({name}: {exc})")
-    if status is None:
-        # APIConnectionError, a raw httpx2 error escaping mid-stream, an in-stream error event.
-        return ProviderError(f"model provider failed: {name}: {exc}")
-    body = getattr(exc, "body", None)
-    code = _error_code(body)
-    response = getattr(exc, "response", None)
-    retry_after = None
-    if response is not None:
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-    if status == 429 and code in QUOTA_CODES:
-        return ProviderError(
-            f"model provider 429 with code {code!r}: the quota is exhausted; "
-            "add credit or change the key, retrying cannot help",
-            transient=False,
-        )
-    transient = status in (408, 409, 429, 529) or status >= 500 or status == 200
-    return ProviderError(
-        f"model provider answered {status} ({name}"
-        + (f", code {code!r}" if code else "")
-        + ")"
-        + ("" if transient else "; the request itself was refused, not retried"),
-        transient=transient,
-        retry_after=retry_after,
-    )
-
-
-# --------------------------------------------------------------------------- interpretation
-
-
-@dataclass(frozen=True)
-class ToolInvocation:
-    """A validated tool call: the name, its validated arguments, the call id."""
-
-    call_id: str
-    name: str
-    arguments: BaseModel
-    raw_arguments: dict[str, Any]
-
-
-def interpret(reply: ModelReply, offered: Mapping[str, type[BaseModel]]) -> ToolInvocation:
-    """Check that a reply is exactly one usable call of an offered tool.
-
-    Raises:
-        ModelError: the subclass naming what is wrong with the reply.
-    """
-    if reply.refusal is not None or reply.finish in ("content_filter", "refusal"):
-        raise Refusal(f"the model refused: {reply.refusal or reply.finish}")
-    if reply.empty:
-        raise EmptyAnswer("the model answered with no choices or no content")
-    if reply.finish == "length":
-        raise TruncatedOutput("the answer stopped at the token limit (finish reason 'length')")
-    if not reply.tool_calls:
-        names = ", ".join(offered)
-        raise SchemaViolation(
-            f"no tool call where one was required; received text {str(reply.text)[:200]!r}; "
-            f"call one of: {names}"
-        )
-    call = reply.tool_calls[0]
-    if not call.id:
-        raise MissingToolCallId(f"the call to {call.name!r} has no id")
-    model = offered.get(call.name)
-    if model is None:
-        raise UnknownTool(
-            f"the model called {call.name!r}, which was not offered; offered: {', '.join(offered)}"
-        )
-    try:
-        args = json.loads(call.arguments) if call.arguments.strip() else {}
-    except ValueError as exc:
-        raise InvalidJSON(
-            f"the arguments of {call.name!r} are not valid JSON ({exc}); "
-            f"received {call.arguments[:200]!r}"
-        ) from None
-    if not isinstance(args, dict):
-        raise InvalidJSON(
-            f"the arguments of {call.name!r} must be a JSON object; "
-            f"received {call.arguments[:200]!r}"
-        )
-    try:
-        validated = model.model_validate(args)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<arguments>'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise SchemaViolation(f"the arguments of {call.name!r} are invalid: {problems}") from None
-    return ToolInvocation(call_id=call.id, name=call.name, arguments=validated, raw_arguments=args)
 
 
 # --------------------------------------------------------------------------- client
@@ -446,38 +303,7 @@ class ModelClient:
     def _messages(
         self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]], stream: bool
     ) -> ModelReply:
-        system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-        wire: list[dict[str, Any]] = []
-        for m in messages:
-            if m["role"] == "system":
-                continue
-            if m["role"] == "assistant":
-                blocks: list[dict[str, Any]] = []
-                if m.get("content"):
-                    blocks.append({"type": "text", "text": m["content"]})
-                for c in m["tool_calls"]:
-                    try:
-                        parsed = json.loads(c["arguments"])
-                    except ValueError:
-                        parsed = {}
-                    blocks.append(
-                        {"type": "tool_use", "id": c["id"], "name": c["name"], "input": parsed}
-                    )
-                wire.append({"role": "assistant", "content": blocks})
-                continue
-            if m["role"] == "tool":
-                block: dict[str, Any] = {
-                    "type": "tool_result",
-                    "tool_use_id": m["tool_call_id"],
-                    "content": m["content"],
-                }
-            else:
-                block = {"type": "text", "text": m["content"]}
-            # Anthropic wants user/assistant turns to alternate: fold adjacent user content.
-            if wire and wire[-1]["role"] == "user":
-                wire[-1]["content"].append(block)
-            else:
-                wire.append({"role": "user", "content": [block]})
+        system, wire = _anthropic_wire(messages)
         kwargs: dict[str, Any] = {
             "model": self._settings.model,
             "max_tokens": _MAX_TOKENS,
@@ -498,54 +324,7 @@ class ModelClient:
             resp: Any = client.messages.create(**kwargs)
             return _from_anthropic(resp.content or [], resp.stop_reason)
         events: Any = client.messages.create(**kwargs, stream=True)
-        blocks_by_index: dict[int, dict[str, Any]] = {}
-        stop_reason: str | None = None
-        stopped = False
-        for event in events:
-            kind = event.type
-            if kind == "content_block_start":
-                cb = event.content_block
-                if cb.type == "tool_use":
-                    blocks_by_index[event.index] = {
-                        "type": "tool_use",
-                        "id": cb.id,
-                        "name": cb.name,
-                        "json": "",
-                        "input": cb.input,
-                    }
-                elif cb.type == "text":
-                    blocks_by_index[event.index] = {"type": "text", "text": cb.text or ""}
-            elif kind == "content_block_delta":
-                open_block = blocks_by_index.get(event.index)
-                delta = event.delta
-                if open_block is None:
-                    continue
-                if delta.type == "input_json_delta":
-                    open_block["json"] += delta.partial_json
-                elif delta.type == "text_delta":
-                    open_block["text"] += delta.text
-            elif kind == "message_delta":
-                stop_reason = event.delta.stop_reason or stop_reason
-            elif kind == "message_stop":
-                stopped = True
-        if not stopped and stop_reason is None:
-            raise ProviderError("the model stream ended before message_stop (cut stream)")
-        calls = tuple(
-            WireToolCall(
-                b["id"], b["name"], b["json"] if b["json"] else json.dumps(b["input"] or {})
-            )
-            for _, b in sorted(blocks_by_index.items())
-            if b["type"] == "tool_use"
-        )
-        text = "".join(b["text"] for b in blocks_by_index.values() if b["type"] == "text")
-        if not blocks_by_index:
-            return ModelReply(empty=True, finish=_anthropic_finish(stop_reason))
-        return ModelReply(
-            tool_calls=calls,
-            text=text or None,
-            finish=_anthropic_finish(stop_reason),
-            refusal="refusal" if stop_reason == "refusal" else None,
-        )
+        return _from_anthropic_stream(events)
 
 
 def _responses_finish(resp: Any, has_calls: bool) -> str:
@@ -606,6 +385,93 @@ def _from_anthropic(content: Sequence[Any], stop_reason: str | None) -> ModelRep
     return ModelReply(
         tool_calls=tuple(calls),
         text="".join(text) or None,
+        finish=_anthropic_finish(stop_reason),
+        refusal="refusal" if stop_reason == "refusal" else None,
+    )
+
+
+def _anthropic_wire(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """The neutral conversation as an Anthropic system prompt and alternating turns."""
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    wire: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "system":
+            continue
+        if m["role"] == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if m.get("content"):
+                blocks.append({"type": "text", "text": m["content"]})
+            for c in m["tool_calls"]:
+                try:
+                    parsed = json.loads(c["arguments"])
+                except ValueError:
+                    parsed = {}
+                blocks.append(
+                    {"type": "tool_use", "id": c["id"], "name": c["name"], "input": parsed}
+                )
+            wire.append({"role": "assistant", "content": blocks})
+            continue
+        if m["role"] == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": m["tool_call_id"],
+                "content": m["content"],
+            }
+        else:
+            block = {"type": "text", "text": m["content"]}
+        # Anthropic wants user/assistant turns to alternate: fold adjacent user content.
+        if wire and wire[-1]["role"] == "user":
+            wire[-1]["content"].append(block)
+        else:
+            wire.append({"role": "user", "content": [block]})
+    return system, wire
+
+
+def _from_anthropic_stream(events: Any) -> ModelReply:
+    """Fold an Anthropic event stream into one reply (a cut stream is a provider error)."""
+    blocks_by_index: dict[int, dict[str, Any]] = {}
+    stop_reason: str | None = None
+    stopped = False
+    for event in events:
+        kind = event.type
+        if kind == "content_block_start":
+            cb = event.content_block
+            if cb.type == "tool_use":
+                blocks_by_index[event.index] = {
+                    "type": "tool_use",
+                    "id": cb.id,
+                    "name": cb.name,
+                    "json": "",
+                    "input": cb.input,
+                }
+            elif cb.type == "text":
+                blocks_by_index[event.index] = {"type": "text", "text": cb.text or ""}
+        elif kind == "content_block_delta":
+            open_block = blocks_by_index.get(event.index)
+            delta = event.delta
+            if open_block is None:
+                continue
+            if delta.type == "input_json_delta":
+                open_block["json"] += delta.partial_json
+            elif delta.type == "text_delta":
+                open_block["text"] += delta.text
+        elif kind == "message_delta":
+            stop_reason = event.delta.stop_reason or stop_reason
+        elif kind == "message_stop":
+            stopped = True
+    if not stopped and stop_reason is None:
+        raise ProviderError("the model stream ended before message_stop (cut stream)")
+    calls = tuple(
+        WireToolCall(b["id"], b["name"], b["json"] if b["json"] else json.dumps(b["input"] or {}))
+        for _, b in sorted(blocks_by_index.items())
+        if b["type"] == "tool_use"
+    )
+    text = "".join(b["text"] for b in blocks_by_index.values() if b["type"] == "text")
+    if not blocks_by_index:
+        return ModelReply(empty=True, finish=_anthropic_finish(stop_reason))
+    return ModelReply(
+        tool_calls=calls,
+        text=text or None,
         finish=_anthropic_finish(stop_reason),
         refusal="refusal" if stop_reason == "refusal" else None,
     )

@@ -1,4 +1,8 @@
-"""Deterministic refund rules applied to the model's proposal: window, remainder, maximum."""
+"""Deterministic refund rules applied to the model's proposal: window, remainder, maximum.
+
+Part of the workflow (a team rewrites it with its own rules): imports ``errors`` and
+``schemas`` only.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The bounded human review queue: capacity for throttling, time-to-decision against the SLA."""
+"""The bounded human review queue: capacity for throttling, time-to-decision against the SLA.
+
+Infrastructure: imports ``store`` only; never the workflow, the engine or the desk.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Pydantic schemas at every boundary: the intake payload, tool bodies and model tool arguments."""
+"""Pydantic schemas at every boundary: the intake payload, tool bodies and model tool arguments.
+
+Infrastructure shared by the workflow and the tool client: imports nothing from the package.
+"""
 
 from __future__ import annotations
 

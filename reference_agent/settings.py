@@ -1,4 +1,7 @@
-"""Construction-time settings and per-run options of the refund desk."""
+"""Construction-time settings and per-run options of the refund desk.
+
+Infrastructure: imports ``errors`` only.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""SQLite persistence (WAL): runs, steps, approvals and trace records, written transactionally."""
+"""SQLite persistence (WAL): runs, steps, approvals and trace records, written transactionally.
+
+Infrastructure: imports nothing from the package; a step's checkpoint and the next step's
+start record are written by the engine inside one ``transaction()``.
+"""
 
 from __future__ import annotations
 
@@ -358,6 +362,14 @@ class Store:
         ).fetchall()
         counts = {r[0]: int(r[1]) for r in rows}
         return counts.get("model_call", 0), counts.get("tool_call", 0)
+
+    def has_trace_risk(self, run_id: str, risk: str) -> bool:
+        """Whether any of the run's trace records carries ``risk`` (read in SQLite, one row)."""
+        row = self._db.execute(
+            "SELECT 1 FROM trace WHERE run_id = ? AND json_extract(record, '$.risk') = ? LIMIT 1",
+            (run_id, risk),
+        ).fetchone()
+        return row is not None
 
     def keep_summary_only(self, db: sqlite3.Connection, run_id: str) -> None:
         """Drop a sampled-out run's detailed records (inside the terminal transaction)."""

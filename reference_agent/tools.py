@@ -1,4 +1,8 @@
-"""HTTP calls to the tool services, each answer validated and mapped onto the error taxonomy."""
+"""HTTP calls to the tool services, each answer validated and mapped onto the error taxonomy.
+
+Infrastructure: imports ``errors`` and ``schemas`` only; retries and Idempotency-Keys are
+``calls``'s.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The reasoning trace: records, the keep-in-full policy, deterministic sampling and retention."""
+"""The reasoning trace: records, the keep-in-full policy, deterministic sampling and retention.
+
+Infrastructure (the trace policy): imports ``store`` only.
+"""
 
 from __future__ import annotations
 

@@ -42,8 +42,6 @@ OVERSIZED: dict[str, int] = {
     "harness/recording.py": 798,
     "harness/report.py": 712,
     "harness/scenario.py": 1347,
-    "reference_agent/desk.py": 1163,
-    "reference_agent/model.py": 611,
 }
 
 KNOWN_CIRCLES: set[frozenset[str]] = {
@@ -104,6 +102,63 @@ SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
         "reading": {"document", "entries", "summary"},
         "__init__": {"atomic", "document", "entries", "reading", "summary", "writer"},
     },
+}
+
+
+REFERENCE_AGENT_WORKFLOW = {"workflow", "policy"}
+"""The part of the reference agent a team copies and rewrites: the stages and their rules."""
+
+REFERENCE_AGENT_LAYERS: dict[str, set[str]] = {
+    # The reference agent: infrastructure (store and lock, queue, approval gate, calls with
+    # retries and Idempotency-Keys, model conversation, trace policy) never imports the workflow,
+    # the engine or the desk; the workflow imports infrastructure only; the engine carries runs
+    # along the workflow; the desk binds it all to a world. Each module's docstring says the same.
+    "errors": set(),
+    "schemas": set(),
+    "store": set(),
+    "lock": set(),
+    "fakes": set(),
+    "settings": {"errors"},
+    "gate": {"errors"},
+    "contract": {"gate"},
+    "queue": {"store"},
+    "trace": {"store"},
+    "tools": {"errors", "schemas"},
+    "replies": {"errors", "tools"},
+    "model": {"errors", "replies", "settings"},
+    "approvals": {"contract", "gate", "settings", "store"},
+    "calls": {"contract", "errors", "gate", "model", "schemas", "settings", "store", "tools"},
+    "policy": {"errors", "schemas"},
+    "workflow": {"calls", "errors", "gate", "model", "policy", "schemas", "store"},
+    "engine": {
+        "approvals",
+        "calls",
+        "contract",
+        "errors",
+        "gate",
+        "queue",
+        "schemas",
+        "settings",
+        "store",
+        "trace",
+        "workflow",
+    },
+    "desk": {
+        "calls",
+        "contract",
+        "engine",
+        "lock",
+        "model",
+        "queue",
+        "settings",
+        "store",
+        "tools",
+        "trace",
+        "workflow",
+    },
+    "adapter": {"contract", "desk", "settings", "trace"},
+    "__main__": {"desk", "fakes", "settings"},
+    "__init__": {"adapter", "contract", "desk", "errors", "gate", "queue", "settings", "trace"},
 }
 
 
@@ -403,6 +458,18 @@ def unlisted_packages(root: Path, tops: Iterable[str], listed: Iterable[str]) ->
         for init in sorted((root / top).rglob("__init__.py"))
     }
     return sorted(found - set(listed))
+
+
+def test_the_reference_agents_infrastructure_never_imports_its_workflow() -> None:
+    graph = import_graph(ROOT, ["reference_agent"])
+    modules = {m.removeprefix("reference_agent.") for m in graph if m != "reference_agent"}
+    assert modules | {"__init__"} == set(REFERENCE_AGENT_LAYERS), "a new module needs its row"
+    upper = REFERENCE_AGENT_WORKFLOW | {"engine", "desk", "adapter", "__main__", "__init__"}
+    for module, allowed in REFERENCE_AGENT_LAYERS.items():
+        if module not in upper:
+            assert not allowed & upper, f"infrastructure module {module} may import {allowed}"
+    problems = layer_breaches(graph, "reference_agent", REFERENCE_AGENT_LAYERS)
+    assert not problems, "\n".join(problems)
 
 
 def test_every_package_is_in_the_wheel() -> None:

@@ -493,6 +493,7 @@ def test_a_run_held_by_another_instance_refuses_the_decision_without_acting(
 ) -> None:
     from reference_agent import Settings
     from reference_agent.desk import BUSY
+    from reference_agent.lock import run_lock
 
     model.script(*refund_script())
     settings = Settings(model_base_url="http://model.test/v1", tools_base_url="http://tools.test")
@@ -503,7 +504,7 @@ def test_a_run_held_by_another_instance_refuses_the_decision_without_acting(
     holder.begin(World(tmp_path, clock))
     other.begin(World(tmp_path, clock))
     parked = holder.start(TICKET)
-    with holder._exclusive(parked.run_id) as mine:
+    with run_lock(tmp_path, parked.run_id) as mine:
         assert mine
         refused = other.resume(parked.run_id, approve(parked))
     assert refused.error == BUSY
