@@ -27,7 +27,15 @@ from hypothesis.errors import Flaky
 
 from faults.base import Fault, Schedule, Surface, registry
 from harness.adapter import AgentAdapter
-from harness.checks import (
+from harness.output import OutputError, check_directory, write_text
+from harness.project import ProjectConfigError, find_project
+from harness.record import RunRecord
+from harness.redact import RedactionConfigError, Redactor
+from harness.runner import Probe, Variant, probe, run_variant
+from harness.scenario.matrix import gated_tools
+from harness.scenario.spec import Scenario, import_catalogue
+from harness.session import dump_yaml
+from harness.verdict.checks import (
     ApprovedEffects,
     Check,
     Expectation,
@@ -39,14 +47,6 @@ from harness.checks import (
     TraceRetention,
     Verdict,
 )
-from harness.matrix import gated_tools
-from harness.output import OutputError, check_directory, write_text
-from harness.project import ProjectConfigError, find_project
-from harness.record import RunRecord
-from harness.redact import RedactionConfigError, Redactor
-from harness.runner import Probe, Variant, probe, run_variant
-from harness.scenario import Scenario, import_catalogue
-from harness.session import dump_yaml
 
 DEFAULT_SURFACES: tuple[Surface, ...] = (
     Surface.TOOL,
@@ -618,8 +618,8 @@ def explore_main(
         argv: the command's arguments after ``shakeout``, quoted into the written file's header.
         stream: where to print (default: stdout).
     """
-    from harness.loader import ScenarioError, load_scenario
     from harness.runner import AdapterCache, AgentLoadError, endpoints_of
+    from harness.scenario.loader import ScenarioError, load_scenario
 
     out_stream = stream or sys.stdout
     source = Path(path)

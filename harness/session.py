@@ -13,7 +13,13 @@ import yaml
 
 from faults.base import Fault, registry
 from harness.adapter import AgentAdapter
-from harness.checks import (
+from harness.load import figures, judge_load, run_load
+from harness.record import Commit, Crash, Delivery, Exchange, Restart, RunRecord, canonical
+from harness.runner import AdapterCache, AgentLoadError, Variant, endpoints_of, run_variant
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant, derive
+from harness.scenario.spec import Scenario, import_catalogue
+from harness.verdict.checks import (
     INJECTION_UNIVERSAL,
     INPUT_UNIVERSAL,
     Check,
@@ -27,12 +33,6 @@ from harness.checks import (
     overall,
     reexecuted,
 )
-from harness.load import figures, judge_load, run_load
-from harness.loader import load_scenario
-from harness.matrix import base_variant, derive
-from harness.record import Commit, Crash, Delivery, Exchange, Restart, RunRecord, canonical
-from harness.runner import AdapterCache, AgentLoadError, Variant, endpoints_of, run_variant
-from harness.scenario import Scenario, import_catalogue
 
 if TYPE_CHECKING:
     from harness.plugin import ChaosSettings

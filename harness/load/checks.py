@@ -9,16 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.checks import (
-    AllRequestsRouted,
-    ApprovedEffects,
-    Check,
-    Expectation,
-    HarnessRan,
-    NetworkContained,
-    NoDuplicateEffects,
-    Verdict,
-)
 from harness.load.evidence import (
     PERCENTILES,
     latencies,
@@ -31,6 +21,16 @@ from harness.load.evidence import (
 )
 from harness.load.record import LoadRecord
 from harness.record import RunRecord
+from harness.verdict.checks import (
+    AllRequestsRouted,
+    ApprovedEffects,
+    Check,
+    Expectation,
+    HarnessRan,
+    NetworkContained,
+    NoDuplicateEffects,
+    Verdict,
+)
 
 
 class _LoadCheck(Check):

@@ -17,7 +17,7 @@ import pytest
 from hostile_scenarios import ATTACKS, Case
 from hypothesis import HealthCheck, given, settings
 
-from harness.loader import BUG_HINT, ScenarioError, load_scenario
+from harness.scenario.loader import BUG_HINT, ScenarioError, load_scenario
 
 SECONDS_PER_FILE = 5.0
 

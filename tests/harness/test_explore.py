@@ -16,7 +16,6 @@ from toy_agents.mini import MiniAgent
 
 from faults.base import Surface, registry
 from harness.adapter import AgentAdapter
-from harness.checks import Expectation
 from harness.cli import main
 from harness.explore import (
     DEFAULT_SURFACES,
@@ -29,12 +28,13 @@ from harness.explore import (
     schedules,
     write_scenario,
 )
-from harness.loader import load_scenario
-from harness.matrix import base_variant
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
 from harness.session import judge
+from harness.verdict.checks import Expectation
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY_FILE = ROOT / "scenarios" / "refund_happy.yaml"

@@ -1,4 +1,4 @@
-"""Tests for harness.matrix: cells from a probe, derived expectations, crash cells."""
+"""Tests for harness.scenario.matrix: cells from a probe, derived expectations, crash cells."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from faults.approval import ApprovalDeny
 from faults.base import Outcome, Surface, registry
 from faults.model import ModelRepeatCall
 from faults.tool import ToolHttp404, ToolHttp503
-from harness.matrix import (
+from harness.record import RunRecord
+from harness.runner import Probe, probe, run_variant
+from harness.scenario.matrix import (
     OutcomeConfigError,
     accepted,
     base_variant,
@@ -28,9 +30,7 @@ from harness.matrix import (
     gated_tools,
     project_outcomes,
 )
-from harness.record import RunRecord
-from harness.runner import Probe, probe, run_variant
-from harness.scenario import OutcomeRule, Scenario, import_catalogue
+from harness.scenario.spec import OutcomeRule, Scenario, import_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from faults.base import _REGISTRY, Category, Schedule, Surface
 from faults.surfaces import ModelAnswer, ReviewAction, ToolCallSpec, ToolFault, ToolResult
-from harness.scenario import (
+from harness.scenario.spec import (
     Expect,
     ExpectOverride,
     RuleProblem,

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from harness.scenario import RuleProblem, Scenario, explain_error
+from harness.scenario.spec import RuleProblem, Scenario, explain_error
 
 SCHEMA_LINE = "# yaml-language-server: $schema=schema.json"
 REGENERATE = "shakeout schema scenario > scenarios/schema.json"

@@ -19,11 +19,10 @@ from pydantic import ValidationError
 
 from faults.base import OUTCOME_STATES, Fault, Outcome, Schedule, Surface, registry
 from faults.surfaces import CrashFault, CrashMode, CrashPoint
-from harness.checks import Acceptance, Expectation
 from harness.injection import injection_cells
 from harness.record import Baseline
 from harness.runner import Probe, Variant
-from harness.scenario import (
+from harness.scenario.spec import (
     Expect,
     OutcomeRule,
     Scenario,
@@ -31,6 +30,7 @@ from harness.scenario import (
     effect_counts,
     import_catalogue,
 )
+from harness.verdict.checks import Acceptance, Expectation
 
 
 def gated_tools(scenario: Scenario) -> frozenset[str]:

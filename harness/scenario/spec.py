@@ -2,7 +2,8 @@
 
 A scenario scripts one agent run: the input, the model's turns, the tool services, the reviewer,
 the faults to inject and what must hold at the end. Every model forbids unknown fields, so a typo
-is an error instead of a silently ignored key; ``harness.loader`` maps each error to its YAML line.
+is an error instead of a silently ignored key; ``harness.scenario.loader`` maps each error to its
+YAML line.
 
 Rules that span fields (a fault key must be registered, a fault target must be a service, a failed
 run must name its category, ...) raise one ``scenario_rule`` error whose context lists every
