@@ -23,8 +23,9 @@ from harness.load import run_load
 from harness.probe_cache import PROBES_KEY, ProbeFailed, ProbeJob, probe_key
 from harness.record import RunRecord
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
-from harness.scenario.loader import ScenarioError, load_scenario
+from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant, expand
+from harness.scenario.reading import ScenarioError
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge, report_item, reproduce_command
 

@@ -30,10 +30,11 @@ from harness.runner import (
     probe,
     run_variant,
 )
-from harness.scenario.matrix import accepted, base_variant, crash_cells
+from harness.scenario.expect import accepted
+from harness.scenario.matrix import base_variant, crash_cells
 from harness.scenario.spec import CrashMatrix, Scenario
 from harness.session import RunResult, judge
-from harness.verdict.checks import Verdict
+from harness.verdict.base import Verdict
 
 ANNOUNCED_POINTS = (
     CrashPoint.BEFORE_STEP.value,
@@ -317,7 +318,8 @@ def doctor_main(
         seed: the run seed (default: ``chaos_seed``, else 0).
         stream: where to print (default: stdout).
     """
-    from harness.scenario.loader import ScenarioError, load_scenario
+    from harness.scenario.loader import load_scenario
+    from harness.scenario.reading import ScenarioError
 
     out = stream or sys.stdout
     try:

@@ -32,20 +32,18 @@ from harness.project import ProjectConfigError, find_project
 from harness.record import RunRecord
 from harness.redact import RedactionConfigError, Redactor
 from harness.runner import Probe, Variant, probe, run_variant
-from harness.scenario.matrix import gated_tools
-from harness.scenario.spec import Scenario, import_catalogue
+from harness.scenario.expect import Expectation, gated_tools
+from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.spec import Scenario
 from harness.session import dump_yaml
-from harness.verdict.checks import (
-    ApprovedEffects,
-    Check,
-    Expectation,
+from harness.verdict.base import Check, Verdict
+from harness.verdict.effects import ApprovedEffects, NoDuplicateEffects
+from harness.verdict.terminal import (
     HarnessRan,
-    NoDuplicateEffects,
     SingleCategory,
     TerminalStateReached,
     TraceCovers,
     TraceRetention,
-    Verdict,
 )
 
 DEFAULT_SURFACES: tuple[Surface, ...] = (
@@ -619,7 +617,8 @@ def explore_main(
         stream: where to print (default: stdout).
     """
     from harness.runner import AdapterCache, AgentLoadError, endpoints_of
-    from harness.scenario.loader import ScenarioError, load_scenario
+    from harness.scenario.loader import load_scenario
+    from harness.scenario.reading import ScenarioError
 
     out_stream = stream or sys.stdout
     source = Path(path)

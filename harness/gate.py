@@ -32,7 +32,7 @@ from harness.report_model import (
     read_bounded,
     summarize,
 )
-from harness.verdict.checks import known_check_names
+from harness.verdict.suites import known_check_names
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 MAX_NODEIDS_SHOWN = 10

@@ -21,8 +21,8 @@ from faults.injection import FAMILIES, Payload, Target, pick
 from faults.surfaces import HttpResponse, ToolCallContext, ToolFault, ToolResult
 from harness.record import Baseline
 from harness.runner import Probe, Variant
+from harness.scenario.expect import Expectation
 from harness.scenario.spec import Scenario
-from harness.verdict.checks import Expectation
 
 FREE_TEXT_FIELDS = ("note", "notes", "comment", "comments", "description", "message")
 """Body fields a tool answer's payload is appended to; without one, a ``note`` is added."""

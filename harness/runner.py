@@ -31,9 +31,9 @@ from harness.hardkill import HardKillAdapter, hard_adapter
 from harness.intercept import seal_network
 from harness.model import BaitedModel, ScriptedModel, ToolErrorReaction, bait_of
 from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart, RunRecord
+from harness.scenario.expect import Acceptance, Expectation
 from harness.scenario.spec import Scenario
 from harness.services import Ledger, Sequence, Static, ToolService
-from harness.verdict.checks import Acceptance, Expectation
 from harness.world import World
 
 

@@ -21,16 +21,11 @@ from harness.load.evidence import (
 )
 from harness.load.record import LoadRecord
 from harness.record import RunRecord
-from harness.verdict.checks import (
-    AllRequestsRouted,
-    ApprovedEffects,
-    Check,
-    Expectation,
-    HarnessRan,
-    NetworkContained,
-    NoDuplicateEffects,
-    Verdict,
-)
+from harness.scenario.expect import Expectation
+from harness.verdict.attack import NetworkContained
+from harness.verdict.base import Check, Verdict
+from harness.verdict.effects import ApprovedEffects, NoDuplicateEffects
+from harness.verdict.terminal import AllRequestsRouted, HarnessRan
 
 
 class _LoadCheck(Check):

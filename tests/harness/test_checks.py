@@ -15,31 +15,29 @@ from faults.surfaces import FaultFiring, HttpRequest
 from faults.tool import ToolHttp503
 from harness.adapter import ApprovalRecord, Outcome, RunState
 from harness.record import Commit, Delivery, Exchange, RunRecord, TraceCopy
-from harness.verdict.checks import (
-    EXPECTATIONS,
-    UNIVERSAL,
-    AllRequestsRouted,
+from harness.scenario.expect import Expectation
+from harness.verdict.base import Verdict
+from harness.verdict.effects import (
     ApprovedEffects,
-    Expectation,
     ExpectedApprovals,
+    ExpectedEffects,
+    NoDuplicateEffects,
+)
+from harness.verdict.recovery import NoReexecution, reexecuted
+from harness.verdict.suites import EXPECTATIONS, UNIVERSAL, evaluate, overall
+from harness.verdict.terminal import (
+    AllRequestsRouted,
     ExpectedCalls,
     ExpectedCategory,
-    ExpectedEffects,
     ExpectedState,
     FaultsFired,
     HarnessRan,
     ModelScriptSufficient,
-    NoDuplicateEffects,
-    NoReexecution,
     SingleCategory,
     TerminalStateReached,
     TraceCovers,
     TraceRetention,
-    Verdict,
     WithinBudget,
-    evaluate,
-    overall,
-    reexecuted,
 )
 
 TOOLS = "http://tools.test"
@@ -420,7 +418,7 @@ def test_overall_never_hides_a_fail_behind_an_error(flags: list[tuple[bool | Non
 
 
 def test_known_check_names_cover_every_check_a_policy_may_name() -> None:
-    from harness.verdict.checks import known_check_names
+    from harness.verdict.suites import known_check_names
 
     names = known_check_names()
     assert {c.name for c in (*UNIVERSAL, *EXPECTATIONS)} <= names

@@ -18,8 +18,9 @@ from faults.base import registry
 from faults.surfaces import ReviewAction, ReviewContext
 from harness.adapter import Endpoints
 from harness.runner import AdapterCache, Variant, endpoints_of, run_variant
+from harness.scenario.expect import derive
 from harness.scenario.loader import load_scenario
-from harness.scenario.matrix import base_variant, derive
+from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
 

@@ -30,11 +30,11 @@ from harness.explore import (
 )
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, endpoints_of, probe, run_variant
+from harness.scenario.expect import Expectation
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
 from harness.session import judge
-from harness.verdict.checks import Expectation
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY_FILE = ROOT / "scenarios" / "refund_happy.yaml"

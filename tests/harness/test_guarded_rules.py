@@ -21,10 +21,11 @@ from faults.model import ModelLengthValidJson, ModelProgressLoop
 from harness.adapter import AgentAdapter
 from harness.record import Baseline
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
-from harness.scenario.matrix import base_variant, baseline_of, derive
+from harness.scenario.expect import derive
+from harness.scenario.matrix import base_variant, baseline_of
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
-from harness.verdict.checks import Verdict
+from harness.verdict.base import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261124

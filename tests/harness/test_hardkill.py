@@ -25,11 +25,11 @@ from harness.hardkill.messages import (
 from harness.intercept import StreamedResponse
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
+from harness.scenario.expect import Expectation
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant, crash_cells
 from harness.scenario.spec import CrashMatrix, Scenario
 from harness.session import judge
-from harness.verdict.checks import Expectation
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 AGENT = "reference_agent:build_adapter"

@@ -39,7 +39,8 @@ from harness.html import (
 )
 from harness.record import RunRecord
 from harness.report_model import CheckOutcome, EventEntry, Report, ReportItem
-from harness.verdict.checks import Expectation, ExpectedCategory
+from harness.scenario.expect import Expectation
+from harness.verdict.terminal import ExpectedCategory
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_TIMEOUT_S = 60

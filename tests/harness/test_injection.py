@@ -19,10 +19,11 @@ from harness.adapter import AgentAdapter, ApprovalRecord, Outcome, RunState
 from harness.injection import InjectToolAnswer, injection_cells, target_of
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, Variant, endpoints_of, probe, run_variant
-from harness.scenario.matrix import baseline_of, rules
+from harness.scenario.expect import Expectation, rules
+from harness.scenario.matrix import baseline_of
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
-from harness.verdict.checks import Expectation, InjectionContained
+from harness.verdict.attack import InjectionContained
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261124

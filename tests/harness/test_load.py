@@ -28,8 +28,9 @@ from harness.load import (
 from harness.record import RunRecord
 from harness.report_model import Report, ReportItem
 from harness.runner import AdapterCache, endpoints_of
-from harness.scenario.loader import ScenarioError, load_scenario
+from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import expand
+from harness.scenario.reading import ScenarioError
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge, report_item
 
@@ -369,7 +370,7 @@ def test_percentile_of_nothing_is_none() -> None:
 
 def test_a_record_without_a_load_section_is_a_harness_error() -> None:
     from harness.load import QueueBounded
-    from harness.verdict.checks import Expectation
+    from harness.scenario.expect import Expectation
 
     record = RunRecord("s", "base", 1, (), (), (), (), ())
     verdict = QueueBounded().evaluate(record, Expectation())

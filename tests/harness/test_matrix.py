@@ -19,18 +19,17 @@ from faults.model import ModelRepeatCall
 from faults.tool import ToolHttp404, ToolHttp503
 from harness.record import RunRecord
 from harness.runner import Probe, probe, run_variant
-from harness.scenario.matrix import (
+from harness.scenario.expect import (
     OutcomeConfigError,
+    OutcomeRule,
     accepted,
-    base_variant,
-    crash_cells,
     derive,
-    expand,
-    fault_cells,
     gated_tools,
     project_outcomes,
 )
-from harness.scenario.spec import OutcomeRule, Scenario, import_catalogue
+from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.matrix import base_variant, crash_cells, expand, fault_cells
+from harness.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())

@@ -17,10 +17,11 @@ from faults.base import Fault, Schedule
 from faults.tool import ToolHttp404, ToolHttp503
 from harness.adapter import AgentAdapter
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
-from harness.scenario.matrix import derive, expand
+from harness.scenario.expect import derive
+from harness.scenario.matrix import expand
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
-from harness.verdict.checks import Verdict
+from harness.verdict.base import Verdict
 
 LOOP: dict[str, Any] = {
     "name": "loop_refund",

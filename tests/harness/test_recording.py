@@ -35,8 +35,9 @@ from harness.recording import (
     scenario_yaml,
 )
 from harness.runner import AdapterCache, endpoints_of, run_variant
-from harness.scenario.loader import MAX_FILE_BYTES, SCHEMA_LINE, load_scenario
+from harness.scenario.loader import SCHEMA_LINE, load_scenario
 from harness.scenario.matrix import base_variant
+from harness.scenario.reading import MAX_FILE_BYTES
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
 from harness.wire import encoder_for
