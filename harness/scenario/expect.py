@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from faults.base import OUTCOME_STATES, Fault, Outcome, Surface, registry
+from faults.base import OUTCOME_STATES, Fault, FaultOutcome, Surface, registry
 from harness.record import Baseline
 from harness.scenario.base import (
     MAX_CALLS,
@@ -103,7 +103,7 @@ class OutcomeRule(_Spec):
     any of them, all other checks holding. ``reason`` is required and shown in the report.
     """
 
-    accept: tuple[Outcome, ...] = Field(min_length=1, max_length=len(Outcome))
+    accept: tuple[FaultOutcome, ...] = Field(min_length=1, max_length=len(FaultOutcome))
     reason: str = Field(min_length=1, max_length=MAX_NAME * 5)
 
     @model_validator(mode="after")
@@ -227,9 +227,9 @@ class Acceptance:
         source: where the rule came from: ``fault``, ``scenario`` or ``pyproject.toml``.
     """
 
-    outcomes: tuple[Outcome, ...]
-    alternatives: tuple[tuple[Outcome, Expectation], ...] = ()
-    declared: tuple[Outcome, ...] = ()
+    outcomes: tuple[FaultOutcome, ...]
+    alternatives: tuple[tuple[FaultOutcome, Expectation], ...] = ()
+    declared: tuple[FaultOutcome, ...] = ()
     reason: str | None = None
     source: str = "fault"
 
@@ -310,7 +310,7 @@ class OutcomeConfigError(ValueError):
 
 
 Tuning = Mapping[str, OutcomeRule]
-"""Outcome rules by fault key or cell label (``key@target``), e.g. from pyproject.toml."""
+"""FaultOutcome rules by fault key or cell label (``key@target``), e.g. from pyproject.toml."""
 
 
 def project_outcomes(pyproject: Path | None) -> dict[str, OutcomeRule]:
@@ -350,7 +350,7 @@ def project_outcomes(pyproject: Path | None) -> dict[str, OutcomeRule]:
             raise OutcomeConfigError(
                 f'{where}.{label}: {problems}; write e.g. accept = ["recover", "fail"] '
                 'and reason = "why this agent may end so" (outcomes: '
-                f"{', '.join(o.value for o in Outcome)})"
+                f"{', '.join(o.value for o in FaultOutcome)})"
             ) from None
     return out
 
@@ -400,7 +400,7 @@ def accepted(
         return expectation(scenario, merged, f"matrix override {name!r}", budget=False), None
     declared = type(fault).outcomes()
     if fault.transient and outlasts(scenario, fault):
-        declared = (Outcome.FAIL,)
+        declared = (FaultOutcome.FAIL,)
     rule: OutcomeRule | None = None
     source = "fault"
     for found, where in (
@@ -426,20 +426,20 @@ def accepted(
 def outcome_expectation(
     scenario: Scenario,
     fault: Fault,
-    outcome: Outcome,
+    outcome: FaultOutcome,
     baseline: Baseline | None = None,
     why: str | None = None,
 ) -> Expectation:
     """What a fault cell must show to end in ``outcome`` (``why``: a rule's reason)."""
     base = rules(scenario)
     gated = gated_tools(scenario)
-    if outcome is Outcome.RECOVER:
+    if outcome is FaultOutcome.RECOVER:
         origin = f"transient {fault.key}: same as the fault-free run"
         if why is not None or not fault.transient:
             origin = f"{fault.key} {outcome.value}: same as the fault-free run ({why})"
         return expectation(scenario, scenario.expect, origin, budget=False, baseline=baseline)
     state = OUTCOME_STATES[outcome]
-    if outcome is Outcome.FAIL:
+    if outcome is FaultOutcome.FAIL:
         kind = "permanent" if not fault.transient else f"{fault.times} failed attempts in a row of"
         origin = f"{kind} {fault.key}: failed with its category"
         if why is not None:
@@ -454,7 +454,7 @@ def outcome_expectation(
     origin = f"{fault.key} is expected to end {state!r}"
     if why is not None:
         origin = f"{fault.key} {outcome.value}: ends {state!r} ({why})"
-    if outcome in (Outcome.REJECT, Outcome.EXPIRE):
+    if outcome in (FaultOutcome.REJECT, FaultOutcome.EXPIRE):
         return dataclasses.replace(
             base, state=state, check_category=True, effects=dict.fromkeys(gated, 0), origin=origin
         )
@@ -463,7 +463,7 @@ def outcome_expectation(
         state=state,
         check_category=True,
         origin=origin,
-        recovery_required=outcome is not Outcome.COMPLETE,
+        recovery_required=outcome is not FaultOutcome.COMPLETE,
     )
 
 
