@@ -27,7 +27,7 @@ from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
 from harness.verdict.base import Verdict
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED = 20261124
 REFERENCE = "reference_agent.adapter:build_adapter"
 

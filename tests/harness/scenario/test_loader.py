@@ -28,7 +28,7 @@ from harness.scenario.loader import (
 )
 from harness.scenario.reading import ScenarioError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LIBRARY = REPO / "scenarios"
 
 

@@ -31,7 +31,7 @@ from harness.scenario.fault_specs import import_catalogue
 from harness.scenario.matrix import base_variant, crash_cells, expand, fault_cells
 from harness.scenario.spec import Scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
 TOOLS = tuple(HAPPY["tools"]["services"])
 LEDGERS = ("issue_refund", "send_email", "close_ticket")
