@@ -8,8 +8,9 @@ derivation: :func:`expectation` (a scenario's ``Expect`` as an ``Expectation``),
 :func:`override_for` (the one lookup of a cell's override), :func:`accepted` and :func:`derive`
 (a fault cell's expectation from its fault's class, the overrides and the outcome rules).
 
-May import: ``rules`` and the run record (``harness.record``, for the fault-free baseline); it
-reads a :class:`~harness.scenario.spec.Scenario` but never imports its module at run time.
+May import: ``base``, ``fault_specs`` and the run record (``harness.record``, for the fault-free
+baseline); it reads a :class:`~harness.scenario.spec.Scenario` but never imports its module at
+run time.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each fault class's parameters become a bounded pydantic model (:func:`build_fault`), so a bad
 parameter is a located error like any other; ``schedule`` says when the fault fires.
 
-May import: ``rules``.
+May import: ``base``.
 """
 
 from __future__ import annotations

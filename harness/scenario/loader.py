@@ -7,11 +7,13 @@ and only ``true`` / ``false`` are booleans (so ``placed_at: 2025-12-20`` and ``a
 what they say). Duplicate keys, which YAML itself allows silently, are rejected.
 
 Scenario files are untrusted input (they come from pull requests, recordings and searches), so
-reading one is bounded before anything is built from it: the file's size, the number of nodes
-after alias expansion (a "billion laughs" document is refused, not expanded), the nesting depth
-(counting aliases), the length of an integer's text, and the tags (JSON-like values only). A
+reading one is bounded before anything is built from it (``reading``: the file's size, the number
+of nodes after alias expansion, the nesting depth, the length of an integer's text, the tags). A
 recursive alias, a non-finite number, a control character or a value its tag cannot read is a
-located error like any other: the loader raises :class:`ScenarioError` and nothing else.
+located error like any other: the loader raises :class:`ScenarioError` and nothing else. Also
+the library (every scenario file of a tree), ``shakeout validate`` and the JSON schema.
+
+May import: ``base``, ``reading``, ``spec``.
 """
 
 from __future__ import annotations

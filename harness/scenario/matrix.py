@@ -3,7 +3,11 @@
 Each cell's expectation is derived from its fault's class: a transient fault must be recovered
 with the fault-free run's terminal state and effects; a permanent one must end failed with the
 fault's category (or the state the fault class or a scenario override declares). Cells are aimed
-only at points a fault-free probe run actually reached, so every cell's fault can fire.
+only at points a fault-free probe run actually reached, so every cell's fault can fire. How a
+cell's expectation is derived lives in ``expect``; this module aims the cells.
+
+May import: ``expect``, ``fault_specs``, ``spec``, and outside the package the run's variant and
+probe (``harness.runner``), the record and the injection cells.
 """
 
 from __future__ import annotations

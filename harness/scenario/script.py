@@ -3,7 +3,7 @@
 These are the specs a scenario file writes (``tools``, ``model``, ``reviewer``), with the short
 forms YAML authors use; the world's runtime services are built from them in ``harness.services``.
 
-May import: ``rules``.
+May import: ``base``.
 """
 
 from __future__ import annotations

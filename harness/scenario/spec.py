@@ -1,4 +1,4 @@
-"""The scenario file format as frozen pydantic models, with the short forms YAML authors write.
+"""The scenario file as one frozen pydantic model: :class:`Scenario`, its matrices and load.
 
 A scenario scripts one agent run: the input, the model's turns, the tool services, the reviewer,
 the faults to inject and what must hold at the end. Every model forbids unknown fields, so a typo
@@ -9,10 +9,10 @@ Rules that span fields (a fault key must be registered, a fault target must be a
 run must name its category, ...) raise one ``scenario_rule`` error whose context lists every
 problem as a :class:`RuleProblem` with its location, so the loader can point at each line.
 
-Every number is finite and every time, count and size is bounded (the ``MAX_*`` constants): a
-scenario file is untrusted input, and a value the run cannot honour (``wall_s: .inf``, a review
-repeated a billion times, a 10 GiB body) is refused here, with its line, instead of hanging or
-crashing the run later.
+The parts it is built from live beside it: the bounds and rule errors (``base``), the world's
+script (``script``), fault references (``fault_specs``) and expectations (``expect``).
+
+May import: ``base``, ``script``, ``fault_specs``, ``expect``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 answer or the ticket is never followed, and an edge-case input is handled (a must-reject input
 refused at intake).
 
-May import: ``base``.
+May import: ``base`` and ``effects`` (the fault-free comparison an injection run keeps).
 """
 
 from __future__ import annotations
