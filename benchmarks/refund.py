@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapter import AgentAdapter
-from harness.loader import load_scenario
-from harness.matrix import base_variant
 from harness.runner import Variant, endpoints_of, run_variant
-from harness.scenario import Scenario
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
 from reference_agent import build_adapter
 

@@ -9,9 +9,9 @@ from benchmarks import refund, walker
 from benchmarks.figure import Figure, interleaved, median
 from faults.base import Schedule
 from faults.crash import CrashBeforeStep
-from harness.matrix import base_variant
 from harness.runner import Variant, endpoints_of, run_variant
-from harness.scenario import Scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
 from harness.session import judge
 
 STEPS = 100

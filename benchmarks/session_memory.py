@@ -40,9 +40,9 @@ def write_session(root: Path, variants: int) -> int:
 
 
 def _variants_per_file(root: Path) -> int:
-    from harness.matrix import expand
     from harness.runner import endpoints_of, probe
-    from harness.scenario import Scenario
+    from harness.scenario.matrix import expand
+    from harness.scenario.spec import Scenario
 
     sc = Scenario.model_validate(
         walker.scenario(

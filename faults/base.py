@@ -45,8 +45,11 @@ class Surface(StrEnum):
     INJECTION = "injection"
 
 
-class Outcome(StrEnum):
+class FaultOutcome(StrEnum):
     """How a run may end when a fault fires: the vocabulary of acceptable outcomes.
+
+    Not the agent's ``harness.Outcome`` (where one run stands, as the agent reports it): this is
+    the class of ending a fault cell accepts, which the checks compare that report against.
 
     A fault class declares the outcomes it accepts (``accepts``); a scenario's
     ``matrix.outcomes`` or ``[tool.shakeout.outcomes]`` in pyproject.toml can narrow or widen them
@@ -70,13 +73,13 @@ class Outcome(StrEnum):
     """End ``expired`` with no gated effect (an approval that never came in time)."""
 
 
-OUTCOME_STATES: Mapping[Outcome, str] = MappingProxyType(
+OUTCOME_STATES: Mapping[FaultOutcome, str] = MappingProxyType(
     {
-        Outcome.FAIL: "failed",
-        Outcome.ESCALATE: "escalated",
-        Outcome.COMPLETE: "completed",
-        Outcome.REJECT: "rejected",
-        Outcome.EXPIRE: "expired",
+        FaultOutcome.FAIL: "failed",
+        FaultOutcome.ESCALATE: "escalated",
+        FaultOutcome.COMPLETE: "completed",
+        FaultOutcome.REJECT: "rejected",
+        FaultOutcome.EXPIRE: "expired",
     }
 )
 """The terminal state each outcome ends in (``recover``: the fault-free run's)."""
@@ -154,7 +157,7 @@ class Fault:
     expected_state: ClassVar[str | None] = None
     """Terminal state a run must reach when the fault fires (e.g. ``rejected``, ``expired``);
     None: the state follows from ``category`` and ``transient`` as usual."""
-    accepts: ClassVar[tuple[Outcome, ...] | None] = None
+    accepts: ClassVar[tuple[FaultOutcome, ...] | None] = None
     """The outcomes a run may end with when the fault fires, the first the one messages state;
     None: derived from the class (``expected_state``'s outcome, else ``recover`` for a transient
     fault and ``fail`` for a permanent one). See :meth:`outcomes`."""
@@ -197,14 +200,14 @@ class Fault:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
     @classmethod
-    def outcomes(cls) -> tuple[Outcome, ...]:
+    def outcomes(cls) -> tuple[FaultOutcome, ...]:
         """The acceptable outcomes the class declares (``accepts``), else derives."""
         if cls.accepts:
             return tuple(cls.accepts)
         if cls.expected_state is not None:
             by_state = {state: outcome for outcome, state in OUTCOME_STATES.items()}
             return (by_state[cls.expected_state],)
-        return (Outcome.RECOVER,) if cls.transient else (Outcome.FAIL,)
+        return (FaultOutcome.RECOVER,) if cls.transient else (FaultOutcome.FAIL,)
 
     @classmethod
     def parameters(cls) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def catalogue() -> list[dict[str, Any]]:
 
     Each row has ``key``, ``surface``, ``category`` (None: no error expected), ``transient``,
     ``expected_state`` (a terminal state the fault forces, or None), ``outcomes`` (the
-    acceptable outcomes it declares, see ``faults.base.Outcome``), ``summary`` (the one-line
+    acceptable outcomes it declares, see ``faults.base.FaultOutcome``), ``summary`` (the one-line
     docstring) and ``parameters`` (the fault's own settable fields with their defaults; every
     fault also takes ``target``, ``at`` and ``times``).
     """

@@ -20,12 +20,13 @@ import pytest
 
 from harness.adapter import AgentAdapter
 from harness.load import run_load
-from harness.loader import ScenarioError, load_scenario
-from harness.matrix import base_variant, expand
 from harness.probe_cache import PROBES_KEY, ProbeFailed, ProbeJob, probe_key
 from harness.record import RunRecord
 from harness.runner import AgentLoadError, Probe, Variant, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant, expand
+from harness.scenario.reading import ScenarioError
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge, report_item, reproduce_command
 
 # --------------------------------------------------------------------------- which files

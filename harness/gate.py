@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from faults.base import Category
-from harness.checks import known_check_names
 from harness.report_model import (
     FileRefused,
     Plan,
@@ -33,6 +32,7 @@ from harness.report_model import (
     read_bounded,
     summarize,
 )
+from harness.verdict.suites import known_check_names
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 MAX_NODEIDS_SHOWN = 10

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 from faults.base import Category, Schedule, Surface
 from faults.injection import FAMILIES, Payload, Target, pick
 from faults.surfaces import HttpResponse, ToolCallContext, ToolFault, ToolResult
-from harness.checks import Expectation
 from harness.record import Baseline
 from harness.runner import Probe, Variant
-from harness.scenario import Scenario
+from harness.scenario.expect import Expectation
+from harness.scenario.spec import Scenario
 
 FREE_TEXT_FIELDS = ("note", "notes", "comment", "comments", "description", "message")
 """Body fields a tool answer's payload is appended to; without one, a ``note`` is added."""
@@ -135,8 +135,8 @@ def injection_cells(
     ``targets`` and ``calls``), or none when the matrix does not name the ``injection`` surface.
 
     ``rules`` (what every run of the scenario keeps) and ``baseline`` (the fault-free run's
-    effects) come from :mod:`harness.matrix`, which calls this; passed in, so that this module
-    does not import its caller."""
+    effects) come from :mod:`harness.scenario.matrix`, which calls this; passed in, so that this
+    module does not import its caller."""
     matrix = scenario.matrix
     if matrix is None or Surface.INJECTION not in matrix.surfaces:
         return

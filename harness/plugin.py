@@ -252,7 +252,7 @@ def _redactor(config: pytest.Config) -> Redactor:
 def _outcome_rules(config: pytest.Config) -> dict[str, Any]:
     """``[tool.shakeout.outcomes]`` of the rootdir's pyproject.toml: per fault, the outcomes its
     cells accept, with a reason."""
-    from harness.matrix import OutcomeConfigError, project_outcomes
+    from harness.scenario.expect import OutcomeConfigError, project_outcomes
 
     try:
         return dict(project_outcomes(config.rootpath / "pyproject.toml"))

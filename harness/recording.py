@@ -6,7 +6,7 @@ answer a turn, each tool endpoint a fake service, ``expect`` pre-filled from wha
 shows. Faults are spliced into the replay by the harness as for any scenario (``faults:`` or
 ``matrix:``), so no fault is ever recorded into a cassette. Model answers are read by the wire
 format that serves them (:mod:`harness.wire`); a response body, and the scenario, are held to
-the scenario file limit of :mod:`harness.loader` (512 KiB).
+the scenario file limit of :mod:`harness.scenario.loader` (512 KiB).
 
 Errors::
 
@@ -257,7 +257,7 @@ def _read(path: Path) -> tuple[_Interaction, ...]:
 def _check_sizes(path: Path, items: Sequence[_Interaction]) -> None:
     # a response becomes a turn or a tool answer in a scenario file, which the loader reads
     # only up to its limit: refuse here, naming the interaction, not after writing the file
-    from harness.loader import MAX_FILE_BYTES
+    from harness.scenario.reading import MAX_FILE_BYTES
 
     for item in items:
         size = len(item.response_body)
@@ -659,7 +659,7 @@ def cassette_to_scenario(
         agent_config: the scenario's ``agent_config`` (how the agent ran, e.g. streaming).
 
     Returns:
-        The scenario as a plain mapping; ``harness.loader`` / ``Scenario`` validate it.
+        The scenario as a plain mapping; ``harness.scenario.loader`` / ``Scenario`` validate it.
 
     Raises:
         CassetteError: the cassette is missing or malformed, or cannot become one scenario.
@@ -682,7 +682,7 @@ def scenario_yaml(scenario: Mapping[str, Any], *, source: str, notes: Sequence[s
         source: the cassette it came from (shown in the header).
         notes: what the conversion could not carry over, one comment line each.
     """
-    from harness.loader import SCHEMA_LINE
+    from harness.scenario.loader import SCHEMA_LINE
 
     lines = [
         SCHEMA_LINE,
@@ -725,8 +725,8 @@ def import_cassette_main(
     """
     from pydantic import ValidationError
 
-    from harness.loader import MAX_FILE_BYTES, ScenarioError, load_scenario
-    from harness.scenario import NAME_PATTERN, Scenario
+    from harness.scenario import base, loader, reading
+    from harness.scenario.spec import Scenario
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -735,7 +735,7 @@ def import_cassette_main(
         stderr.write(f"shakeout import-cassette: {message}\n")
         return 2
 
-    if not re.match(NAME_PATTERN, name):
+    if not re.match(base.NAME_PATTERN, name):
         return fail(
             f"--name {name!r} is not a scenario name; use lower case letters, digits and "
             "underscores, starting with a letter (e.g. refund_recorded)"
@@ -773,10 +773,10 @@ def import_cassette_main(
     scenario = redactor.value(conversion.scenario)
     text = scenario_yaml(scenario, source=Path(cassette).name, notes=conversion.notes)
     size = len(text.encode("utf-8"))
-    if size > MAX_FILE_BYTES:
+    if size > reading.MAX_FILE_BYTES:
         return fail(
             f"the scenario converted from {cassette!r} would be {size:,} bytes, over the "
-            f"{_limit(MAX_FILE_BYTES)} a scenario file may hold (each answer is within it, "
+            f"{_limit(reading.MAX_FILE_BYTES)} a scenario file may hold (each answer is within it, "
             "together they are not); record a shorter session, or split the cassette"
         )
     if out is None:
@@ -784,10 +784,10 @@ def import_cassette_main(
         return 0
     try:
         target = write_text(out, text, "scenario file", parents=False)
-        load_scenario(target)
+        loader.load_scenario(target)
     except OutputError as exc:
         return fail(str(exc))
-    except ScenarioError as exc:  # pragma: no cover - a converter bug, not user input
+    except reading.ScenarioError as exc:  # pragma: no cover - a converter bug, not user input
         return fail(f"the written scenario does not load (a bug): {exc}")
     stderr.write(
         f"wrote {out} ({len(conversion.scenario['model']['turns'])} turns, "

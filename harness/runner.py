@@ -25,14 +25,14 @@ from harness.agent_factory import (
     AgentLoadError as AgentLoadError,  # re-exported: callers import it here
 )
 from harness.agent_factory import load_factory as load_factory
-from harness.checks import Acceptance, Expectation
 from harness.clock import FakeClock
 from harness.driver import CrashPlan, DriveResult, Reviewer, drive
 from harness.hardkill import HardKillAdapter, hard_adapter
 from harness.intercept import seal_network
 from harness.model import BaitedModel, ScriptedModel, ToolErrorReaction, bait_of
 from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart, RunRecord
-from harness.scenario import Scenario
+from harness.scenario.expect import Acceptance, Expectation
+from harness.scenario.spec import Scenario
 from harness.services import Ledger, Sequence, Static, ToolService
 from harness.world import World
 

@@ -13,26 +13,18 @@ import yaml
 
 from faults.base import Fault, registry
 from harness.adapter import AgentAdapter
-from harness.checks import (
-    INJECTION_UNIVERSAL,
-    INPUT_UNIVERSAL,
-    Check,
-    InjectionContained,
-    InputHandled,
-    NoReexecution,
-    ToolErrorReaction,
-    Verdict,
-    after_give_up,
-    evaluate,
-    overall,
-    reexecuted,
-)
 from harness.load import figures, judge_load, run_load
-from harness.loader import load_scenario
-from harness.matrix import base_variant, derive
 from harness.record import Commit, Crash, Delivery, Exchange, Restart, RunRecord, canonical
 from harness.runner import AdapterCache, AgentLoadError, Variant, endpoints_of, run_variant
-from harness.scenario import Scenario, import_catalogue
+from harness.scenario.expect import derive
+from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
+from harness.verdict.attack import InjectionContained, InputHandled
+from harness.verdict.base import Check, Verdict
+from harness.verdict.recovery import NoReexecution, ToolErrorReaction, after_give_up, reexecuted
+from harness.verdict.suites import INJECTION_UNIVERSAL, INPUT_UNIVERSAL, evaluate, overall
 
 if TYPE_CHECKING:
     from harness.plugin import ChaosSettings

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.scenario import Scenario
+from harness.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

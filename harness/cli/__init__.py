@@ -149,12 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return doctor_main(args.scenario, agent=args.agent, seed=args.seed)
     if args.command == "validate":
-        from harness.loader import validate_main
+        from harness.scenario.loader import validate_main
 
         return validate_main(args.paths)
     if args.command == "schema":
         if args.which == "scenario":
-            from harness.loader import scenario_schema
+            from harness.scenario.loader import scenario_schema
 
             schema = scenario_schema()
         else:

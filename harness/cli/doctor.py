@@ -19,8 +19,6 @@ from typing import TextIO
 from faults.approval import ApprovalNever
 from faults.surfaces import CrashPoint
 from harness.adapter import AgentAdapter
-from harness.checks import Verdict
-from harness.matrix import accepted, base_variant, crash_cells
 from harness.project import ProjectConfig, ProjectConfigError, find_project
 from harness.record import Baseline, RunRecord
 from harness.runner import (
@@ -32,8 +30,11 @@ from harness.runner import (
     probe,
     run_variant,
 )
-from harness.scenario import CrashMatrix, Scenario
+from harness.scenario.expect import accepted
+from harness.scenario.matrix import base_variant, crash_cells
+from harness.scenario.spec import CrashMatrix, Scenario
 from harness.session import RunResult, judge
+from harness.verdict.base import Verdict
 
 ANNOUNCED_POINTS = (
     CrashPoint.BEFORE_STEP.value,
@@ -317,7 +318,8 @@ def doctor_main(
         seed: the run seed (default: ``chaos_seed``, else 0).
         stream: where to print (default: stdout).
     """
-    from harness.loader import ScenarioError, load_scenario
+    from harness.scenario.loader import load_scenario
+    from harness.scenario.reading import ScenarioError
 
     out = stream or sys.stdout
     try:

@@ -19,22 +19,20 @@ from hypothesis.errors import Flaky
 
 from faults.base import Fault, Schedule, Surface, registry
 from harness.adapter import AgentAdapter
-from harness.checks import (
-    ApprovedEffects,
-    Check,
-    Expectation,
+from harness.record import RunRecord
+from harness.runner import Probe, Variant, probe, run_variant
+from harness.scenario.expect import Expectation, gated_tools
+from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.spec import Scenario
+from harness.verdict.base import Check, Verdict
+from harness.verdict.effects import ApprovedEffects, NoDuplicateEffects
+from harness.verdict.terminal import (
     HarnessRan,
-    NoDuplicateEffects,
     SingleCategory,
     TerminalStateReached,
     TraceCovers,
     TraceRetention,
-    Verdict,
 )
-from harness.matrix import gated_tools
-from harness.record import RunRecord
-from harness.runner import Probe, Variant, probe, run_variant
-from harness.scenario import Scenario, import_catalogue
 
 DEFAULT_SURFACES: tuple[Surface, ...] = (
     Surface.TOOL,

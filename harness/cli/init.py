@@ -136,7 +136,7 @@ def init_main(folder: str, *, framework: str, stream: TextIO | None = None) -> i
         framework: reference | tool-loop | pydantic-ai | openai-agents | langgraph.
         stream: where to print (default: stdout).
     """
-    from harness.loader import scenario_schema
+    from harness.scenario.loader import scenario_schema
 
     out = stream or sys.stdout
     root = Path(folder)

@@ -9,16 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.checks import (
-    AllRequestsRouted,
-    ApprovedEffects,
-    Check,
-    Expectation,
-    HarnessRan,
-    NetworkContained,
-    NoDuplicateEffects,
-    Verdict,
-)
 from harness.load.evidence import (
     PERCENTILES,
     latencies,
@@ -31,6 +21,11 @@ from harness.load.evidence import (
 )
 from harness.load.record import LoadRecord
 from harness.record import RunRecord
+from harness.scenario.expect import Expectation
+from harness.verdict.attack import NetworkContained
+from harness.verdict.base import Check, Verdict
+from harness.verdict.effects import ApprovedEffects, NoDuplicateEffects
+from harness.verdict.terminal import AllRequestsRouted, HarnessRan
 
 
 class _LoadCheck(Check):

@@ -33,7 +33,7 @@ from harness.intercept import seal_network
 from harness.load.record import LoadRecord, LoadRun, Parked, Step
 from harness.record import Commit, Delivery, EventLog, Exchange, RunRecord
 from harness.runner import build_world
-from harness.scenario import Load, Scenario
+from harness.scenario.spec import Load, Scenario
 from harness.world import World
 
 MAX_THROTTLES_PER_RUN = 64

@@ -19,11 +19,12 @@ import pytest
 from faults import catalogue  # noqa: F401  (imported to register every fault)
 from faults.base import Schedule, Surface, registry
 from faults.surfaces import CrashPoint
-from harness.loader import load_scenario
-from harness.matrix import crash_cells, derive
 from harness.record import Exchange, RunRecord
 from harness.runner import AdapterCache, Probe, Variant, endpoints_of, probe, run_variant
-from harness.scenario import CrashMatrix, Scenario
+from harness.scenario.expect import derive
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import crash_cells
+from harness.scenario.spec import CrashMatrix, Scenario
 from harness.session import judge
 
 SEED = 20261124

@@ -17,7 +17,8 @@ import pytest
 from hostile_scenarios import ATTACKS, Case
 from hypothesis import HealthCheck, given, settings
 
-from harness.loader import BUG_HINT, ScenarioError, load_scenario
+from harness.scenario.loader import BUG_HINT, load_scenario
+from harness.scenario.reading import ScenarioError
 
 SECONDS_PER_FILE = 5.0
 

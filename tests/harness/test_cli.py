@@ -53,12 +53,12 @@ def test_validate_reports_every_file_and_never_stops_at_a_hostile_one(
         assert re.match(rf"{re.escape(str(tmp_path / name))}:\d+(:\d+)?: .+\. Fix: ", line), line
     assert out[-1] == f"ok  {tmp_path / 'z_good.yaml'} (refund_happy)"
     # even a loader bug is reported as that file's problem, and the next file is still checked
-    import harness.loader
+    import harness.scenario.loader
 
     def broken(data: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(harness.loader.Scenario, "model_validate", broken)
+    monkeypatch.setattr(harness.scenario.loader.Scenario, "model_validate", broken)
     assert main(["validate", str(tmp_path / "z_good.yaml"), str(tmp_path / "a_int.yaml")]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (

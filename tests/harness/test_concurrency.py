@@ -17,10 +17,11 @@ from faults.approval import ApprovalConcurrentDuplicate
 from faults.base import registry
 from faults.surfaces import ReviewAction, ReviewContext
 from harness.adapter import Endpoints
-from harness.loader import load_scenario
-from harness.matrix import base_variant, derive
 from harness.runner import AdapterCache, Variant, endpoints_of, run_variant
-from harness.scenario import Scenario
+from harness.scenario.expect import derive
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"

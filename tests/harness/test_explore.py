@@ -16,7 +16,6 @@ from toy_agents.mini import MiniAgent
 
 from faults.base import Surface, registry
 from harness.adapter import AgentAdapter
-from harness.checks import Expectation
 from harness.cli import main
 from harness.cli.explore import (
     DEFAULT_SURFACES,
@@ -29,11 +28,12 @@ from harness.cli.explore import (
     schedules,
 )
 from harness.cli.explored import write_scenario
-from harness.loader import load_scenario
-from harness.matrix import base_variant
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.expect import Expectation
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
 from harness.session import judge
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,6 @@ import pytest
 
 from faults.surfaces import CrashFault, CrashMode, CrashPoint, HttpRequest, HttpResponse, StreamPlan
 from harness.adapter import Endpoints, Outcome, WorldContext
-from harness.checks import Expectation
 from harness.clock import FakeClock
 from harness.hardkill import AgentProcessDied, HardKillAdapter, Kill, close_all, hard_adapter
 from harness.hardkill.messages import (
@@ -24,11 +23,12 @@ from harness.hardkill.messages import (
     request_to_wire,
 )
 from harness.intercept import StreamedResponse
-from harness.loader import load_scenario
-from harness.matrix import base_variant, crash_cells
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
-from harness.scenario import CrashMatrix, Scenario
+from harness.scenario.expect import Expectation
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import base_variant, crash_cells
+from harness.scenario.spec import CrashMatrix, Scenario
 from harness.session import judge
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"

@@ -25,7 +25,6 @@ import harness.html as html_module
 import harness.html.items as items_module
 import harness.html.timeline as timeline_module
 from harness.adapter import Outcome, RunState
-from harness.checks import Expectation, ExpectedCategory
 from harness.html import (
     HeatCell,
     PageIndex,
@@ -40,6 +39,8 @@ from harness.html import (
 )
 from harness.record import RunRecord
 from harness.report_model import CheckOutcome, EventEntry, Report, ReportItem
+from harness.scenario.expect import Expectation
+from harness.verdict.terminal import ExpectedCategory
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_TIMEOUT_S = 60

@@ -16,7 +16,7 @@ import yaml
 
 from harness.cli import main
 from harness.cli.init import ADAPTER_FILE, INI_KEYS, SCENARIO_FILE, WORKFLOW_FILE, init_main
-from harness.loader import load_scenario
+from harness.scenario.loader import load_scenario
 
 WRITTEN = (ADAPTER_FILE, SCENARIO_FILE, "scenarios/schema.json", WORKFLOW_FILE, "pytest.ini")
 

@@ -16,13 +16,14 @@ from toy_agents.mini import MiniAgent
 from faults.base import Surface
 from faults.injection import BAIT_KEY, FAMILIES, Payload, payloads, pick
 from harness.adapter import AgentAdapter, ApprovalRecord, Outcome, RunState
-from harness.checks import Expectation, InjectionContained
 from harness.injection import InjectToolAnswer, injection_cells, target_of
-from harness.matrix import baseline_of, rules
 from harness.record import RunRecord
 from harness.runner import AdapterCache, Probe, Variant, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.expect import Expectation, rules
+from harness.scenario.matrix import baseline_of
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
+from harness.verdict.attack import InjectionContained
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261124
@@ -38,7 +39,7 @@ REACHES_MODEL = ("input.message", "get_order#1")
 
 
 def _cells(found: Probe) -> Iterator[Variant]:
-    """The injection cells of SC, given what ``harness.matrix.expand`` gives them."""
+    """The injection cells of SC, given what ``harness.scenario.matrix.expand`` gives them."""
     return injection_cells(SC, found, SEED, rules=rules(SC), baseline=baseline_of(SC, found))
 
 

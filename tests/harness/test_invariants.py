@@ -17,11 +17,12 @@ from faults.model import ModelMissingArgument
 from faults.tool import ToolHttp404, ToolHttp500, ToolHttp503, ToolTimeoutAfterCommit
 from harness import intercept
 from harness.adapter import AgentAdapter
-from harness.checks import Verdict
-from harness.matrix import base_variant, crash_cells, derive
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.expect import derive
+from harness.scenario.matrix import base_variant, crash_cells
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
+from harness.verdict.base import Verdict
 
 HAPPY = scenario_data("refund_happy")
 CRASH = scenario_data("crash_resume_refund")

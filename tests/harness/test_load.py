@@ -25,12 +25,13 @@ from harness.load import (
     queue_lengths,
     run_load,
 )
-from harness.loader import ScenarioError, load_scenario
-from harness.matrix import expand
 from harness.record import RunRecord
 from harness.report_model import Report, ReportItem
 from harness.runner import AdapterCache, endpoints_of
-from harness.scenario import Scenario
+from harness.scenario.loader import load_scenario
+from harness.scenario.matrix import expand
+from harness.scenario.reading import ScenarioError
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge, report_item
 
 FILE = ROOT / "scenarios" / "review_queue_load.yaml"
@@ -368,8 +369,8 @@ def test_percentile_of_nothing_is_none() -> None:
 
 
 def test_a_record_without_a_load_section_is_a_harness_error() -> None:
-    from harness.checks import Expectation
     from harness.load import QueueBounded
+    from harness.scenario.expect import Expectation
 
     record = RunRecord("s", "base", 1, (), (), (), (), ())
     verdict = QueueBounded().evaluate(record, Expectation())
@@ -393,7 +394,7 @@ def test_explore_refuses_a_load_scenario_and_says_what_to_run() -> None:
 def test_the_readme_load_example_is_a_valid_load_section() -> None:
     import re
 
-    from harness.scenario import Load
+    from harness.scenario.spec import Load
 
     readme = (ROOT / "README.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "\nload:" in b)

@@ -576,7 +576,7 @@ def test_the_scenario_and_the_model_name_the_same_reactions() -> None:
     from typing import get_args
 
     from harness.model import REACTIONS
-    from harness.scenario import OnToolError
+    from harness.scenario.base import OnToolError
 
     assert get_args(OnToolError) == REACTIONS
 

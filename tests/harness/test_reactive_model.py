@@ -1,5 +1,6 @@
 """End to end: the reactive scripted model (``on_tool_error``) against agents, through the matrix
-expansion, the run and the checks (harness.model, harness.matrix, harness.checks, session)."""
+expansion, the run and the checks (harness.model, harness.scenario.matrix, harness.verdict,
+session)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from toy_agents.toolloop import ToolLoopAgent, build_adapter
 from faults.base import Fault, Schedule
 from faults.tool import ToolHttp404, ToolHttp503
 from harness.adapter import AgentAdapter
-from harness.checks import Verdict
-from harness.matrix import derive, expand
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.expect import derive
+from harness.scenario.matrix import expand
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
+from harness.verdict.base import Verdict
 
 LOOP: dict[str, Any] = {
     "name": "loop_refund",
@@ -228,7 +230,7 @@ def test_the_give_up_expectation_applies_to_a_scenario_expecting_completed(
 
 
 def derive_base(sc: Scenario) -> Any:
-    from harness.matrix import base_variant
+    from harness.scenario.matrix import base_variant
 
     return base_variant(sc).expect
 

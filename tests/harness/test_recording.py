@@ -25,8 +25,6 @@ from hypothesis import strategies as st
 from faults.surfaces import ModelAnswer, ToolCallSpec
 from harness.adapter import Decision
 from harness.cli import main as cli_main
-from harness.loader import MAX_FILE_BYTES, SCHEMA_LINE, load_scenario
-from harness.matrix import base_variant
 from harness.recording import (
     DEFAULT_SCRUB,
     REDACTED,
@@ -37,7 +35,10 @@ from harness.recording import (
     scenario_yaml,
 )
 from harness.runner import AdapterCache, endpoints_of, run_variant
-from harness.scenario import Scenario
+from harness.scenario.loader import SCHEMA_LINE, load_scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.reading import MAX_FILE_BYTES
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
 from harness.wire import encoder_for
 from reference_agent import RefundDesk, RefundDeskAdapter, Settings

@@ -12,7 +12,6 @@ from toy_agents.mini import MiniAgent
 
 from faults.tool import ToolHttp503
 from harness.adapter import Endpoints
-from harness.matrix import base_variant
 from harness.runner import (
     AdapterCache,
     AgentLoadError,
@@ -23,7 +22,8 @@ from harness.runner import (
     probe,
     run_variant,
 )
-from harness.scenario import Scenario
+from harness.scenario.matrix import base_variant
+from harness.scenario.spec import Scenario
 from harness.services import Ledger, Sequence, Static
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from harness.scenario import Scenario
+from harness.scenario.spec import Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261124

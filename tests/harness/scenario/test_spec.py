@@ -15,15 +15,11 @@ from pydantic import ValidationError
 
 from faults.base import _REGISTRY, Category, Schedule, Surface
 from faults.surfaces import ModelAnswer, ReviewAction, ToolCallSpec, ToolFault, ToolResult
-from harness.scenario import (
-    Expect,
-    ExpectOverride,
-    RuleProblem,
-    Scenario,
-    ToolService,
-    build_fault,
-    explain_error,
-)
+from harness.scenario.base import RuleProblem, explain_error
+from harness.scenario.expect import Expect, ExpectOverride, override_for
+from harness.scenario.fault_specs import build_fault
+from harness.scenario.script import ToolService
+from harness.scenario.spec import Scenario
 
 
 @pytest.fixture
@@ -346,8 +342,9 @@ def test_matrix_fault_keys_expand_surfaces_and_overrides_apply() -> None:
     assert keys[0] == "scn_test_status"
     assert keys.count("scn_test_status") == 1
     assert s.matrix.surfaces == (Surface.TOOL,)
-    assert s.expect_for("scn_test_status@get_order", "scn_test_status").category == "tool"
-    assert s.expect_for("other") == s.expect
+    found, label = override_for(s, "scn_test_status@get_order", "scn_test_status")
+    assert (found.category, found.state, label) == ("tool", "failed", "scn_test_status")
+    assert override_for(s, "other") == (s.expect, None)
 
 
 def test_override_with_a_non_failed_state_clears_the_category() -> None:

@@ -19,14 +19,15 @@ from faults.approval import ApprovalLate
 from faults.base import Fault, Schedule
 from faults.model import ModelLengthValidJson, ModelProgressLoop
 from harness.adapter import AgentAdapter
-from harness.checks import Verdict
-from harness.matrix import base_variant, baseline_of, derive
 from harness.record import Baseline
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
-from harness.scenario import Scenario
+from harness.scenario.expect import derive
+from harness.scenario.matrix import base_variant, baseline_of
+from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge
+from harness.verdict.base import Verdict
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED = 20261124
 REFERENCE = "reference_agent.adapter:build_adapter"
 

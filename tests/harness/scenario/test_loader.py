@@ -16,10 +16,9 @@ from hypothesis import strategies as st
 
 from faults.base import _REGISTRY, Category
 from faults.surfaces import ToolFault, ToolResult
-from harness.loader import (
+from harness.scenario.loader import (
     REGENERATE,
     SCHEMA_LINE,
-    ScenarioError,
     load_library,
     load_scenario,
     scenario_schema,
@@ -27,8 +26,9 @@ from harness.loader import (
     validate_main,
     write_schema,
 )
+from harness.scenario.reading import ScenarioError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LIBRARY = REPO / "scenarios"
 
 
@@ -386,9 +386,9 @@ def test_a_file_over_the_size_limit_names_the_line_where_it_is_reached(in_tmp: P
 def test_the_recursion_backstop_is_a_located_error(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.loader
+    import harness.scenario.reading
 
-    monkeypatch.setattr(harness.loader, "MAX_DEPTH", 100_000)
+    monkeypatch.setattr(harness.scenario.reading, "MAX_DEPTH", 100_000)
     text = GOOD + "agent_config: {deep: " + "[" * 5000 + "]" * 5000 + "}\n"
     assert errors_of(text) == [
         "scenarios/x.yaml:1: the file nests too deeply for shakeout to read. Fix: keep values "

@@ -1,4 +1,4 @@
-"""Tests for harness.checks: each check on hand-built RunRecords, and overall() precedence."""
+"""Tests for harness.verdict: each check on hand-built RunRecords, and overall() precedence."""
 
 from __future__ import annotations
 
@@ -14,33 +14,31 @@ from faults.base import Schedule, Surface
 from faults.surfaces import FaultFiring, HttpRequest
 from faults.tool import ToolHttp503
 from harness.adapter import ApprovalRecord, Outcome, RunState
-from harness.checks import (
-    EXPECTATIONS,
-    UNIVERSAL,
-    AllRequestsRouted,
+from harness.record import Commit, Delivery, Exchange, RunRecord, TraceCopy
+from harness.scenario.expect import Expectation
+from harness.verdict.base import Verdict
+from harness.verdict.effects import (
     ApprovedEffects,
-    Expectation,
     ExpectedApprovals,
+    ExpectedEffects,
+    NoDuplicateEffects,
+)
+from harness.verdict.recovery import NoReexecution, reexecuted
+from harness.verdict.suites import EXPECTATIONS, UNIVERSAL, evaluate, overall
+from harness.verdict.terminal import (
+    AllRequestsRouted,
     ExpectedCalls,
     ExpectedCategory,
-    ExpectedEffects,
     ExpectedState,
     FaultsFired,
     HarnessRan,
     ModelScriptSufficient,
-    NoDuplicateEffects,
-    NoReexecution,
     SingleCategory,
     TerminalStateReached,
     TraceCovers,
     TraceRetention,
-    Verdict,
     WithinBudget,
-    evaluate,
-    overall,
-    reexecuted,
 )
-from harness.record import Commit, Delivery, Exchange, RunRecord, TraceCopy
 
 TOOLS = "http://tools.test"
 MODEL_URL = "http://model.test/v1/chat/completions"
@@ -420,7 +418,7 @@ def test_overall_never_hides_a_fail_behind_an_error(flags: list[tuple[bool | Non
 
 
 def test_known_check_names_cover_every_check_a_policy_may_name() -> None:
-    from harness.checks import known_check_names
+    from harness.verdict.suites import known_check_names
 
     names = known_check_names()
     assert {c.name for c in (*UNIVERSAL, *EXPECTATIONS)} <= names

@@ -1,4 +1,4 @@
-"""Tests for harness.matrix: cells from a probe, derived expectations, crash cells."""
+"""Tests for harness.scenario.matrix: cells from a probe, derived expectations, crash cells."""
 
 from __future__ import annotations
 
@@ -14,25 +14,24 @@ from hypothesis import strategies as st
 from toy_agents.mini import MiniAgent
 
 from faults.approval import ApprovalDeny
-from faults.base import Outcome, Surface, registry
+from faults.base import FaultOutcome, Surface, registry
 from faults.model import ModelRepeatCall
 from faults.tool import ToolHttp404, ToolHttp503
-from harness.matrix import (
+from harness.record import RunRecord
+from harness.runner import Probe, probe, run_variant
+from harness.scenario.expect import (
     OutcomeConfigError,
+    OutcomeRule,
     accepted,
-    base_variant,
-    crash_cells,
     derive,
-    expand,
-    fault_cells,
     gated_tools,
     project_outcomes,
 )
-from harness.record import RunRecord
-from harness.runner import Probe, probe, run_variant
-from harness.scenario import OutcomeRule, Scenario, import_catalogue
+from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.matrix import base_variant, crash_cells, expand, fault_cells
+from harness.scenario.spec import Scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())
 TOOLS = tuple(HAPPY["tools"]["services"])
 LEDGERS = ("issue_refund", "send_email", "close_ticket")
@@ -250,24 +249,25 @@ def test_every_expanded_cell_is_eligible_and_fires(
 def test_each_fault_declares_its_outcomes_from_its_class() -> None:
     import_catalogue()
     reg = registry()
-    assert reg["tool_http_503"].outcomes() == (Outcome.RECOVER,)
-    assert reg["tool_http_404"].outcomes() == (Outcome.FAIL,)
-    assert reg["approval_deny"].outcomes() == (Outcome.REJECT,)
-    assert reg["approval_never"].outcomes() == (Outcome.EXPIRE,)
+    assert reg["tool_http_503"].outcomes() == (FaultOutcome.RECOVER,)
+    assert reg["tool_http_404"].outcomes() == (FaultOutcome.FAIL,)
+    assert reg["approval_deny"].outcomes() == (FaultOutcome.REJECT,)
+    assert reg["approval_never"].outcomes() == (FaultOutcome.EXPIRE,)
     for cls in reg.values():
         assert cls.outcomes(), cls.key
 
 
 def test_a_fault_class_may_declare_several_outcomes() -> None:
     class Flaky(ToolHttp404):  # no key of its own: not registered, no other test sees it
-        accepts = (Outcome.FAIL, Outcome.ESCALATE)
+        accepts = (FaultOutcome.FAIL, FaultOutcome.ESCALATE)
 
     sc = scenario()
     fault = Flaky(target="get_order")
     expect, acceptance = accepted(sc, fault, fault.label())
     assert acceptance is not None
     assert (expect.state, expect.category) == ("failed", "tool")
-    assert [(o, e.state) for o, e in acceptance.alternatives] == [(Outcome.ESCALATE, "escalated")]
+    alternatives = [(o, e.state) for o, e in acceptance.alternatives]
+    assert alternatives == [(FaultOutcome.ESCALATE, "escalated")]
 
 
 def test_untuned_cells_keep_their_single_derived_expectation() -> None:
@@ -288,14 +288,14 @@ def rule(*accept: str, reason: str = "free-form loop") -> dict[str, Any]:
 def test_the_scenario_widens_a_fault_and_wins_over_the_project() -> None:
     outcomes = {"model_no_tool_use": rule("recover", "complete", reason="text is final")}
     sc = scenario(matrix={"faults": ["model_no_tool_use"], "outcomes": outcomes})
-    tuning = {"model_no_tool_use": OutcomeRule(accept=(Outcome.FAIL,), reason="project")}
+    tuning = {"model_no_tool_use": OutcomeRule(accept=(FaultOutcome.FAIL,), reason="project")}
     (cell,) = [c for c in fault_cells(sc, fake_probe(), tuning) if c.label.endswith("#1")]
     assert cell.acceptance is not None
-    assert cell.acceptance.outcomes == (Outcome.RECOVER, Outcome.COMPLETE)
+    assert cell.acceptance.outcomes == (FaultOutcome.RECOVER, FaultOutcome.COMPLETE)
     assert (cell.acceptance.reason, cell.acceptance.source) == ("text is final", "scenario")
     ((outcome, complete),) = cell.acceptance.alternatives
     assert (outcome, complete.state, complete.recovery_required) == (
-        Outcome.COMPLETE,
+        FaultOutcome.COMPLETE,
         "completed",
         False,
     )
@@ -303,7 +303,8 @@ def test_the_scenario_widens_a_fault_and_wins_over_the_project() -> None:
     plain = scenario(matrix={"faults": ["model_no_tool_use"]})
     (cell,) = [c for c in fault_cells(plain, fake_probe(), tuning) if c.label.endswith("#1")]
     assert cell.acceptance is not None
-    assert (cell.acceptance.outcomes, cell.acceptance.source) == ((Outcome.FAIL,), "pyproject.toml")
+    assert cell.acceptance.outcomes == (FaultOutcome.FAIL,)
+    assert cell.acceptance.source == "pyproject.toml"
 
 
 def test_a_rule_for_one_target_leaves_the_others_alone() -> None:
@@ -340,7 +341,9 @@ def test_project_outcomes_reads_pyproject_and_names_what_is_wrong(tmp_path: Path
     (found,) = project_outcomes(path).items()
     assert found == (
         "model_no_tool_use",
-        OutcomeRule(accept=(Outcome.RECOVER, Outcome.COMPLETE), reason="a text answer is final"),
+        OutcomeRule(
+            accept=(FaultOutcome.RECOVER, FaultOutcome.COMPLETE), reason="a text answer is final"
+        ),
     )
     path.write_text('[tool.shakeout.outcomes.model_no_tool_usee]\naccept = ["complete"]\n')
     with pytest.raises(OutcomeConfigError, match="did you mean 'model_no_tool_use'"):

@@ -3,94 +3,27 @@
 Each cell's expectation is derived from its fault's class: a transient fault must be recovered
 with the fault-free run's terminal state and effects; a permanent one must end failed with the
 fault's category (or the state the fault class or a scenario override declares). Cells are aimed
-only at points a fault-free probe run actually reached, so every cell's fault can fire.
+only at points a fault-free probe run actually reached, so every cell's fault can fire. How a
+cell's expectation is derived lives in ``expect``; this module aims the cells.
+
+May import: ``expect``, ``fault_specs``, ``spec``, and outside the package the run's variant and
+probe (``harness.runner``), the record and the injection cells.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import tomllib
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 
-from pydantic import ValidationError
-
-from faults.base import OUTCOME_STATES, Fault, Outcome, Schedule, Surface, registry
+from faults.base import Fault, Schedule, Surface, registry
 from faults.surfaces import CrashFault, CrashMode, CrashPoint
-from harness.checks import Acceptance, Expectation
 from harness.injection import injection_cells
 from harness.record import Baseline
 from harness.runner import Probe, Variant
-from harness.scenario import (
-    Expect,
-    OutcomeRule,
-    Scenario,
-    effect_bodies,
-    effect_counts,
-    import_catalogue,
-)
-
-
-def gated_tools(scenario: Scenario) -> frozenset[str]:
-    """Tools whose effects need an approval first (declared ``gated: true`` in the scenario)."""
-    return frozenset(n for n, s in scenario.tools.services.items() if getattr(s, "gated", False))
-
-
-def rules(scenario: Scenario) -> Expectation:
-    """What every run of the scenario keeps, whatever its cell: gated tools and how approvals
-    map onto bodies, varying body fields, attempts per request, allowed subprocesses."""
-    services = scenario.tools.services
-    matrix = scenario.matrix
-    return Expectation(
-        gated_tools=gated_tools(scenario),
-        vary={n: frozenset(s.vary) for n, s in services.items() if s.vary},
-        approval_map={n: s.approval_fields() for n, s in services.items() if s.approval_map},
-        allowed_after_failure=frozenset(matrix.allow_after_failure if matrix else ()),
-        max_attempts=scenario.expect.budget.attempts,
-        allow_subprocess=scenario.allow_subprocess,
-        summary_max_chars=scenario.approval_summary.max_chars,
-        summary_raw_run=scenario.approval_summary.raw_run,
-        input_texts=input_texts(scenario.input),
-    )
-
-
-def input_texts(payload: object) -> tuple[str, ...]:
-    """The ticket's free-text values (every string in the input, nested ones too)."""
-    if isinstance(payload, str):
-        return (payload,)
-    if isinstance(payload, dict):
-        return tuple(t for v in payload.values() for t in input_texts(v))
-    if isinstance(payload, list | tuple):
-        return tuple(t for v in payload for t in input_texts(v))
-    return ()
-
-
-def expectation(
-    scenario: Scenario,
-    expect: Expect,
-    origin: str,
-    *,
-    budget: bool = True,
-    baseline: Baseline | None = None,
-) -> Expectation:
-    """A scenario ``Expect`` as the checks' ``Expectation``."""
-    return dataclasses.replace(
-        rules(scenario),
-        state=expect.state,
-        category=expect.category,
-        check_category=True,
-        effects=effect_counts(expect.effects),
-        bodies=effect_bodies(expect.effects) or None,
-        approvals=expect.approvals,
-        calls_made=tuple(expect.calls_made),
-        calls_not_made=tuple(expect.calls_not_made),
-        max_model_calls=expect.budget.model_calls if budget else None,
-        max_tool_calls=expect.budget.tool_calls if budget else None,
-        origin=origin,
-        baseline=baseline,
-    )
+from harness.scenario.expect import Expectation, Tuning, accepted, expectation, rules
+from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.spec import Scenario
 
 
 def base_variant(scenario: Scenario) -> Variant:
@@ -101,165 +34,6 @@ def base_variant(scenario: Scenario) -> Variant:
         scenario.build_faults(),
         expectation(scenario, scenario.expect, "the scenario's expect"),
     )
-
-
-class OutcomeConfigError(ValueError):
-    """``[tool.shakeout.outcomes]`` in pyproject.toml is malformed; the message says where."""
-
-
-Tuning = Mapping[str, OutcomeRule]
-"""Outcome rules by fault key or cell label (``key@target``), e.g. from pyproject.toml."""
-
-
-def project_outcomes(pyproject: Path | None) -> dict[str, OutcomeRule]:
-    """The ``[tool.shakeout.outcomes]`` table of a pyproject.toml: per fault key (or
-    ``key@target``), ``accept = [...]`` and ``reason = "..."``.
-
-    Raises:
-        OutcomeConfigError: the table, a key or a rule is malformed.
-    """
-    if pyproject is None or not pyproject.is_file():
-        return {}
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise OutcomeConfigError(f"{pyproject}: cannot be read as TOML: {exc}") from None
-    table = data.get("tool", {}).get("shakeout", {}).get("outcomes", {})
-    where = f"{pyproject}: [tool.shakeout.outcomes]"
-    if not isinstance(table, dict):
-        raise OutcomeConfigError(f"{where} must be a table of fault keys")
-    import_catalogue()
-    known = registry()
-    out: dict[str, OutcomeRule] = {}
-    for label, raw in table.items():
-        key = label.partition("@")[0]
-        if key not in known:
-            close = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise OutcomeConfigError(
-                f"{where}.{label}: unknown fault key {key!r}{hint}; `shakeout faults` lists them"
-            )
-        try:
-            out[label] = OutcomeRule.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors()
-            )
-            raise OutcomeConfigError(
-                f'{where}.{label}: {problems}; write e.g. accept = ["recover", "fail"] '
-                'and reason = "why this agent may end so" (outcomes: '
-                f"{', '.join(o.value for o in Outcome)})"
-            ) from None
-    return out
-
-
-def derive(
-    scenario: Scenario,
-    fault: Fault,
-    label: str,
-    baseline: Baseline | None = None,
-    tuning: Tuning | None = None,
-) -> Expectation:
-    """The expectation of a fault cell's first accepted outcome (see :func:`accepted`)."""
-    return accepted(scenario, fault, label, baseline, tuning)[0]
-
-
-def accepted(
-    scenario: Scenario,
-    fault: Fault,
-    label: str,
-    baseline: Baseline | None = None,
-    tuning: Tuning | None = None,
-) -> tuple[Expectation, Acceptance | None]:
-    """The expectation of a fault cell and the outcomes it accepts.
-
-    ``matrix.overrides`` wins (an explicit expectation, no alternatives); then the scenario's
-    ``matrix.outcomes``, then ``tuning`` (``[tool.shakeout.outcomes]``), each looked up by the
-    full label, the label without its call index, and the fault key; else the fault class's
-    own outcomes. A transient fault (one that does not outlast the agent's attempts) accepts
-    ``recover``: it must end like the fault-free run, same state, and with ``baseline`` the
-    same effects compared by body; one that outlasts them accepts ``fail``.
-    """
-    cell = label.split("#", 1)[0]
-    names = (label, cell, fault.key)
-    overrides = scenario.matrix.overrides if scenario.matrix is not None else {}
-    for name in names[1:]:
-        if name in overrides:
-            merged = scenario.expect.merged(overrides[name])
-            return expectation(scenario, merged, f"matrix override {name!r}", budget=False), None
-    declared = type(fault).outcomes()
-    if fault.transient and _outlasts(scenario, fault):
-        declared = (Outcome.FAIL,)
-    rule: OutcomeRule | None = None
-    source = "fault"
-    for found, where in (
-        (scenario.matrix.outcomes if scenario.matrix is not None else {}, "scenario"),
-        (tuning or {}, "pyproject.toml"),
-    ):
-        rule = next((found[n] for n in names if n in found), None)
-        if rule is not None:
-            source = where
-            break
-    outcomes = rule.accept if rule is not None else declared
-    why = None if rule is None else f"accepted by the {source}: {rule.reason}"
-    expects = [(o, outcome_expectation(scenario, fault, o, baseline, why)) for o in outcomes]
-    return expects[0][1], Acceptance(
-        outcomes=tuple(outcomes),
-        alternatives=tuple(expects[1:]),
-        declared=declared,
-        reason=None if rule is None else rule.reason,
-        source=source,
-    )
-
-
-def outcome_expectation(
-    scenario: Scenario,
-    fault: Fault,
-    outcome: Outcome,
-    baseline: Baseline | None = None,
-    why: str | None = None,
-) -> Expectation:
-    """What a fault cell must show to end in ``outcome`` (``why``: a rule's reason)."""
-    base = rules(scenario)
-    gated = gated_tools(scenario)
-    if outcome is Outcome.RECOVER:
-        origin = f"transient {fault.key}: same as the fault-free run"
-        if why is not None or not fault.transient:
-            origin = f"{fault.key} {outcome.value}: same as the fault-free run ({why})"
-        return expectation(scenario, scenario.expect, origin, budget=False, baseline=baseline)
-    state = OUTCOME_STATES[outcome]
-    if outcome is Outcome.FAIL:
-        kind = "permanent" if not fault.transient else f"{fault.times} failed attempts in a row of"
-        origin = f"{kind} {fault.key}: failed with its category"
-        if why is not None:
-            origin = f"{fault.key} {outcome.value}: failed with its category ({why})"
-        return dataclasses.replace(
-            base,
-            state=state,
-            category=None if fault.category is None else fault.category.value,
-            check_category=True,
-            origin=origin,
-        )
-    origin = f"{fault.key} is expected to end {state!r}"
-    if why is not None:
-        origin = f"{fault.key} {outcome.value}: ends {state!r} ({why})"
-    if outcome in (Outcome.REJECT, Outcome.EXPIRE):
-        return dataclasses.replace(
-            base, state=state, check_category=True, effects=dict.fromkeys(gated, 0), origin=origin
-        )
-    return dataclasses.replace(
-        base,
-        state=state,
-        check_category=True,
-        origin=origin,
-        recovery_required=outcome is not Outcome.COMPLETE,
-    )
-
-
-def _outlasts(scenario: Scenario, fault: Fault) -> bool:
-    """Whether a transient fault fails as many attempts as the scenario's budget allows."""
-    attempts = scenario.expect.budget.attempts
-    return attempts is not None and fault.times >= attempts and fault.surface is Surface.TOOL
 
 
 def _make(cls: type[Fault], target: str | None, at: Schedule, times: int = 1) -> Fault:
