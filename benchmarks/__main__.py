@@ -34,7 +34,9 @@ def plan(mode: str) -> dict[str, Callable[[], Figure]]:
         # (tests/benchmarks/test_smoke.py), not a measurement
         return {
             "P1": lambda: overhead.measure(reps=1, batch=1),
-            "P2": lambda: scaling.measure(variants=20, reps=1),
+            "P2": lambda: scaling.measure(
+                variants=1, reps=1, faults=("tool_http_503", "tool_http_404")
+            ),
             "P3": lambda: resume.measure_resume(reps=1, batch=1),
             "P3b": lambda: resume.measure_checkpoints(reps=1, batch=1),
             "P4": lambda: fault_cost.measure(reps=1, batch=1, sweep=False),

@@ -31,7 +31,7 @@ chaos_seed = {seed}
 """
 
 
-def write_session(root: Path, variants: int) -> int:
+def write_session(root: Path, variants: int, faults: tuple[str, ...] | None = None) -> None:
     """Write enough copies of refund_happy (with its matrix) under ``root/scenarios``.
 
     The copies set ``agent_config: {persist: false}``: the session then measures CPU work the
@@ -41,23 +41,26 @@ def write_session(root: Path, variants: int) -> int:
     Args:
         root: the session's directory (gets ``pytest.ini`` and ``scenarios/``).
         variants: the least number of variants the session must run.
+        faults: the matrix's faults (None: refund_happy's own matrix); with them the session is
+            one copy (the smoke run takes two tool faults for a small session).
 
     Returns:
         The number of variants (items) the session will run.
     """
-    per_copy = variants_per_copy()
-    copies = -(-variants // per_copy)
+    copies = 1 if faults is not None else -(-variants // variants_per_copy())
     data = yaml.safe_load(refund.SCENARIO_PATH.read_text(encoding="utf-8"))
     # crash cells need the state to survive a restart, which persist: false gives up
     data.pop("crash_matrix", None)
     data["agent_config"] = {**data.get("agent_config", {}), "persist": False}
+    if faults is not None:
+        data["matrix"] = {**data["matrix"], "faults": list(faults)}
+        data["matrix"].pop("surfaces", None)
     (root / "scenarios").mkdir(parents=True, exist_ok=True)
     (root / "pytest.ini").write_text(INI.format(seed=refund.SEED), encoding="utf-8")
     for k in range(copies):
         data["name"] = f"refund_happy_{k:03d}"
         text = yaml.safe_dump(data, sort_keys=False)
         (root / "scenarios" / f"{data['name']}.yaml").write_text(text, encoding="utf-8")
-    return copies * per_copy
 
 
 def variants_per_copy() -> int:
@@ -152,11 +155,11 @@ def start_and_collect(root: Path) -> dict[str, float]:
     return out
 
 
-def measure(*, variants: int, reps: int) -> Figure:
+def measure(*, variants: int, reps: int, faults: tuple[str, ...] | None = None) -> Figure:
     """P2: (t(-n 0) / t(-n 2)) / machine 2-process scaling, reports compared for identity."""
     with tempfile.TemporaryDirectory(prefix="shakeout-bench-p2-") as tmp:
         root = Path(tmp)
-        total = write_session(root, variants)
+        write_session(root, variants, faults)
         serial, parallel, machine, identical = [], [], [], True
         for rep in range(reps):
             machine.append(machine_scaling())
@@ -169,6 +172,7 @@ def measure(*, variants: int, reps: int) -> Figure:
             identical &= comparable(root / "report-n0.json") == comparable(root / "report-n2.json")
         machine.append(machine_scaling())
         phases = start_and_collect(root)
+        total = len(json.loads((root / "report-n0.json").read_text(encoding="utf-8"))["items"])
     session = [s / p for s, p in zip(serial, parallel, strict=True)]
     figure = median(session) / median(machine)
     return Figure(
