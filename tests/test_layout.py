@@ -113,10 +113,11 @@ SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
     "harness.report_model": {
         "entries": set(),
         "atomic": set(),
+        "collector": set(),
         "summary": {"entries"},
-        "document": {"atomic", "entries", "summary"},
+        "document": {"atomic", "collector", "entries", "summary"},
         "writer": {"atomic", "document", "entries", "summary"},
-        "reading": {"document", "entries", "summary"},
+        "reading": {"collector", "document", "entries", "summary"},
         "__init__": {"atomic", "document", "entries", "reading", "summary", "writer"},
     },
 }

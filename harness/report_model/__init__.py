@@ -4,6 +4,7 @@ One module per part, each importing only the ones above it in this list:
 
 - ``entries``: the item schema (checks, faults, requests, events, queue figures), the version;
 - ``summary``: the summary's schema and maths, over a list or streamed item by item;
+- ``collector``: pausing the cyclic garbage collector while models are built in bulk;
 - ``atomic``: writing a file so that no reader sees it half-written;
 - ``document``: :class:`Report` (plan, session, summary, items) and its JSON Schema;
 - ``writer``: :class:`ReportWriter`, the report written one item at a time;

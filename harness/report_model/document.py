@@ -1,8 +1,8 @@
 """The report file as a whole: the session's plan and identity, :class:`Report` (items and
 summary) and its JSON Schema.
 
-Imports :mod:`~harness.report_model.entries`, :mod:`~harness.report_model.summary` and
-:mod:`~harness.report_model.atomic`.
+Imports :mod:`~harness.report_model.entries`, :mod:`~harness.report_model.summary`,
+:mod:`~harness.report_model.atomic` and :mod:`~harness.report_model.collector`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from pydantic import Field, model_validator
 
 from harness.report_model.atomic import (
     write_text_atomic,
+)
+from harness.report_model.collector import (
+    collector_paused,
 )
 from harness.report_model.entries import (
     SCHEMA_VERSION,
@@ -163,15 +166,20 @@ class Report(Strict):
         Raises:
             pydantic.ValidationError: an item does not match the item schema.
         """
-        models = [i if isinstance(i, ReportItem) else ReportItem.model_validate(i) for i in items]
-        models.sort(key=lambda i: i.nodeid)
-        if plan is None:
-            plan = Plan.of(i.nodeid for i in models)
-        return cls(seed=seed, session=session, plan=plan, summary=summarize(models), items=models)
+        with collector_paused():
+            models = [
+                i if isinstance(i, ReportItem) else ReportItem.model_validate(i) for i in items
+            ]
+            models.sort(key=lambda i: i.nodeid)
+            if plan is None:
+                plan = Plan.of(i.nodeid for i in models)
+            summary = summarize(models)
+            return cls(seed=seed, session=session, plan=plan, summary=summary, items=models)
 
     def to_json(self) -> str:
         """The report as indented JSON text ending with a newline."""
-        return self.model_dump_json(indent=2, by_alias=True) + "\n"
+        with collector_paused():
+            return self.model_dump_json(indent=2, by_alias=True) + "\n"
 
     def write(self, path: str | Path) -> Path:
         """Write the report atomically (a reader never sees a half-written file).

@@ -1,8 +1,8 @@
 """Reading a report file: bounded, refusing what is not a regular file, and saying what is
 wrong with one that does not load (and how to regenerate it).
 
-Imports :mod:`~harness.report_model.entries`, :mod:`~harness.report_model.summary` and
-:mod:`~harness.report_model.document`.
+Imports :mod:`~harness.report_model.entries`, :mod:`~harness.report_model.summary`,
+:mod:`~harness.report_model.collector` and :mod:`~harness.report_model.document`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 import pydantic_core
 from pydantic import ValidationError
 
+from harness.report_model.collector import (
+    collector_paused,
+)
 from harness.report_model.document import (
     Report,
 )
@@ -123,6 +126,11 @@ def load_report(path: str | Path) -> Report:
         raise ReportError(f"{exc}; {regenerate}") from None
     if not raw.strip():
         raise ReportError(f"report {p} is empty; {regenerate}")
+    with collector_paused():
+        return _validated(p, raw, regenerate)
+
+
+def _validated(p: Path, raw: bytes, regenerate: str) -> Report:
     report = None
     # One pass over the bytes (parse and validate together, in pydantic-core) where it reads
     # exactly what the step-by-step path reads: that one-pass parser takes NaN and Infinity,

@@ -247,3 +247,31 @@ def test_a_bad_session_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--chaos-session-id=a\nb", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--chaos-session-id must be 1 to 200 printable characters*"])
+
+
+def test_finished_scenario_reports_release_their_entry_and_keywords(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest keeps every report to the session's end: a scenario item's reports must not keep
+    # its entry or its keyword map, while other tests' reports and skipped ones keep theirs.
+    pytester.makeini("[pytest]\nchaos_scenarios = none/*\n")
+    pytester.makeconftest(PLAIN_YAML_ITEMS)
+    (pytester.path / "items.yaml").write_text("3")
+    pytester.makepyfile(
+        "import pytest\n\ndef test_plain():\n    pass\n\n"
+        "@pytest.mark.skip(reason='not today')\ndef test_skipped():\n    pass\n"
+    )
+    out = pytester.path / "r.json"
+    rec = pytester.inline_run(f"--chaos-report={out}", "--chaos-seed=1", "-p", "no:cacheprovider")
+    rec.assertoutcome(passed=4, skipped=1)
+    reports = rec.getreports("pytest_runtest_logreport")
+    scenario = [r for r in reports if r.nodeid.startswith("items.yaml")]
+    assert len(scenario) == 9, "setup, call and teardown of three items"
+    assert all(r.keywords == {} for r in scenario)
+    assert not any(n.startswith("shakeout") for r in scenario for n, _ in r.user_properties)
+    plain = next(r for r in reports if r.nodeid.endswith("test_plain") and r.when == "call")
+    assert "test_plain" in plain.keywords
+    skipped = next(r for r in reports if r.skipped)
+    assert "skip" in skipped.keywords
+    # The entries reached the report before they were released.
+    assert [i.verdict for i in load_report(out).items] == ["pass", "pass", "pass"]

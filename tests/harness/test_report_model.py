@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from harness.report_model import (
     summarize,
     write_text_atomic,
 )
+from harness.report_model.collector import collector_paused
 
 
 def item(nodeid: str, verdict: str = "pass", **kw: Any) -> dict[str, Any]:
@@ -530,3 +532,62 @@ def test_the_one_pass_decoder_reads_what_the_step_by_step_one_reads(field: str, 
             return loaded
 
         assert _outcome(load_report, path) == _outcome(step_by_step, path)
+
+
+def test_the_collector_pause_restores_the_collector_as_it_found_it() -> None:
+    assert gc.isenabled(), "pytest runs with the cyclic collector on"
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled(), "an inner pause must not end the outer one"
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="boom"), collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled(), "a block that raises must not leave the collector off"
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled(), "a collector someone else switched off stays off"
+    finally:
+        gc.enable()
+
+
+def _collections_during(action: Any) -> int:
+    runs: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        action()
+    finally:
+        gc.callbacks.remove(count)
+    return len(runs)
+
+
+def test_building_writing_and_loading_a_report_run_no_cyclic_collection(tmp_path: Path) -> None:
+    # Thousands of models are allocated here: with the collector on, CPython would run a
+    # collection every few hundred of them (the cost that dominated a 100k-item report).
+    # Turning it back on at the end of the pause may run one collection, no more.
+    data = [
+        item(
+            f"scenarios/s.yaml::s[v{k}]",
+            checks=[{"name": f"c{c}", "passed": True} for c in range(5)],
+            events=[{"seq": e, "kind": "request", "url": f"http://t/{e}"} for e in range(5)],
+        )
+        for k in range(400)
+    ]
+    assert _collections_during(lambda: [ReportItem.model_validate(d) for d in data]) > 1
+    built: list[Report] = []
+    assert _collections_during(lambda: built.append(Report.build(data, seed=3))) <= 1
+    path = tmp_path / "r.json"
+    assert _collections_during(lambda: built[0].write(path)) <= 1
+    loaded: list[Report] = []
+    assert _collections_during(lambda: loaded.append(load_report(path))) <= 1
+    assert loaded == built
+    assert gc.isenabled()
