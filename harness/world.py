@@ -438,7 +438,10 @@ def _bind(
 
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _model_pattern(base_url: str, suffix: str) -> Pattern:
+    # cached, like the services' patterns: the same pattern objects run after run let the
+    # router's memo (keyed by them) remember where each request goes
     parts = urlsplit(base_url)
     # any path below the base that ends in the endpoint: SDKs differ on whether the base
     # includes /v1 (openai: yes, anthropic: no); path first, as respx stops at the first miss
