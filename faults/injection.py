@@ -346,6 +346,8 @@ def family_payloads(family: str, target: Target) -> st.SearchStrategy[Payload]:
 
 def payloads(target: Target) -> st.SearchStrategy[Payload]:
     """Payloads of any family (see :data:`FAMILIES`)."""
+    from hypothesis import strategies as st
+
     return st.one_of([family_payloads(f, target) for f in FAMILIES])
 
 
