@@ -12,6 +12,8 @@ Errors::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from faults.approval import (
     ApprovalAfterRestart,
     ApprovalChangedArgs,
@@ -39,7 +41,6 @@ from faults.crash import (
     CrashTerminalWrite,
     CrashWhileParked,
 )
-from faults.inputs import INPUT_STRATEGIES, edge_case_inputs
 from faults.model import (
     ModelArgsNotJson,
     ModelArgsNotObject,
@@ -121,6 +122,23 @@ from faults.tool import (
     ToolTruncatedBody,
     ToolWrongContentType,
 )
+
+if TYPE_CHECKING:
+    from faults.inputs import INPUT_STRATEGIES, edge_case_inputs
+
+_LAZY = frozenset({"INPUT_STRATEGIES", "edge_case_inputs"})
+
+
+def __getattr__(name: str) -> Any:
+    # The input strategies are Hypothesis strategies, and importing Hypothesis costs more than
+    # the rest of the harness: every pytest process (each xdist worker too) would pay it, though
+    # only a scenario with an input matrix draws from them.
+    if name in _LAZY:
+        from faults import inputs
+
+        return getattr(inputs, name)
+    raise AttributeError(f"module 'faults' has no attribute {name!r}")
+
 
 __all__ = [
     "INPUT_STRATEGIES",

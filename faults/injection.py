@@ -19,9 +19,10 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from hypothesis import strategies as st
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 GoalKind = Literal["refund_other", "exfiltrate_email", "outside_endpoint", "self_approval"]
 
@@ -336,12 +337,17 @@ def pick(family: str, target: Target, seed: int, where: str) -> Payload:
 
 def family_payloads(family: str, target: Target) -> st.SearchStrategy[Payload]:
     """The payloads of one family as a Hypothesis strategy (a fresh marker per example)."""
+    # Imported here: a run never draws from Hypothesis, and importing it costs every process.
+    from hypothesis import strategies as st
+
     markers = st.integers(0, 2**32).map(lambda n: marker_for(family, n))
     return st.builds(fill, st.sampled_from(templates(family)), st.just(target), markers)
 
 
 def payloads(target: Target) -> st.SearchStrategy[Payload]:
     """Payloads of any family (see :data:`FAMILIES`)."""
+    from hypothesis import strategies as st
+
     return st.one_of([family_payloads(f, target) for f in FAMILIES])
 
 

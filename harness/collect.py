@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import hypothesis
 import pytest
 
 from harness.adapter import AgentAdapter
@@ -329,6 +328,10 @@ class ScenarioItem(pytest.Item):
 
     def _run_inputs(self) -> None:
         """Search the input family with Hypothesis; a failing payload is shrunk, then reported."""
+        # Imported here, not at module level: only input items search, and importing Hypothesis
+        # costs every pytest process (each xdist worker) a noticeable share of its start-up.
+        import hypothesis
+
         from faults.inputs import INPUT_STRATEGIES
 
         assert self._input_run is not None, "setup() prepares the input search"

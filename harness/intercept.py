@@ -39,13 +39,14 @@ Errors::
 Cost (measured on 2 shared cores, medians; ratios hold better than absolute times): converting a
 request to the neutral form costs ~4-7 µs; a response is built over a ``ByteStream`` (~2 µs,
 against ~18 µs for ``Response(content=...)`` as a MockTransport handler would write it). The
-:class:`Router` matches respx patterns against the caller's own request object; a route's
-pattern tests the path first, so a route that is not the request's costs ~1 µs and the matching
-one ~7 µs: a world with a model route and six tool routes routes a request in ~10-15 µs, about
-1-2% of one SDK chat completion through a bare ``httpx2.MockTransport`` (~1 ms). Matching a bare
-neutral request (no caller object: a request relayed from a subprocess, or a test) first builds
-an ``httpx.Request`` probe (~40 µs). At the transport, a tool request through a world costs about
-what a MockTransport handler costs (~30-40 µs); a model request adds its JSON encoding (~13 µs).
+router (:mod:`harness.routing`) matches respx patterns against the caller's own request object;
+a route's pattern tests the path first, so a route that is not the request's costs ~1 µs and the
+matching one ~7 µs: a world with a model route and six tool routes routes a request in ~10-15
+µs, about 1-2% of one SDK chat completion through a bare ``httpx2.MockTransport`` (~1 ms).
+Matching a bare neutral request (no caller object: a request relayed from a subprocess, or a
+test) first builds an ``httpx.Request`` probe (~40 µs). At the transport, a tool request through
+a world costs about what a MockTransport handler costs (~30-40 µs); a model request adds its
+JSON encoding (~13 µs).
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ from typing import Any, Literal
 
 import httpx
 import httpx2
-from respx.patterns import Pattern
 
 from faults.surfaces import (
     HttpRequest,
@@ -81,12 +81,11 @@ __all__ = [
     "InterceptionError",
     "Interceptor",
     "NetworkBlockedError",
-    "Route",
-    "Router",
     "StreamedResponse",
     "SubprocessBlockedError",
     "active_interceptor",
     "harness_operation",
+    "native_request",
     "report_blocked",
     "seal_network",
 ]
@@ -671,6 +670,13 @@ def seal_network() -> None:
 _native = threading.local()
 
 
+def native_request(neutral: HttpRequest) -> Any | None:
+    """The calling library's own request object for ``neutral`` when it is the request being
+    answered on this thread (``httpx.Request`` or ``httpx2.Request``), else None."""
+    pair = getattr(_native, "pair", None)
+    return pair[1] if pair is not None and pair[0] is neutral else None
+
+
 def _sync_handle(stack: _Stack, answer: Callable[[HttpRequest], Answer]) -> Any:
     def handle_request(transport: Any, request: Any) -> Any:
         neutral = stack.to_neutral(request, request.read())
@@ -696,72 +702,3 @@ def _async_handle(stack: _Stack, answer: Callable[[HttpRequest], Answer]) -> Any
         return stack.to_response(result, request, is_async=True)
 
     return handle_async_request
-
-
-# --------------------------------------------------------------------------- router
-
-
-@dataclass(frozen=True)
-class Route:
-    """A respx pattern and the handler that answers the requests it matches."""
-
-    pattern: Pattern
-    handler: Handler
-    name: str = ""
-
-
-class Router:
-    """Routes neutral requests by respx pattern; first match wins; unmatched fails closed.
-
-    Patterns are matched against an ``httpx.Request`` probe built once per request from the
-    neutral request, whichever library sent it, so one set of routes covers both stacks.
-
-    Args:
-        on_unrouted: called with each request no route matched and the connect error it is
-            refused with, before the refusal is returned.
-    """
-
-    def __init__(
-        self, on_unrouted: Callable[[HttpRequest, TransportError], None] | None = None
-    ) -> None:
-        self._routes: list[Route] = []
-        self._on_unrouted = on_unrouted
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        """The routes in match order."""
-        return tuple(self._routes)
-
-    def route(self, pattern: Pattern, handler: Handler, name: str = "") -> Route:
-        """Add a route after the existing ones and return it."""
-        added = Route(pattern, handler, name)
-        self._routes.append(added)
-        return added
-
-    def match(self, request: HttpRequest) -> Route | None:
-        """The first route whose pattern matches ``request``, or None."""
-        pair = getattr(_native, "pair", None)
-        if pair is not None and pair[0] is request:
-            probe = pair[1]
-        else:
-            probe = httpx.Request(
-                request.method, request.url, headers=request.headers, content=request.body
-            )
-        for candidate in self._routes:
-            if candidate.pattern.match(probe):
-                return candidate
-        return None
-
-    def __call__(self, request: HttpRequest) -> Answer:
-        """Answer ``request`` from the first matching route, or refuse it with a connect error."""
-        found = self.match(request)
-        if found is not None:
-            return found.handler(request)
-        refusal = TransportError(
-            TransportFailure.CONNECT_ERROR,
-            f"shakeout: no scenario route for {request.method} {request.url}; add a route to "
-            "the scenario's tools or model",
-        )
-        if self._on_unrouted is not None:
-            self._on_unrouted(request, refusal)
-        return refusal

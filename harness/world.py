@@ -30,7 +30,7 @@ from faults.surfaces import (
 )
 from harness.adapter import Endpoints
 from harness.clock import FakeClock
-from harness.intercept import Answer, Interceptor, Router, StreamedResponse
+from harness.intercept import Answer, Interceptor, StreamedResponse
 from harness.model import ScriptedModel
 from harness.record import (
     RECORD_BODY_LIMIT,
@@ -41,6 +41,7 @@ from harness.record import (
     Exchange,
     request_identity,
 )
+from harness.routing import Router
 from harness.services import Ledger, ServiceDefinitionError, ToolService
 
 __all__ = ["RECORD_BODY_LIMIT", "World"]
@@ -438,7 +439,10 @@ def _bind(
 
 
 @functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _model_pattern(base_url: str, suffix: str) -> Pattern:
+    # cached, like the services' patterns: the same pattern objects run after run let the
+    # router's memo (keyed by them) remember where each request goes
     parts = urlsplit(base_url)
     # any path below the base that ends in the endpoint: SDKs differ on whether the base
     # includes /v1 (openai: yes, anthropic: no); path first, as respx stops at the first miss

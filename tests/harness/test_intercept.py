@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +37,11 @@ from harness.intercept import (
     InterceptionError,
     Interceptor,
     NetworkBlockedError,
-    Router,
     StreamedResponse,
     SubprocessBlockedError,
     harness_operation,
 )
+from harness.routing import Router
 
 # Building a client creates an SSL context (20-60 ms); these cheap ones are shared.
 HTTPX = httpx.Client(verify=False)
@@ -645,6 +646,112 @@ def test_router_patterns_on_headers_and_body_match_the_callers_request() -> None
         assert HTTPX.get("http://x.test/list?page=2").status_code == 206
         with pytest.raises(httpx2.ConnectError):
             HTTPX2.post("http://x.test/", json={"k": 2}, headers={"x-tenant": "a"})
+
+
+def test_routers_over_the_same_patterns_share_a_memo_but_answer_with_their_own_handlers() -> None:
+    # a world builds its router per run over cached patterns: the second run's requests are
+    # routed from the memo, and must reach the second run's handlers
+    orders, other = M(method="GET", path__startswith="/orders"), M(host="tool.test")
+    answered: list[str] = []
+
+    def handler(label: str, status: int) -> Callable[[HttpRequest], Answer]:
+        def answer(request: HttpRequest) -> Answer:
+            answered.append(label)
+            return HttpResponse(status)
+
+        return answer
+
+    for run in ("first", "second"):
+        router = Router()
+        router.route(orders, handler(f"{run}:orders", 200))
+        router.route(other, handler(f"{run}:other", 201))
+        with Interceptor(router):
+            assert HTTPX.get("http://tool.test/orders/1").status_code == 200
+            assert HTTPX2.get("http://tool.test/orders/1").status_code == 200
+            assert HTTPX.post("http://tool.test/orders/1").status_code == 201
+            with pytest.raises(httpx.ConnectError):
+                HTTPX.post("http://elsewhere.test/x")
+    assert answered == [
+        "first:orders", "first:orders", "first:other",
+        "second:orders", "second:orders", "second:other",
+    ]  # fmt: skip
+
+
+def test_a_router_whose_patterns_read_headers_is_matched_per_request() -> None:
+    # the same method and URL, told apart by a header: no memo may answer the second request
+    router = Router()
+    router.route(M(headers={"x-tenant": "a"}), lambda r: HttpResponse(200))
+    router.route(M(host="x.test"), lambda r: HttpResponse(201))
+    for _ in range(2):
+        with Interceptor(router):
+            assert HTTPX2.get("http://x.test/", headers={"x-tenant": "a"}).status_code == 200
+            assert HTTPX2.get("http://x.test/", headers={"x-tenant": "b"}).status_code == 201
+            assert HTTPX.get("http://x.test/", headers={"x-tenant": "a"}).status_code == 200
+
+
+def test_adding_a_route_after_matching_is_seen() -> None:
+    router = Router()
+    router.route(M(path="/a"), lambda r: HttpResponse(200))
+    request = HttpRequest("GET", "http://x.test/b", {})
+    assert router.match(request) is None
+    added = router.route(M(path="/b"), lambda r: HttpResponse(201))
+    assert router.match(request) is added
+
+
+_PATTERNS = (
+    M(method="GET"),
+    M(method="POST", path__startswith="/orders"),
+    M(path__regex=r"^/orders/\d+$"),
+    M(host="a.test"),
+    M(params={"page": "2"}),
+    M(scheme="https", port=8443),
+    M(url__regex=r"refund"),
+)
+_URLS = st.builds(
+    lambda scheme, host, path, query: f"{scheme}://{host}{path}{query}",
+    st.sampled_from(["http", "https"]),
+    st.sampled_from(["a.test", "b.test", "a.test:8443", "b.test:8443"]),
+    st.sampled_from(["/", "/orders", "/orders/7", "/orders/x", "/refunds/1"]),
+    st.sampled_from(["", "?page=2", "?page=1"]),
+)
+
+
+@given(
+    table=st.lists(st.integers(0, len(_PATTERNS) - 1), min_size=1, max_size=4),
+    requests=st.lists(
+        st.tuples(st.sampled_from(["GET", "POST", "PUT"]), _URLS, st.booleans()), max_size=12
+    ),
+)
+def test_a_memoised_route_is_the_route_respx_matching_finds(
+    table: list[int], requests: list[tuple[str, str, bool]]
+) -> None:
+    patterns = [_PATTERNS[i] for i in table]
+    routers = [Router(), Router()]  # the second one finds the first one's memo
+    for router in routers:
+        for i, pattern in enumerate(patterns):
+            router.route(pattern, lambda r: HttpResponse(200), name=str(i))
+    for method, url, native in requests:
+        probe = httpx.Request(method, url)
+        expected = next((str(i) for i, p in enumerate(patterns) if p.match(probe)), None)
+        for router in routers:
+            request = HttpRequest(method, url, {})
+            if native:  # as the transports hand it: the caller's own request object
+                with _answering(request, httpx2.Request(method, url)):
+                    found = router.match(request)
+            else:
+                found = router.match(request)
+            assert (found.name if found is not None else None) == expected
+
+
+@contextmanager
+def _answering(request: HttpRequest, native: Any) -> Iterator[None]:
+    from harness import intercept
+
+    intercept._native.pair = (request, native)
+    try:
+        yield
+    finally:
+        intercept._native.pair = None
 
 
 def test_responses_carry_a_content_length_unless_the_answer_sets_one() -> None:
