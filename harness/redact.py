@@ -196,6 +196,7 @@ class Redactor:
         self._known: set[str] = set()
         self._known_sorted: tuple[str, ...] = ()
         self._known_lower: tuple[str, ...] = ()
+        self._known_escaped: tuple[str, ...] = ()
         self._last_json: tuple[str, tuple[str, bool]] | None = None
         self._hints = _minimal_hints(
             {f"{n}=" for n in self.query}
@@ -245,6 +246,9 @@ class Redactor:
         self._last_json = None  # a value learned since may be in the remembered document
         self._known_sorted = tuple(sorted(self._known, key=len, reverse=True))
         self._known_lower = tuple(k.lower() for k in self._known_sorted)
+        # as JSON text writes them (\u escapes of the value as it is, lowered for the scan)
+        escaped = (json.dumps(k)[1:-1].lower() for k in (*self._known_sorted, *self._known_lower))
+        self._known_escaped = tuple(dict.fromkeys((*self._known_lower, *escaped)))
         known = "|".join(re.escape(k) for k in self._known_sorted)
         self._pattern = re.compile(
             rf"(?P<known>{known})|{self._base}", re.IGNORECASE | re.MULTILINE
@@ -280,6 +284,18 @@ class Redactor:
             return True
         # The pattern matches known values case-insensitively, so the scan does too.
         return any(k in low for k in self._known_lower)
+
+    def holds_known(self, text: str) -> bool:
+        """Whether ``text`` holds a remembered secret value, as is or escaped in a JSON string.
+
+        Text another process masked with the same settings can only have missed values this
+        process remembers (from the settings, the environment, or learned here): this is the
+        whole check it needs, a literal scan instead of a parse and a walk.
+        """
+        if not self._known_escaped:
+            return False
+        low = text.lower()
+        return any(k in low for k in self._known_escaped)
 
     # ------------------------------------------------------------------ masking
 

@@ -300,3 +300,20 @@ def test_no_output_of_a_session_holds_the_secrets(
         leaks = {name: text.count(secret) for name, text in outputs.items() if secret in text}
         assert leaks == {}, f"{secret} leaked into {leaks}"
     assert "[redacted]" in outputs["JUnit XML"]
+
+
+@given(
+    secret=st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=8, max_size=24
+    ).filter(lambda v: v == v.strip().strip("\"'")),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)
+@settings(max_examples=80, deadline=None)
+def test_holds_known_finds_a_remembered_value_as_is_and_inside_json(
+    secret: str, before: str, after: str
+) -> None:
+    redactor = Redactor(secrets=[secret])
+    assert redactor.holds_known(before + secret + after)
+    assert redactor.holds_known(json.dumps({"note": before + secret + after}))
+    assert not Redactor().holds_known(before + secret + after)
