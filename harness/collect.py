@@ -27,6 +27,7 @@ from harness.scenario.matrix import base_variant, expand
 from harness.scenario.reading import ScenarioError
 from harness.scenario.spec import Scenario
 from harness.session import RunResult, judge, report_item, reproduce_command
+from harness.settings import ADAPTERS_KEY, OUTCOMES_KEY, REDACTOR_KEY, ChaosSettings
 
 # --------------------------------------------------------------------------- which files
 
@@ -143,8 +144,6 @@ class ScenarioFile(pytest.File):
                 problem = NOT_A_SCENARIO.format(path=shown, missing=" and ".join(missing))
             yield InvalidScenarioItem.from_parent(self, name=self.path.stem, problem=problem)
             return
-        from harness.plugin import ChaosSettings
-
         settings = ChaosSettings.resolve(self.config)
         seed = scenario.effective_seed(settings.seed)
         found: Probe | None = None
@@ -165,8 +164,6 @@ class ScenarioFile(pytest.File):
                 )
                 return
         try:
-            from harness.plugin import OUTCOMES_KEY
-
             tuning = self.config.stash[OUTCOMES_KEY]
             variants = list(expand(scenario, found, seed, tuning))
         except Exception as exc:  # one file's trouble is its ERROR item, never a session crash
@@ -181,9 +178,7 @@ class ScenarioFile(pytest.File):
             name = scenario.name if variant.label == "base" else f"{scenario.name}[{variant.label}]"
             yield ScenarioItem.from_parent(self, name=name, variant=variant)
 
-    def _probe(self, scenario: Scenario, settings: Any, seed: int) -> Probe:
-        from harness.plugin import ADAPTERS_KEY
-
+    def _probe(self, scenario: Scenario, settings: ChaosSettings, seed: int) -> Probe:
         factory = scenario.agent or settings.agent
         if not factory:
             raise AgentLoadError(_NO_AGENT)
@@ -274,8 +269,6 @@ class ScenarioItem(pytest.Item):
             self.extra_keyword_matches.add(tag)
 
     def setup(self) -> None:
-        from harness.plugin import ADAPTERS_KEY, ChaosSettings
-
         scenario = self.variant.scenario
         settings = ChaosSettings.resolve(self.config, self.get_closest_marker("chaos"))
         seed = scenario.effective_seed(settings.seed)
@@ -381,8 +374,6 @@ class ScenarioItem(pytest.Item):
                 self.user_properties.append(("shakeout", item))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        from harness.plugin import REDACTOR_KEY
-
         # The terminal and JUnit show this text: secrets in URLs, bodies or reasons are masked.
         if isinstance(excinfo.value, HarnessError | ScenarioFailed):
             return self.config.stash[REDACTOR_KEY].text(str(excinfo.value))

@@ -1,6 +1,6 @@
 """shakeout's pytest plugin: the ``chaos`` options, ini keys, marker, fixtures and session seed.
 
-Precedence, stated once (and applied in ``ChaosSettings.resolve``):
+Precedence (stated and applied in :mod:`harness.settings`, ``ChaosSettings.resolve``):
 **command line > ``chaos`` marker > ``chaos_config`` fixture > ini key > built-in default.**
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,88 +22,16 @@ from harness.report import SELECTION_KEY, SHARD_KEY, ReportPlugin, is_scenario_n
 from harness.report_model import nodeids_digest
 from harness.runner import AdapterCache
 from harness.session import RunResult, run_scenario
+from harness.settings import (
+    ADAPTERS_KEY,
+    DEFAULT_WALL_S,
+    OUTCOMES_KEY,
+    REDACTOR_KEY,
+    SEED_KEY,
+    ChaosSettings,
+)
 
 DEFAULT_SCENARIO_GLOBS = ("scenarios/*.yaml", "scenarios/**/*.yaml")
-DEFAULT_WALL_S = 20.0
-
-SEED_KEY = pytest.StashKey[int]()
-ADAPTERS_KEY = pytest.StashKey[AdapterCache]()
-REDACTOR_KEY = pytest.StashKey[Redactor]()
-OUTCOMES_KEY = pytest.StashKey[dict[str, Any]]()
-
-
-@dataclass(frozen=True)
-class ChaosSettings:
-    """The knobs a run reads, after precedence is applied.
-
-    Attributes:
-        seed: the seed every random choice of the run flows from.
-        agent: the adapter factory, ``module:callable``.
-        wall_s: the real-time limit per run, in seconds.
-        config: extra agent config merged under the scenario's ``agent_config``.
-    """
-
-    seed: int
-    agent: str | None = None
-    wall_s: float = DEFAULT_WALL_S
-    config: Mapping[str, Any] | None = None
-
-    @classmethod
-    def resolve(
-        cls,
-        pytest_config: pytest.Config,
-        marker: pytest.Mark | None = None,
-        fixture: Mapping[str, Any] | None = None,
-    ) -> ChaosSettings:
-        """Apply command line > marker > fixture > ini > default."""
-        ini_agent = pytest_config.getini("chaos_agent") or None
-        ini_wall = pytest_config.getini("chaos_wall_s")
-        base = cls(
-            seed=pytest_config.stash[SEED_KEY],
-            agent=ini_agent,
-            wall_s=float(ini_wall) if ini_wall else DEFAULT_WALL_S,
-        )
-        for layer in (fixture, _marker_kwargs(marker)):
-            if layer:
-                base = replace(
-                    base,
-                    **_checked(
-                        layer, "chaos_config fixture" if layer is fixture else "@pytest.mark.chaos"
-                    ),
-                )
-        cli_seed = pytest_config.getoption("chaos_seed")
-        cli_agent = pytest_config.getoption("chaos_agent")
-        cli_wall = pytest_config.getoption("chaos_wall_s")
-        return replace(
-            base,
-            seed=cli_seed if cli_seed is not None else base.seed,
-            agent=cli_agent or base.agent,
-            wall_s=cli_wall if cli_wall is not None else base.wall_s,
-        )
-
-
-_SETTINGS_FIELDS = {"seed", "agent", "wall_s", "config"}
-
-
-def _checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
-    unknown = sorted(set(values) - _SETTINGS_FIELDS)
-    if unknown:
-        raise pytest.UsageError(
-            f"{where} got unknown option(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(sorted(_SETTINGS_FIELDS))}"
-        )
-    return dict(values)
-
-
-def _marker_kwargs(marker: pytest.Mark | None) -> dict[str, Any]:
-    if marker is None:
-        return {}
-    if marker.args:
-        raise pytest.UsageError(
-            "@pytest.mark.chaos takes keyword arguments only (seed=, agent=, wall_s=, config=), "
-            f"got positional {marker.args!r}"
-        )
-    return dict(marker.kwargs)
 
 
 # --------------------------------------------------------------------------- options and setup

@@ -27,7 +27,7 @@ from harness.verdict.recovery import NoReexecution, ToolErrorReaction, after_giv
 from harness.verdict.suites import INJECTION_UNIVERSAL, INPUT_UNIVERSAL, evaluate, overall
 
 if TYPE_CHECKING:
-    from harness.plugin import ChaosSettings
+    from harness.settings import ChaosSettings
 
 
 @dataclass(frozen=True)
