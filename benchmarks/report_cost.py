@@ -10,7 +10,8 @@ from typing import Any
 
 from benchmarks import refund
 from benchmarks.figure import Figure, interleaved, median
-from harness.gate import GatePolicy, evaluate_gate
+from harness.gate import evaluate_gate
+from harness.gate_policy import GatePolicy
 from harness.report_model import Report, load_report
 from harness.session import report_item
 

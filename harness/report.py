@@ -29,16 +29,8 @@ from typing import Any, BinaryIO
 import pytest
 from pydantic import ValidationError
 
-from harness.gate import (
-    GatePolicy,
-    PolicyError,
-    check_complete,
-    evaluate_gate,
-    format_gate,
-    judge_item,
-    load_policy,
-    rejudged_note,
-)
+from harness.gate import check_complete, evaluate_gate, format_gate, judge_item, rejudged_note
+from harness.gate_policy import GatePolicy, PolicyError, load_policy
 from harness.html import PageIndex, write_html
 from harness.markdown import write_markdown
 from harness.output import OutputError, staged

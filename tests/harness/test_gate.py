@@ -17,13 +17,12 @@ from harness.gate import (
     EXIT_ERROR,
     EXIT_FAIL,
     EXIT_PASS,
-    GatePolicy,
     evaluate_gate,
     gate_main,
     judge_item,
-    load_policy,
     rejudge,
 )
+from harness.gate_policy import GatePolicy, load_policy
 from harness.report_model import Plan, Report, ReportItem, SessionInfo, load_report, reading
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.gate import evaluate_gate, format_gate, gate_main, load_policy
+from harness.gate import evaluate_gate, format_gate, gate_main
+from harness.gate_policy import load_policy
 from harness.html import render_html
 from harness.redact import MASK, Redactor
 from harness.report import ReportPlugin, junit_properties
