@@ -18,7 +18,7 @@ from harness.adapter import AgentAdapter
 from harness.output import OutputError, check_file
 from harness.probe_cache import PROBES_KEY, ProbeCache
 from harness.redact import RedactionConfigError, Redactor, redactor_for
-from harness.report import SELECTION_KEY, SHARD_KEY, ReportPlugin, is_scenario_nodeid
+from harness.report import SELECTION_KEY, SHARD_KEY, ReportPlugin
 from harness.report_model import nodeids_digest
 from harness.runner import AdapterCache
 from harness.session import RunResult, run_scenario
@@ -30,6 +30,7 @@ from harness.settings import (
     SEED_KEY,
     ChaosSettings,
 )
+from harness.spool import is_scenario_nodeid
 
 DEFAULT_SCENARIO_GLOBS = ("scenarios/*.yaml", "scenarios/**/*.yaml")
 

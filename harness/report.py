@@ -6,6 +6,11 @@ and is the only process that writes files. Items that never produced an entry (c
 errors, a crashed worker's item, a harness exception) are recorded with verdict ``error``.
 Entries wait in a temporary spool file, not in memory, until the report is streamed out.
 
+This module owns the pytest hooks, the plan, the streaming into the files and the terminal
+summary; the entry's JUnit form, the spool and building an item from an entry are
+:mod:`harness.spool`, which never imports pytest. It imports the gate, the report model and the
+writers of the files; only ``harness.plugin`` imports it.
+
 Secrets are masked here, where entries leave the item (JUnit properties, the spool every file is
 built from) and failure text is recorded, by a :class:`~harness.redact.Redactor` walking the
 whole entry: any string field, present or added later, is covered. Files are written through
@@ -15,19 +20,15 @@ whole entry: any string field, present or added later, is covered. Files are wri
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
-import tempfile
 import tomllib
-import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from harness.gate import check_complete, evaluate_gate, format_gate, judge_item, rejudged_note
 from harness.gate_policy import GatePolicy, PolicyError, load_policy
@@ -44,9 +45,13 @@ from harness.report_model import (
     SessionInfo,
     SummaryAccumulator,
 )
-
-PROPERTY = "shakeout"
-"""The ``user_properties`` name of a scenario item's entry."""
+from harness.spool import (
+    EntrySpool,
+    build_item,
+    entry_text,
+    is_scenario_nodeid,
+    junit_properties,
+)
 
 SELECTION_KEY = pytest.StashKey[tuple[int, str]]()
 """(count, :func:`~harness.report_model.nodeids_digest`) of the scenario items the session
@@ -62,8 +67,6 @@ _STATUS_REASONS: dict[int, str] = {
     pytest.ExitCode.USAGE_ERROR: "pytest was misused (exit status 4)",
 }
 
-KEY_FIELDS = ("scenario", "variant", "verdict", "category", "terminal_state", "seed", "reproduce")
-SCENARIO_SUFFIXES = (".yaml", ".yml")
 MAX_REASON_LINES = 5
 MAX_REASON_CHARS = 1000
 _CRASH = re.compile(r"^worker '?[\w-]+'? crashed while running", re.MULTILINE)
@@ -84,81 +87,6 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
         line.rstrip() for line in text.splitlines() if line.strip() and not _WORKER_INFO.match(line)
     ][:MAX_REASON_LINES]
     return "\n".join(lines)[:MAX_REASON_CHARS] or f"{report.outcome} without details"
-
-
-def is_scenario_nodeid(nodeid: str) -> bool:
-    """Whether a node id belongs to a scenario file (what a report plans and holds)."""
-    return nodeid.split("::", 1)[0].endswith(SCENARIO_SUFFIXES)
-
-
-def _parse_nodeid(nodeid: str) -> tuple[str, str]:
-    # Best effort for items without an entry: "path.yaml::name[variant]" -> (name, variant);
-    # a file-level nodeid (collection error) names the file's stem as the scenario.
-    path, _, rest = nodeid.partition("::")
-    name = rest.rsplit("::", 1)[-1] if rest else Path(path).stem
-    match = re.fullmatch(r"(.*?)\[(.*)\]", name)
-    if match:
-        return match.group(1), match.group(2)
-    return name, "base"
-
-
-def _entry_text(props: Sequence[tuple[str, object]]) -> str | None:
-    # After junit_properties the entry is JSON text; it is parsed only when the report is built.
-    text: str | None = None
-    for name, value in props:
-        if name != PROPERTY:
-            continue
-        if isinstance(value, str):
-            text = value
-        elif isinstance(value, Mapping):
-            text = json.dumps(value, sort_keys=True, default=str)
-    return text
-
-
-def junit_properties(
-    props: Sequence[tuple[str, object]], redactor: Redactor | None = None
-) -> list[tuple[str, object]]:
-    """Rewrite ``user_properties`` so JUnit XML shows the entry as JSON plus its key fields.
-
-    junitxml writes ``str(value)``, which for a dict is a Python repr; the entry is replaced by
-    its JSON text and ``shakeout.<field>`` properties are added for the key fields. Idempotent.
-    With a redactor, secrets are masked in the entry (every string at any depth) and in the
-    ``shakeout.*`` properties: everything downstream (JUnit XML, the spool the report files are
-    built from) reads the masked text.
-
-    Args:
-        props: the report's ``user_properties``.
-        redactor: masks secrets; None leaves the values as they are.
-
-    Returns:
-        A new list of properties.
-    """
-    out: list[tuple[str, object]] = []
-    entry: Mapping[str, Any] | None = None
-    for name, value in props:
-        if name == PROPERTY and isinstance(value, Mapping):
-            entry = value
-            value = json.dumps(value, sort_keys=True, default=str)
-            if redactor is not None:
-                value, changed = redactor.json_text(value)
-                if changed:
-                    entry = json.loads(value)
-        elif redactor is not None and isinstance(value, str) and name == PROPERTY:
-            # Entry text already masked: an xdist worker's (masked there with the same settings)
-            # or a second pass. Only a value remembered here can have been missed; walking every
-            # worker entry again cost the controller more than half its CPU (P2's profile).
-            value = redactor.json_text(value)[0] if redactor.holds_known(value) else value
-        elif redactor is not None and isinstance(value, str) and name.startswith(PROPERTY):
-            value = redactor.text(value)
-        out.append((name, value))
-    if entry is not None and not any(n.startswith(f"{PROPERTY}.") for n, _ in out):
-        for field in KEY_FIELDS:
-            value = entry.get(field)
-            out.append((f"{PROPERTY}.{field}", "" if value is None else value))
-        fired = entry.get("faults_fired") or []
-        keys = [f.get("key", "") for f in fired if isinstance(f, Mapping)]
-        out.append((f"{PROPERTY}.faults_fired", ",".join(dict.fromkeys(keys))))
-    return out
 
 
 class ReportPlugin:
@@ -208,10 +136,7 @@ class ReportPlugin:
         self.markdown_path = markdown_path
         self.html_path = html_path
         self.policy_path = policy_path
-        # nodeid -> (offset, length, hash) of its entry's JSON text in the spool.
-        self._spooled: dict[str, tuple[int, int, int]] = {}
-        self._spool: BinaryIO | None = None
-        self._spool_end = 0
+        self._spool = EntrySpool()
         self._problems: dict[str, list[tuple[str, str]]] = {}
         self._scenario_nodeids: set[str] = set()
         self._reported: set[str] = set()
@@ -246,7 +171,7 @@ class ReportPlugin:
         nodeid = report.nodeid
         return (
             nodeid in self._scenario_nodeids
-            or nodeid.split("::", 1)[0].endswith(SCENARIO_SUFFIXES)
+            or is_scenario_nodeid(nodeid)
             or "chaos" in getattr(report, "keywords", {})
         )
 
@@ -259,9 +184,9 @@ class ReportPlugin:
             return
         nodeid = report.nodeid
         self._reported.add(nodeid)
-        text = _entry_text(report.user_properties)
+        text = entry_text(report.user_properties)
         if text is not None:
-            self._spool_entry(nodeid, text)
+            self._spool.add(nodeid, text)
             self._scenario_nodeids.add(nodeid)
         elif self._is_scenario(report):
             self._scenario_nodeids.add(nodeid)
@@ -273,35 +198,6 @@ class ReportPlugin:
             self._problems.setdefault(nodeid, []).append(
                 (when, self.redactor.text(_reason(report)))
             )
-
-    def _spool_entry(self, nodeid: str, text: str) -> None:
-        # The setup and call reports both carry the entry: spool the same text once.
-        known = self._spooled.get(nodeid)
-        data = text.encode("utf-8")
-        digest = hash(data)
-        if known is not None and known[1:] == (len(data), digest):
-            return
-        if self._spool is None:
-            self._spool = tempfile.TemporaryFile(prefix="shakeout-entries-")  # noqa: SIM115
-            # Closed at unconfigure; the finalizer covers a plugin used outside a session.
-            weakref.finalize(self, self._spool.close)
-        self._spool.seek(self._spool_end)
-        self._spool.write(data)
-        self._spooled[nodeid] = (self._spool_end, len(data), digest)
-        self._spool_end += len(data)
-
-    def _entry(self, nodeid: str) -> Mapping[str, Any] | None:
-        place = self._spooled.get(nodeid)
-        if place is None or self._spool is None:
-            return None
-        offset, length, _ = place
-        self._spool.seek(offset)
-        text = self._spool.read(length).decode("utf-8")
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = None
-        return parsed if isinstance(parsed, dict) else {"_unparsable": text[:200]}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Record a scenario file that failed to collect as an error item."""
@@ -360,7 +256,7 @@ class ReportPlugin:
             self._interrupted = reason
 
     def _nodeids(self) -> list[str]:
-        nodeids = set(self._spooled) | set(self._problems)
+        nodeids = self._spool.nodeids() | set(self._problems)
         if self._crashed:
             nodeids |= self._collected - self._reported
         return sorted(nodeids)
@@ -368,60 +264,12 @@ class ReportPlugin:
     def iter_items(self) -> Iterator[ReportItem]:
         """The items gathered so far, one per scenario nodeid, in nodeid order, built lazily."""
         for nodeid in self._nodeids():
-            yield self._item(nodeid, self._entry(nodeid))
+            entry = self._spool.entry(nodeid)
+            yield build_item(nodeid, entry, self._problems.get(nodeid, []), self.seed)
 
     def items(self) -> list[ReportItem]:
         """The items gathered so far, one per scenario nodeid, in nodeid order."""
         return list(self.iter_items())
-
-    def _item(self, nodeid: str, entry: Mapping[str, Any] | None) -> ReportItem:
-        problems = self._problems.get(nodeid, [])
-        scenario, variant = _parse_nodeid(nodeid)
-        if entry is None:
-            if problems:
-                text = "\n".join(_describe(when, reason) for when, reason in problems)
-            else:
-                text = "not run: its xdist worker crashed and no worker was left to run it"
-            return ReportItem(
-                nodeid=nodeid,
-                scenario=scenario,
-                variant=variant,
-                verdict="error",
-                seed=self.seed,
-                error=text,
-            )
-        try:
-            item = ReportItem.model_validate({**entry, "nodeid": nodeid})
-        except ValidationError as exc:
-            return ReportItem(
-                nodeid=nodeid,
-                scenario=str(entry.get("scenario") or scenario),
-                variant=str(entry.get("variant") or variant),
-                verdict="error",
-                seed=self.seed,
-                error=(
-                    "the harness produced a result entry that does not match the report "
-                    f"schema (a shakeout bug; please report it): {exc.error_count()} problem(s), "
-                    f"first: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
-                ),
-            )
-        # A failing call is how a scenario item signals a verdict the entry already holds; it
-        # only adds something when the entry says pass (an assertion on the outcome failed).
-        extra = [
-            (when, reason) for when, reason in problems if when != "call" or item.verdict == "pass"
-        ]
-        if not extra:
-            return item
-        # A broken setup/teardown is the harness's error; a failing call after a passing run
-        # is the test's own assertion on the outcome, so a failure.
-        verdict = item.verdict
-        if verdict == "pass":
-            verdict = "fail" if all(w == "call" for w, _ in extra) else "error"
-        text = "\n".join(
-            _describe("call-after-pass" if when == "call" else when, reason)
-            for when, reason in extra
-        )
-        return item.model_copy(update={"verdict": verdict, "error": text})
 
     def build_report(self) -> Report:
         """The full report of everything gathered so far (every item in memory at once)."""
@@ -591,8 +439,7 @@ class ReportPlugin:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Delete the spool."""
-        if self._spool is not None:
-            self._spool.close()
+        self._spool.close()
 
     def _gate_lines(self, report: Report) -> list[str]:
         if self._policy is None:
@@ -642,18 +489,6 @@ def _kept(item: ReportItem, policy: GatePolicy | None) -> bool:
     if item.category is not None and item.category in policy.category:
         return True
     return any(c.passed is False and c.name in policy.checks for c in item.checks)
-
-
-def _describe(when: str, reason: str) -> str:
-    prefix = {
-        "collect": "collection failed",
-        "crash": "crashed",
-        "setup": "error in setup",
-        "teardown": "error in teardown",
-        "call": "failed in call without a shakeout result",
-        "call-after-pass": "failed after the run passed",
-    }.get(when, f"failed in {when}")
-    return f"{prefix}: {reason}"
 
 
 def _has_gate_table(rootpath: Path) -> bool:

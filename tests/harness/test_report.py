@@ -16,8 +16,9 @@ from harness.gate import evaluate_gate, format_gate, gate_main
 from harness.gate_policy import load_policy
 from harness.html import render_html
 from harness.redact import MASK, Redactor
-from harness.report import ReportPlugin, junit_properties
+from harness.report import ReportPlugin
 from harness.report_model import Report, load_report
+from harness.spool import junit_properties
 
 REPO = Path(__file__).resolve().parents[2]
 
