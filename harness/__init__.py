@@ -30,9 +30,11 @@ if TYPE_CHECKING:
         TraceLike,
         WorldContext,
     )
+    from harness.cassette import CassetteError
+    from harness.cassette_import import cassette_to_scenario
     from harness.hardkill import HardKillAdapter
     from harness.plugin import chaos_config, chaos_run
-    from harness.recording import CassetteError, cassette_to_scenario, record_session
+    from harness.recording import record_session
     from harness.session import RunResult
 
 __all__ = [
@@ -73,8 +75,8 @@ _HOME = {
     "HardKillAdapter": "harness.hardkill",
     "chaos_config": "harness.plugin",
     "chaos_run": "harness.plugin",
-    "CassetteError": "harness.recording",
-    "cassette_to_scenario": "harness.recording",
+    "CassetteError": "harness.cassette",
+    "cassette_to_scenario": "harness.cassette_import",
     "record_session": "harness.recording",
     "RunResult": "harness.session",
 }

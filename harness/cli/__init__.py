@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv=list(argv) if argv is not None else sys.argv[1:],
         )
     if args.command == "import-cassette":
-        from harness.recording import import_cassette_main
+        from harness.cassette_import import import_cassette_main
 
         return import_cassette_main(
             args.cassette,

@@ -3,7 +3,7 @@
 One :class:`WireEncoder` per format renders a ``ModelAnswer`` as the provider's JSON body or as
 a ``StreamPlan`` of its SSE events, a ``ProviderError`` as its error status and body (so the
 real SDK raises its real exception class), and an in-stream error event; and reads a recorded
-response body or SSE stream back into a :class:`DecodedAnswer` (``harness.recording`` turns
+response body or SSE stream back into a :class:`DecodedAnswer` (``harness.cassette_import`` turns
 cassettes into scenarios with it).
 """
 

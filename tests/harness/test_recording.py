@@ -1,4 +1,5 @@
-"""Tests for harness.recording: record a live session with vcrpy, turn the cassette into a scenario.
+"""Tests for harness.recording, harness.cassette and harness.cassette_import: record a live
+session with vcrpy, read the cassette back and turn it into a scenario.
 
 The live session is made local: a loopback HTTP server answers like an OpenAI-compatible model
 and like the refund tools, and the real reference agent runs against it with a real API key in
@@ -24,16 +25,10 @@ from hypothesis import strategies as st
 
 from faults.surfaces import ModelAnswer, ToolCallSpec
 from harness.adapter import Decision
+from harness.cassette import CassetteError
+from harness.cassette_import import cassette_to_scenario, import_cassette_main, scenario_yaml
 from harness.cli import main as cli_main
-from harness.recording import (
-    DEFAULT_SCRUB,
-    REDACTED,
-    CassetteError,
-    cassette_to_scenario,
-    import_cassette_main,
-    record_session,
-    scenario_yaml,
-)
+from harness.recording import DEFAULT_SCRUB, REDACTED, record_session
 from harness.runner import AdapterCache, endpoints_of, run_variant
 from harness.scenario.loader import SCHEMA_LINE, load_scenario
 from harness.scenario.matrix import base_variant

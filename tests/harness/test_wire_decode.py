@@ -1,7 +1,7 @@
 """Tests for reading answers back from each wire format (harness.wire ``decode``/``decode_stream``).
 
 What an encoder serves, the same format's decoder reads back unchanged, JSON body or SSE stream:
-the invariant ``harness.recording`` relies on when it turns a recorded session into turns.
+the invariant ``harness.cassette_import`` relies on when it turns a recorded session into turns.
 """
 
 from __future__ import annotations
