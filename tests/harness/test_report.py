@@ -15,10 +15,8 @@ import pytest
 from harness.gate import evaluate_gate, format_gate, gate_main
 from harness.gate_policy import load_policy
 from harness.html import render_html
-from harness.redact import MASK, Redactor
 from harness.report import ReportPlugin
 from harness.report_model import Report, load_report
-from harness.spool import junit_properties
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -333,46 +331,6 @@ def test_junit_gets_the_entry_as_json_and_its_key_fields(project: pytest.Pyteste
         props["shakeout.reproduce"]
         == "pytest 'scenarios/refund.yaml::refund[tool_http_503@get_order#2]'"
     )
-
-
-def test_junit_properties_is_idempotent_and_leaves_other_properties_alone() -> None:
-    entry = {"verdict": "pass", "scenario": "s", "faults_fired": [{"key": "k"}, {"key": "k"}]}
-    once = junit_properties([("other", {"a": 1}), ("shakeout", entry)])
-    assert once[0] == ("other", {"a": 1})
-    assert once[1] == ("shakeout", json.dumps(entry, sort_keys=True))
-    assert ("shakeout.faults_fired", "k") in once
-    assert ("shakeout.category", "") in once
-    assert junit_properties(once) == once
-
-
-def test_entry_text_from_a_worker_is_masked_again_only_for_values_remembered_here(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # the controller's redactor knows a secret the worker's text still carries: masked
-    controller = Redactor(secrets=["s3cr3t-value-42"])
-    leaked = json.dumps({"verdict": "pass", "note": "token s3cr3t-value-42 in free text"})
-    ((_, text), *_) = junit_properties([("shakeout", leaked)], controller)
-    assert isinstance(text, str)
-    assert "s3cr3t-value-42" not in text
-    assert json.loads(text)["note"] == f"token {MASK} in free text"
-    # text the worker already masked is not parsed and walked again (the controller's cost)
-    walked: list[str] = []
-    real = Redactor._json_text
-
-    def counting(self: Redactor, value: str) -> tuple[str, bool]:
-        walked.append(value)
-        return real(self, value)
-
-    monkeypatch.setattr(Redactor, "_json_text", counting)
-    masked = json.dumps({"verdict": "pass", "headers": {"authorization": MASK}})
-    assert junit_properties([("shakeout", masked)], controller)[0] == ("shakeout", masked)
-    assert walked == []
-    # an entry that is still a mapping (this process ran the item) is walked and masked
-    entry = {"verdict": "pass", "headers": {"authorization": "Bearer abc.def.ghi"}}
-    ((_, fresh), *_) = junit_properties([("shakeout", entry)], controller)
-    assert isinstance(fresh, str)
-    assert "abc.def.ghi" not in fresh
-    assert walked
 
 
 def test_xdist_gives_the_same_report_and_a_crashed_worker_s_item_is_an_error(
