@@ -18,7 +18,7 @@ fi
 echo "== pytest (under coverage)"
 coverage erase
 set +e
-coverage run -m pytest -n 2 -p no:cacheprovider "$@"
+coverage run -m pytest -n 2 -p no:cacheprovider --durations=30 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
