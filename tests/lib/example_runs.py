@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from example_session import Session, Variant, derive
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -49,7 +50,7 @@ class ExampleRun:
         """nodeid -> failed checks of every item that did not pass, leaving out the scenarios
         named in ``but``."""
         return {
-            nodeid: failed_checks(item)
+            nodeid: sorted(Session.failed_checks(item))
             for nodeid, item in self.items.items()
             if item["verdict"] != "pass" and item["scenario"] not in but
         }
@@ -58,12 +59,7 @@ class ExampleRun:
         """The checks that failed on the one item of a planted scenario, which must fail."""
         (item,) = self.of(scenario)
         assert item["verdict"] == "fail", item
-        return set(failed_checks(item))
-
-
-def failed_checks(item: Mapping[str, Any]) -> list[str]:
-    """The names of the checks that failed on a report item."""
-    return sorted(c["name"] for c in item["checks"] if c["passed"] is False)
+        return Session.failed_checks(item)
 
 
 def run_example(
@@ -85,9 +81,8 @@ def run_example(
             f"def build_{n}(endpoints):\n"
             f"    return _build_{n}(endpoints, defects={tuple(bug.defects)!r})\n"
         )
-        data = yaml.safe_load((source / "scenarios" / f"{bug.scenario}.yaml").read_text())
-        data = {k: v for k, v in data.items() if k not in ("matrix", "crash_matrix")}
-        data.update(name=bug.name, agent=f"planted:build_{n}")
+        base = yaml.safe_load((source / "scenarios" / f"{bug.scenario}.yaml").read_text())
+        data = derive(base, Variant(bug.name, f"planted:build_{n}"))
         (pytester.path / "scenarios" / f"{bug.name}.yaml").write_text(yaml.safe_dump(data))
     if factories:
         pytester.makepyfile(planted="\n\n".join(factories))
