@@ -45,12 +45,8 @@ def write_session(root: Path, variants: int, faults: tuple[str, ...] | None = No
         root: the session's directory (gets ``pytest.ini`` and ``scenarios/``).
         variants: the least number of variants the session must run.
         faults: the matrix's faults (None: refund_happy's own matrix); with them the session is
-            one copy (the smoke run takes two tool faults for a small session).
-
-    Returns:
-        The least number of variants (items) the session will run: refund_happy's base and
-        fault cells per copy (its input and injection items come on top; the figure counts the
-        items the session really ran).
+            one copy (the smoke run takes two tool faults for a small session). The figure
+            counts the items the session really ran, from its report.
     """
     copies = 1 if faults is not None else -(-variants // variants_per_copy())
     data = yaml.safe_load(refund.SCENARIO_PATH.read_text(encoding="utf-8"))
