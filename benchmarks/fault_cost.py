@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from benchmarks import refund
 from benchmarks.figure import Figure, interleaved
-from harness.runner import Variant, probe
+from harness.run.runner import probe
 from harness.scenario.matrix import expand
+from harness.scenario.variant import Variant
 
 CELL = "tool_http_503@get_order#1"
 """A transient tool fault on the first call: the agent retries, so the run does all its work

@@ -15,8 +15,8 @@ import httpx2
 from benchmarks import refund
 from benchmarks.figure import Figure, interleaved
 from harness.adapter import Decision
-from harness.clock import FakeClock
-from harness.runner import endpoints_of
+from harness.run.runner import endpoints_of
+from harness.world.clock import FakeClock
 from reference_agent import build_adapter
 
 REVIEW_DELAY_S = 1.0

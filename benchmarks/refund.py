@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapter import AgentAdapter
-from harness.runner import Variant, endpoints_of, run_variant
+from harness.plugin.session import RunResult, judge
+from harness.run.runner import endpoints_of, run_variant
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Variant
 from reference_agent import build_adapter
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ from typing import Any
 
 from benchmarks import refund
 from benchmarks.figure import Figure, interleaved, median
-from harness.gate import evaluate_gate
-from harness.gate_policy import GatePolicy
-from harness.report_model import Report, load_report
-from harness.session import report_item
+from harness.plugin.session import report_item
+from harness.report.gate import evaluate_gate
+from harness.report.gate_policy import GatePolicy
+from harness.report.model import Report, load_report
 
 POLICY = GatePolicy(max_failures=0, max_errors=0, min_transient_recovery=0.99, min_coverage=0.5)
 ITEMS_PER_SCENARIO = 200

@@ -9,10 +9,11 @@ from benchmarks import refund, walker
 from benchmarks.figure import Figure, interleaved, median
 from faults.base import Schedule
 from faults.crash import CrashBeforeStep
-from harness.runner import Variant, endpoints_of, run_variant
+from harness.plugin.session import judge
+from harness.run.runner import endpoints_of, run_variant
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
-from harness.session import judge
+from harness.scenario.variant import Variant
 
 STEPS = 100
 SHORT = 10

@@ -40,7 +40,7 @@ def write_session(root: Path, variants: int) -> int:
 
 
 def _variants_per_file(root: Path) -> int:
-    from harness.runner import endpoints_of, probe
+    from harness.run.runner import endpoints_of, probe
     from harness.scenario.matrix import expand
     from harness.scenario.spec import Scenario
 

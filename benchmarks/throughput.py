@@ -10,10 +10,10 @@ import respx
 
 from benchmarks import pydantic_agent, refund
 from benchmarks.figure import Figure, interleaved
-from harness.runner import endpoints_of, run_variant
+from harness.plugin.session import judge
+from harness.run.runner import endpoints_of, run_variant
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
-from harness.session import judge
 
 QUESTION = "What did order O-1001 cost?"
 

@@ -30,12 +30,12 @@ if TYPE_CHECKING:
         TraceLike,
         WorldContext,
     )
-    from harness.cassette import CassetteError
-    from harness.cassette_import import cassette_to_scenario
-    from harness.hardkill import HardKillAdapter
     from harness.plugin import chaos_config, chaos_run
-    from harness.recording import record_session
-    from harness.session import RunResult
+    from harness.plugin.session import RunResult
+    from harness.recording.cassette import CassetteError
+    from harness.recording.cassette_import import cassette_to_scenario
+    from harness.recording.recorder import record_session
+    from harness.run.hardkill import HardKillAdapter
 
 __all__ = [
     "AdapterContractError",
@@ -72,13 +72,13 @@ _HOME = {
     "RunState": "harness.adapter",
     "TraceLike": "harness.adapter",
     "WorldContext": "harness.adapter",
-    "HardKillAdapter": "harness.hardkill",
+    "HardKillAdapter": "harness.run.hardkill",
     "chaos_config": "harness.plugin",
     "chaos_run": "harness.plugin",
-    "CassetteError": "harness.cassette",
-    "cassette_to_scenario": "harness.cassette_import",
-    "record_session": "harness.recording",
-    "RunResult": "harness.session",
+    "CassetteError": "harness.recording.cassette",
+    "cassette_to_scenario": "harness.recording.cassette_import",
+    "record_session": "harness.recording.recorder",
+    "RunResult": "harness.plugin.session",
 }
 
 

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,13 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("harness", "faults", "reference_agent")
-PYTEST_FACING = {"plugin.py", "collect.py", "settings.py", "report.py", "probe_cache.py"}
+PYTEST_FACING = {
+    "harness/plugin/__init__.py",
+    "harness/plugin/collect.py",
+    "harness/plugin/settings.py",
+    "harness/plugin/probe_cache.py",
+    "harness/report/reporter.py",
+}
 
 MAX_LINES = 600
 """A module longer than this holds more than one thing: split it along what it owns."""
@@ -35,17 +41,17 @@ OVERSIZED: dict[str, int] = {
     # shrinks: when a file is split below 600 lines, delete its entry; never raise a number.
     # (Set again on 2026-11-27 after merging the work of issues 11, 13 and 14, which grew
     # checks, scenario, report_model and html; splitting them is issue 15's open work.)
-    "harness/intercept.py": 704,
+    "harness/world/intercept.py": 704,
 }
 
 KNOWN_CIRCLES: set[frozenset[str]] = set()
 """Import circles tolerated for now; empty since issue 15 broke the last (``plugin`` <->
-``collect``: both now read the settings and stash keys from ``harness.settings``). A new circle
-fails the test: break it, do not list it."""
+``collect``: both now read the settings and stash keys from ``harness.plugin.settings``). A new
+circle fails the test: break it, do not list it."""
 
 
 HARDKILL_LAYERS: dict[str, set[str]] = {
-    # module of harness.hardkill -> the modules of the package it may import (its docstring says
+    # module of harness.run.hardkill -> the modules of the package it may import (its docstring says
     # why); the parent side (processes, proxy) and the child side (child) never meet.
     "errors": set(),
     "messages": set(),
@@ -68,7 +74,7 @@ SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
     },
     # The split report page, load scenario and report model: each module's docstring says what
     # it owns and which of its siblings it may import; only the package's __init__ imports all.
-    "harness.html": {
+    "harness.report.html": {
         "assets": set(),
         "markup": set(),
         "index": set(),
@@ -94,7 +100,53 @@ SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
         "spec": {"base", "expect", "fault_specs", "script"},
         "reading": {"base"},
         "loader": {"base", "reading", "spec"},
-        "matrix": {"expect", "fault_specs", "spec"},
+        "variant": {"base", "expect", "spec"},
+        "injection": {"expect", "spec", "variant"},
+        "matrix": {"expect", "fault_specs", "injection", "spec", "variant"},
+        "__init__": set(),
+    },
+    # The stages along the path, each split by what it owns. A nested subpackage (``wire``,
+    # ``hardkill``, ``html``, ``model``) is one row: its modules' imports of each other are its
+    # own business (``hardkill`` has its own table above).
+    "harness.world": {
+        "clock": set(),
+        "intercept": set(),
+        "wire": set(),
+        "services": set(),
+        "routing": {"intercept"},
+        "model": {"clock", "intercept", "wire"},
+        "world": {"clock", "intercept", "model", "routing", "services"},
+        "__init__": set(),
+    },
+    "harness.run": {
+        "agent_factory": set(),
+        "driver": set(),
+        "hardkill": {"agent_factory", "driver"},
+        "runner": {"agent_factory", "driver", "hardkill"},
+        "__init__": set(),
+    },
+    "harness.report": {
+        "model": set(),
+        "spool": {"model"},
+        "gate_policy": {"model"},
+        "gate": {"gate_policy", "model"},
+        "merge": {"model"},
+        "markdown": {"model"},
+        "html": {"model"},
+        "reporter": {"gate", "gate_policy", "html", "markdown", "model", "spool"},
+        "__init__": set(),
+    },
+    "harness.plugin": {
+        "settings": set(),
+        "probe_cache": set(),
+        "session": {"settings"},
+        "collect": {"probe_cache", "session", "settings"},
+        "__init__": {"collect", "probe_cache", "session", "settings"},
+    },
+    "harness.recording": {
+        "cassette": set(),
+        "recorder": set(),
+        "cassette_import": {"cassette"},
         "__init__": set(),
     },
     "harness.verdict": {
@@ -106,7 +158,7 @@ SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
         "suites": {"attack", "base", "effects", "recovery", "terminal"},
         "__init__": set(),
     },
-    "harness.report_model": {
+    "harness.report.model": {
         "entries": set(),
         "atomic": set(),
         "collector": set(),
@@ -120,17 +172,65 @@ SUBPACKAGE_LAYERS: dict[str, dict[str, set[str]]] = {
 
 SUBPACKAGE_REACH: dict[str, set[str]] = {
     # subpackage -> the modules of the harness outside it that it may import (``faults`` is open
-    # to all); what is not listed is out of reach, e.g. the scenario never imports the checks,
-    # the report or the plugin, and the checks never import the report or the plugin. Each
-    # subpackage's docstring says the same in words.
-    "harness.scenario": {"harness.injection", "harness.record", "harness.runner"},
+    # to all); what is not listed is out of reach, e.g. the scenario never imports the world or
+    # the runner, the world never imports the runner, and the checks never import the report or
+    # the plugin. Each subpackage's docstring says the same in words.
+    "harness.scenario": {"harness.record"},
+    "harness.world": {"harness.adapter", "harness.record", "harness.scenario.base"},
+    "harness.run": {
+        "harness.adapter",
+        "harness.record",
+        "harness.scenario.expect",
+        "harness.scenario.spec",
+        "harness.scenario.variant",
+        "harness.world.clock",
+        "harness.world.intercept",
+        "harness.world.model",
+        "harness.world.services",
+        "harness.world.world",
+    },
     "harness.verdict": {
         "harness.adapter",
-        "harness.model",
+        "harness.world.model",
         "harness.record",
         "harness.scenario.expect",
     },
+    "harness.report": {"harness.output", "harness.redact", "harness.verdict.suites"},
+    "harness.recording": {
+        "harness.output",
+        "harness.project",
+        "harness.redact",
+        "harness.scenario.base",
+        "harness.scenario.loader",
+        "harness.scenario.reading",
+        "harness.scenario.spec",
+        "harness.world.wire",
+    },
 }
+
+PATH = (
+    "harness.scenario",
+    "harness.world",
+    "harness.run",
+    "harness.verdict",
+    "harness.load",
+    "harness.report",
+    "harness.recording",
+    "harness.plugin",
+    "harness.cli",
+)
+"""The data path, in order: a stage imports only the stages before it (and the shared modules
+``adapter``, ``record``, ``redact``, ``output`` and ``project``, which import no stage)."""
+
+SHARED = (
+    "harness.adapter",
+    "harness.output",
+    "harness.project",
+    "harness.record",
+    "harness.redact",
+)
+SHARED_EXEMPT = {"harness"}
+"""The public surface (``harness/__init__``) loads names from every stage on first use."""
 
 
 REFERENCE_AGENT_WORKFLOW = {"workflow", "policy"}
@@ -363,11 +463,13 @@ def layer_breaches(
     for module, edges in graph.items():
         if module != package and not module.startswith(package + "."):
             continue
-        short = module.removeprefix(package).lstrip(".") or "__init__"
+        short = module.removeprefix(package).lstrip(".").split(".")[0] or "__init__"
         for edge in edges:
             if not edge.target.startswith(package + "."):
                 continue
-            target = edge.target.removeprefix(package + ".")
+            target = edge.target.removeprefix(package + ".").split(".")[0]
+            if target == short and module != package:
+                continue  # inside one nested subpackage: that package's own business
             if target not in layers.get(short, set()):
                 problems.append(f"{edge}: {short} may import only {sorted(layers.get(short, ()))}")
     return problems
@@ -438,7 +540,7 @@ def test_faults_never_import_the_harness(path: Path) -> None:
 
 @pytest.mark.parametrize("path", files("harness"), ids=lambda p: p.name)
 def test_only_the_pytest_facing_modules_import_pytest(path: Path) -> None:
-    if path.name not in PYTEST_FACING:
+    if path.relative_to(ROOT).as_posix() not in PYTEST_FACING:
         assert not imported(path) & {"pytest", "_pytest"}, path
 
 
@@ -464,10 +566,10 @@ def test_no_module_is_over_600_lines_but_the_shrinking_list() -> None:
 
 def test_the_hard_kill_layers_import_only_downwards() -> None:
     graph = import_graph(ROOT, PACKAGES)
-    inside = "harness.hardkill."
+    inside = "harness.run.hardkill."
     modules = {m.removeprefix(inside) for m in graph if m.startswith(inside)}
     assert modules | {"__init__"} == set(HARDKILL_LAYERS), "a new module needs its row in the table"
-    problems = layer_breaches(graph, "harness.hardkill", HARDKILL_LAYERS)
+    problems = layer_breaches(graph, "harness.run.hardkill", HARDKILL_LAYERS)
     assert not problems, "\n".join(problems)
 
 
@@ -475,7 +577,9 @@ def test_the_hard_kill_layers_import_only_downwards() -> None:
 def test_the_split_subpackages_import_only_what_their_table_allows(package: str) -> None:
     graph = import_graph(ROOT, PACKAGES)
     layers = SUBPACKAGE_LAYERS[package]
-    modules = {m.removeprefix(package + ".") for m in graph if m.startswith(package + ".")}
+    modules = {
+        m.removeprefix(package + ".").split(".")[0] for m in graph if m.startswith(package + ".")
+    }
     assert modules | {"__init__"} == set(layers), "a new module needs its row in the table"
     problems = layer_breaches(graph, package, layers)
     assert not problems, "\n".join(problems)
@@ -500,6 +604,92 @@ def test_the_subpackages_along_the_path_import_only_what_they_may(package: str) 
     graph = import_graph(ROOT, PACKAGES)
     problems = reach_breaches(graph, package, SUBPACKAGE_REACH[package], "harness")
     assert not problems, "\n".join(problems)
+
+
+def path_breaches(graph: Mapping[str, Iterable[Edge]], path: Sequence[str]) -> list[str]:
+    """Imports that run against the data path: a stage importing a later stage, or a shared
+    module (outside every stage) importing a stage. ``TYPE_CHECKING`` imports do not count."""
+
+    def stage(module: str) -> int | None:
+        for i, pkg in enumerate(path):
+            if module == pkg or module.startswith(pkg + "."):
+                return i
+        return None
+
+    problems: list[str] = []
+    for module, edges in graph.items():
+        if not module.startswith("harness.") or module in SHARED_EXEMPT:
+            continue
+        here = stage(module)
+        for edge in edges:
+            there = stage(edge.target)
+            if there is None:
+                continue
+            if here is None:
+                problems.append(f"{edge}: a shared module may import no stage of the path")
+            elif there > here:
+                problems.append(f"{edge}: {path[here]} comes before {path[there]} on the path")
+    return problems
+
+
+def test_every_stage_imports_only_the_stages_before_it() -> None:
+    graph = import_graph(ROOT, PACKAGES)
+    stages = {m for m in graph if m.startswith("harness.") and m.count(".") >= 1}
+    shared = {m for m in stages if not any(m == p or m.startswith(p + ".") for p in PATH)}
+    assert shared == set(SHARED), f"modules outside every stage: {sorted(shared)}"
+    problems = path_breaches(graph, PATH)
+    assert not problems, "\n".join(problems)
+
+
+def readme_stages(text: str) -> dict[str, set[str]]:
+    """The README Layout block's stages (``scenario/  base script ...``) and the names listed."""
+    block = text.split("Inside `harness/`", 1)[1].split("```", 2)[1]
+    stages: dict[str, set[str]] = {}
+    current = None
+    for line in block.splitlines():
+        match = re.match(r"(\w+)/\s", line)
+        if match:
+            current = match.group(1)
+            stages[current] = set()
+        elif not line.startswith(" "):
+            current = None
+        if current:
+            stages[current] |= set(re.findall(r"\b(\w+)/?(?=\s|$)", line.split("  ", 1)[-1]))
+    return stages
+
+
+def test_the_readme_layout_shows_every_stage_and_its_modules() -> None:
+    graph = import_graph(ROOT, PACKAGES)
+    listed = readme_stages((ROOT / "README.md").read_text())
+    assert list(listed) == [p.removeprefix("harness.") for p in PATH], "stages out of order"
+    for pkg in PATH:
+        modules = {
+            m.removeprefix(pkg + ".").split(".")[0] for m in graph if m.startswith(pkg + ".")
+        }
+        missing = modules - {"__main__"} - listed[pkg.removeprefix("harness.")]
+        assert not missing, f"README's Layout section leaves out {sorted(missing)} of {pkg}"
+
+
+def test_a_readme_layout_leaving_out_a_module_is_caught() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "runner" in readme_stages(text)["run"]
+    assert "runner" not in readme_stages(text.replace("hardkill/ runner ", "hardkill/ "))["run"]
+
+
+def test_a_stage_importing_a_later_one_is_reported(tmp_path: Path) -> None:
+    pkg = tmp_path / "harness"
+    for sub in ("scenario", "world"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "record.py").write_text("import harness.world.thing\n")
+    (pkg / "scenario" / "spec.py").write_text("from harness.world import thing\n")
+    (pkg / "world" / "thing.py").write_text("from harness.scenario import spec\n")
+    graph = import_graph(tmp_path, ["harness"])
+    problems = path_breaches(graph, ("harness.scenario", "harness.world"))
+    assert len(problems) == 2, problems
+    assert any("harness.scenario comes before harness.world" in p for p in problems)
+    assert any("a shared module may import no stage" in p for p in problems)
 
 
 def unlisted_packages(root: Path, tops: Iterable[str], listed: Iterable[str]) -> list[str]:
@@ -562,7 +752,7 @@ def test_the_public_surface_names_what_users_import() -> None:
 def test_importing_the_public_surface_loads_neither_pytest_nor_the_plugin() -> None:
     # the agent's own process (hard-kill mode) and plain scripts import harness modules
     code = (
-        "import sys, harness, harness.runner; "
+        "import sys, harness, harness.run.runner; "
         "print(sorted(m for m in ('pytest', 'harness.plugin', 'vcr') if m in sys.modules))"
     )
     done = subprocess.run(
@@ -738,11 +928,11 @@ def test_a_subpackage_missing_from_the_wheel_is_caught(tmp_path: Path) -> None:
 
 def test_a_readme_importing_a_private_module_is_caught() -> None:
     text = (
-        "```python\nfrom harness.recording import record_session\nimport faults\n"
+        "```python\nfrom harness.recording.recorder import record_session\nimport faults\n"
         "class Agent:\n    def start(self, payload):   # a sketch\n```\n"
         "```bash\nfrom not.python import x\n```\n"
     )
-    assert readme_imports(text) == ["harness.recording", "faults"]
+    assert readme_imports(text) == ["harness.recording.recorder", "faults"]
 
 
 @given(st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=20))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report_model import Report
+from harness.report.model import Report
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET_PLUGINS = ("-p", "no:respx", "-p", "no:httpx2", "-p", "no:anyio", "-p", "no:cov")

@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             schema = scenario_schema()
         else:
-            from harness.report_model import report_schema
+            from harness.report.model import report_schema
 
             schema = report_schema()
         sys.stdout.write(json.dumps(schema, indent=2) + "\n")
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return faults_main(as_json=args.json)
     if args.command == "gate":
-        from harness.gate import gate_main
+        from harness.report.gate import gate_main
 
         return gate_main(args.report, args.policy, expect_session=args.session)
     if args.command == "explore":
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv=list(argv) if argv is not None else sys.argv[1:],
         )
     if args.command == "import-cassette":
-        from harness.cassette_import import import_cassette_main
+        from harness.recording.cassette_import import import_cassette_main
 
         return import_cassette_main(
             args.cassette,
@@ -193,6 +193,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_base_url=args.model_base_url,
             tools_base_url=args.tools_base_url,
         )
-    from harness.merge import merge_main
+    from harness.report.merge import merge_main
 
     return merge_main(args.reports, args.output)

@@ -19,21 +19,14 @@ from typing import TextIO
 from faults.approval import ApprovalNever
 from faults.surfaces import CrashPoint
 from harness.adapter import AgentAdapter
+from harness.plugin.session import RunResult, judge
 from harness.project import ProjectConfig, ProjectConfigError, find_project
 from harness.record import Baseline, RunRecord
-from harness.runner import (
-    AdapterCache,
-    AgentLoadError,
-    Probe,
-    Variant,
-    endpoints_of,
-    probe,
-    run_variant,
-)
+from harness.run.runner import AdapterCache, AgentLoadError, endpoints_of, probe, run_variant
 from harness.scenario.expect import accepted
 from harness.scenario.matrix import base_variant, crash_cells
 from harness.scenario.spec import CrashMatrix, Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Probe, Variant
 from harness.verdict.base import Verdict
 
 ANNOUNCED_POINTS = (

@@ -20,10 +20,11 @@ from hypothesis.errors import Flaky
 from faults.base import Fault, Schedule, Surface, registry
 from harness.adapter import AgentAdapter
 from harness.record import RunRecord
-from harness.runner import Probe, Variant, probe, run_variant
+from harness.run.runner import probe, run_variant
 from harness.scenario.expect import Expectation, gated_tools
 from harness.scenario.fault_specs import import_catalogue
 from harness.scenario.spec import Scenario
+from harness.scenario.variant import Probe, Variant
 from harness.verdict.base import Check, Verdict
 from harness.verdict.effects import ApprovedEffects, NoDuplicateEffects
 from harness.verdict.terminal import (

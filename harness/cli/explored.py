@@ -20,10 +20,10 @@ import yaml
 
 from harness.cli.explore import ExploreError, ExploreResult, Finding, explore
 from harness.output import OutputError, check_directory, write_text
+from harness.plugin.session import dump_yaml
 from harness.project import ProjectConfigError, find_project
 from harness.redact import RedactionConfigError, Redactor
 from harness.scenario.spec import Scenario
-from harness.session import dump_yaml
 
 # --------------------------------------------------------------------------- writing it out
 
@@ -206,7 +206,7 @@ def explore_main(
         argv: the command's arguments after ``shakeout``, quoted into the written file's header.
         stream: where to print (default: stdout).
     """
-    from harness.runner import AdapterCache, AgentLoadError, endpoints_of
+    from harness.run.runner import AdapterCache, AgentLoadError, endpoints_of
     from harness.scenario.loader import load_scenario
     from harness.scenario.reading import ScenarioError
 

@@ -76,8 +76,8 @@ jobs:
       - if: always()
         run: |
           python - <<'PY' >> "$GITHUB_STEP_SUMMARY"
-          from harness.markdown import render_markdown
-          from harness.report_model import load_report
+          from harness.report.markdown import render_markdown
+          from harness.report.model import load_report
           print(render_markdown(load_report("shakeout.json")))
           PY
 """

@@ -27,14 +27,14 @@ from harness.adapter import (
     RunState,
     WorldContext,
 )
-from harness.clock import FakeClock
-from harness.driver import RunTimedOut, _summarise, call_with_deadline
-from harness.intercept import seal_network
 from harness.load.record import LoadRecord, LoadRun, Parked, Step
 from harness.record import Commit, Delivery, EventLog, Exchange, RunRecord
-from harness.runner import build_world
+from harness.run.driver import RunTimedOut, call_with_deadline, summarise_exception
+from harness.run.runner import build_world
 from harness.scenario.spec import Load, Scenario
-from harness.world import World
+from harness.world.clock import FakeClock
+from harness.world.intercept import seal_network
+from harness.world.world import World
 
 MAX_THROTTLES_PER_RUN = 64
 """A run throttled this often is not started again (only an agent that never admits it)."""
@@ -159,7 +159,7 @@ class _Load:
             except (RunTimedOut, AdapterContractError):
                 raise
             except Exception as exc:
-                self.agent_exception = f"run {number}: {_summarise(exc)}"
+                self.agent_exception = f"run {number}: {summarise_exception(exc)}"
                 raise _Stop from None
             finally:
                 self.seqs.setdefault(number, []).append((after, self.log.count()))

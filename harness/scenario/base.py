@@ -37,7 +37,7 @@ WireFormat = Literal["openai_chat", "openai_responses", "anthropic_messages"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ReviewVerdict = Literal["approve", "deny", "never"]
 FinishReason = Literal["stop", "tool_calls", "length", "content_filter"]
-OnToolError = Literal["retry", "proceed", "give_up"]  # harness.model.ToolErrorReaction
+OnToolError = Literal["retry", "proceed", "give_up"]  # the scripted model's ToolErrorReaction
 
 # Bounds on scenario values: far above what any scenario needs, low enough that no value can
 # hang a run, overflow a timer (Event.wait(inf) raises) or exhaust memory.

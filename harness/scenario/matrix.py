@@ -7,7 +7,7 @@ only at points a fault-free probe run actually reached, so every cell's fault ca
 cell's expectation is derived lives in ``expect``; this module aims the cells.
 
 May import: ``expect``, ``fault_specs``, ``spec``, and outside the package the run's variant and
-probe (``harness.runner``), the record and the injection cells.
+probe (``harness.run.runner``), the record and the injection cells.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import Iterator
 
 from faults.base import Fault, Schedule, Surface, registry
 from faults.surfaces import CrashFault, CrashMode, CrashPoint
-from harness.injection import injection_cells
 from harness.record import Baseline
-from harness.runner import Probe, Variant
 from harness.scenario.expect import Expectation, Tuning, accepted, expectation, rules
 from harness.scenario.fault_specs import import_catalogue
+from harness.scenario.injection import injection_cells
 from harness.scenario.spec import Scenario
+from harness.scenario.variant import Probe, Variant
 
 
 def base_variant(scenario: Scenario) -> Variant:

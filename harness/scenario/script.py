@@ -1,7 +1,8 @@
 """What the world answers in a scenario: the tool services, the model's turns and the reviewer.
 
 These are the specs a scenario file writes (``tools``, ``model``, ``reviewer``), with the short
-forms YAML authors use; the world's runtime services are built from them in ``harness.services``.
+forms YAML authors use; the world's runtime services are built from them in
+``harness.world.services``.
 
 May import: ``base``.
 """

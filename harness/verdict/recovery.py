@@ -18,10 +18,10 @@ from typing import ClassVar
 from faults.base import Category
 from faults.model import LengthCut
 from harness.adapter import RunState
-from harness.model import REACTION_KEY
 from harness.record import Commit, Exchange, RunRecord, canonical
 from harness.scenario.expect import Expectation
 from harness.verdict.base import Check, Verdict, _failed, _fault_by_label, _request_faults, _what
+from harness.world.model import REACTION_KEY
 
 # --------------------------------------------------------------------------- evidence of recovery
 

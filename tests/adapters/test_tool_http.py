@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.clock import FakeClock
+from harness.world.clock import FakeClock
 from shakeout_adapters.categories import ToolError
 from shakeout_adapters.tool_http import MAX_BODY_BYTES, ToolHttp, idempotency_key
 

@@ -40,7 +40,8 @@ def test_running_scenarios_does_not_import_hypothesis() -> None:
     # start-up; only an input item's search needs it.
     code = (
         "import sys\n"
-        "import faults, harness.plugin, harness.collect, harness.runner, harness.session\n"
+        "import faults, harness.plugin, harness.plugin.collect, harness.run.runner\n"
+        "import harness.plugin.session\n"
         "from faults import INPUT_STRATEGIES\n"  # still there, imported on first use...
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'hypothesis'))\n"
     )

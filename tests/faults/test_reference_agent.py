@@ -19,13 +19,14 @@ import pytest
 from faults import catalogue  # noqa: F401  (imported to register every fault)
 from faults.base import Schedule, Surface, registry
 from faults.surfaces import CrashPoint
+from harness.plugin.session import judge
 from harness.record import Exchange, RunRecord
-from harness.runner import AdapterCache, Probe, Variant, endpoints_of, probe, run_variant
+from harness.run.runner import AdapterCache, endpoints_of, probe, run_variant
 from harness.scenario.expect import derive
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import crash_cells
 from harness.scenario.spec import CrashMatrix, Scenario
-from harness.session import judge
+from harness.scenario.variant import Probe, Variant
 
 SEED = 20261124
 WALL_S = 10.0

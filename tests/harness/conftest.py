@@ -9,7 +9,7 @@ import scripted_provider
 from library import scenario_data, without_matrices
 from toy_agents.mini import MiniAgent, build_adapter
 
-from harness.runner import endpoints_of
+from harness.run.runner import endpoints_of
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.report_model import Report, SessionInfo
+from harness.report.model import Report, SessionInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,12 +17,13 @@ from faults.approval import ApprovalConcurrentDuplicate
 from faults.base import registry
 from faults.surfaces import ReviewAction, ReviewContext
 from harness.adapter import Endpoints
-from harness.runner import AdapterCache, Variant, endpoints_of, run_variant
+from harness.plugin.session import RunResult, judge
+from harness.run.runner import AdapterCache, endpoints_of, run_variant
 from harness.scenario.expect import derive
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Variant
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 SEED = 20261124

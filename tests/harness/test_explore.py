@@ -28,13 +28,14 @@ from harness.cli.explore import (
     schedules,
 )
 from harness.cli.explored import write_scenario
+from harness.plugin.session import judge
 from harness.record import RunRecord
-from harness.runner import AdapterCache, Probe, endpoints_of, probe, run_variant
+from harness.run.runner import AdapterCache, endpoints_of, probe, run_variant
 from harness.scenario.expect import Expectation
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
-from harness.session import judge
+from harness.scenario.variant import Probe
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY_FILE = ROOT / "scenarios" / "refund_happy.yaml"

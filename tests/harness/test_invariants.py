@@ -15,14 +15,15 @@ from faults.approval import ApprovalDeny
 from faults.base import Fault, Schedule
 from faults.model import ModelMissingArgument
 from faults.tool import ToolHttp404, ToolHttp500, ToolHttp503, ToolTimeoutAfterCommit
-from harness import intercept
 from harness.adapter import AgentAdapter
-from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
+from harness.plugin.session import RunResult, judge
+from harness.run.runner import AdapterCache, endpoints_of, probe, run_variant
 from harness.scenario.expect import derive
 from harness.scenario.matrix import base_variant, crash_cells
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Variant
 from harness.verdict.base import Verdict
+from harness.world import intercept
 
 HAPPY = scenario_data("refund_happy")
 CRASH = scenario_data("crash_resume_refund")

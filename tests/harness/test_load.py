@@ -16,7 +16,6 @@ from library import ROOT, SEED, scenario_data
 from toy_agents.mini import MiniAgent, build_adapter
 
 from harness.adapter import AgentAdapter
-from harness.html import render_html
 from harness.load import (
     LoadRecord,
     Parked,
@@ -25,14 +24,15 @@ from harness.load import (
     queue_lengths,
     run_load,
 )
+from harness.plugin.session import RunResult, judge, report_item
 from harness.record import RunRecord
-from harness.report_model import Report, ReportItem
-from harness.runner import AdapterCache, endpoints_of
+from harness.report.html import render_html
+from harness.report.model import Report, ReportItem
+from harness.run.runner import AdapterCache, endpoints_of
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import expand
 from harness.scenario.reading import ScenarioError
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge, report_item
 
 FILE = ROOT / "scenarios" / "review_queue_load.yaml"
 

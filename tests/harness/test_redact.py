@@ -22,7 +22,7 @@ from harness.redact import (
     redact_model,
     redactor_for,
 )
-from harness.report_model import Report
+from harness.report.model import Report
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,12 +18,13 @@ from toy_agents.sdk_retry import PROVIDER_ERRORS, Provider, SdkRetryAgent, scena
 
 from faults.base import Schedule
 from faults.model import ModelOverloaded, ModelRateLimit, ModelServerError
+from harness.plugin.session import RunResult, judge
 from harness.record import Exchange, RunRecord
-from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
+from harness.run.runner import AdapterCache, endpoints_of, probe, run_variant
 from harness.scenario.expect import derive
 from harness.scenario.matrix import base_variant, fault_cells
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Variant
 from harness.verdict.base import Verdict
 
 SEED = 20261125

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from faults.surfaces import FaultFiring, HttpRequest, ModelAnswer, ModelFault, WireFormat
-from harness.clock import FakeClock
-from harness.intercept import Answer, Interceptor
-from harness.model import ScriptedModel, ToolErrorReaction
+from harness.world.clock import FakeClock
+from harness.world.intercept import Answer, Interceptor
+from harness.world.model import ScriptedModel, ToolErrorReaction
 
 
 def scripted(

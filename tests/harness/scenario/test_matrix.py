@@ -18,7 +18,7 @@ from faults.base import FaultOutcome, Surface, registry
 from faults.model import ModelRepeatCall
 from faults.tool import ToolHttp404, ToolHttp503
 from harness.record import RunRecord
-from harness.runner import Probe, probe, run_variant
+from harness.run.runner import probe, run_variant
 from harness.scenario.expect import (
     OutcomeConfigError,
     OutcomeRule,
@@ -30,6 +30,7 @@ from harness.scenario.expect import (
 from harness.scenario.fault_specs import import_catalogue
 from harness.scenario.matrix import base_variant, crash_cells, expand, fault_cells
 from harness.scenario.spec import Scenario
+from harness.scenario.variant import Probe
 
 ROOT = Path(__file__).resolve().parents[3]
 HAPPY = yaml.safe_load((ROOT / "scenarios" / "refund_happy.yaml").read_text())

@@ -17,12 +17,13 @@ from faults.base import Fault, Schedule
 from faults.crash import CrashAfterCheckpoint
 from faults.tool import ToolHttp404, ToolHttp500, ToolHttp503, ToolLatency, ToolRateLimit
 from harness.adapter import AgentAdapter
+from harness.plugin.session import RunResult, judge
 from harness.record import Baseline
-from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
+from harness.run.runner import AdapterCache, endpoints_of, probe, run_variant
 from harness.scenario.expect import derive, expectation
 from harness.scenario.matrix import base_variant, baseline_of, crash_cells
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Variant
 from harness.verdict.base import Verdict
 
 HAPPY = scenario_data("refund_happy")

@@ -19,12 +19,13 @@ from faults.approval import ApprovalLate
 from faults.base import Fault, Schedule
 from faults.model import ModelLengthValidJson, ModelProgressLoop
 from harness.adapter import AgentAdapter
+from harness.plugin.session import RunResult, judge
 from harness.record import Baseline
-from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
+from harness.run.runner import AdapterCache, endpoints_of, probe, run_variant
 from harness.scenario.expect import derive
 from harness.scenario.matrix import base_variant, baseline_of
 from harness.scenario.spec import Scenario
-from harness.session import RunResult, judge
+from harness.scenario.variant import Variant
 from harness.verdict.base import Verdict
 
 ROOT = Path(__file__).resolve().parents[3]
