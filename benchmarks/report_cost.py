@@ -27,7 +27,8 @@ def templates() -> list[dict[str, Any]]:
     out = []
     for variant in (refund.base(), cell):
         result = refund.run_and_judge(variant)
-        out.append(report_item(f"scenarios/refund_happy.yaml::{variant.label}", result))
+        item = report_item(f"scenarios/refund_happy.yaml::{variant.label}", result)
+        out.append(item.model_dump(mode="json"))
     return out
 
 

@@ -23,6 +23,7 @@ from harness.plugin.probe_cache import PROBES_KEY, ProbeFailed, ProbeJob, probe_
 from harness.plugin.session import RunResult, judge, report_item, reproduce_command
 from harness.plugin.settings import ADAPTERS_KEY, OUTCOMES_KEY, REDACTOR_KEY, ChaosSettings
 from harness.record import RunRecord
+from harness.report.model import CheckOutcome
 from harness.run.runner import AgentLoadError, endpoints_of, probe, run_variant
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant, expand
@@ -300,7 +301,8 @@ class ScenarioItem(pytest.Item):
                 self.variant, adapter, seed=seed, wall_s=wall, config=settings.config
             )
         self.result = judge(self.variant, record, reproduce_command(self.nodeid, seed))
-        self.user_properties.append(("shakeout", report_item(self.nodeid, self.result)))
+        item = report_item(self.nodeid, self.result)
+        self.user_properties.append(("shakeout", item.model_dump(mode="json")))
         if self.result.verdict == "error":
             raise HarnessError(self.result.explain())
 
@@ -357,22 +359,23 @@ class ScenarioItem(pytest.Item):
             search()
         finally:
             if results:
-                item = report_item(self.nodeid, results[-1])
-                item["verdict"] = "fail" if results[-1].verdict != "pass" else "pass"
                 rejected = sum(
                     1
                     for r in results
                     if r.record.final is not None and r.record.final.category == "input"
                 )
-                item["checks"].append(
-                    {
-                        "name": "input_search",
-                        "passed": True,
-                        "reason": f"{len(results)} generated payload(s), {rejected} rejected at "
-                        "intake",
-                    }
+                searched = CheckOutcome(
+                    name="input_search",
+                    passed=True,
+                    reason=f"{len(results)} generated payload(s), {rejected} rejected at intake",
                 )
-                self.user_properties.append(("shakeout", item))
+                item = report_item(
+                    self.nodeid,
+                    results[-1],
+                    verdict="fail" if results[-1].verdict != "pass" else "pass",
+                    more_checks=(searched,),
+                )
+                self.user_properties.append(("shakeout", item.model_dump(mode="json")))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         # The terminal and JUnit show this text: secrets in URLs, bodies or reasons are masked.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,8 @@ from faults.base import Fault, registry
 from harness.adapter import AgentAdapter
 from harness.load import figures, judge_load, run_load
 from harness.record import Commit, Crash, Delivery, Exchange, Restart, RunRecord, canonical
+from harness.report.model import CheckOutcome, ReportItem
+from harness.report.model import Verdict as ItemVerdict
 from harness.run.runner import AdapterCache, AgentLoadError, endpoints_of, run_variant
 from harness.scenario.expect import derive
 from harness.scenario.fault_specs import import_catalogue
@@ -138,8 +140,26 @@ def reproduce_command(nodeid: str, seed: int) -> str:
     return f"python -m pytest {shlex.quote(nodeid)} --chaos-seed={seed} -p no:randomly"
 
 
-def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
-    """The JSON-able item the report plugin collects (the shape the report schema fixes)."""
+def report_item(
+    nodeid: str,
+    result: RunResult,
+    *,
+    verdict: ItemVerdict | None = None,
+    more_checks: Sequence[CheckOutcome] = (),
+) -> ReportItem:
+    """The report item of one run: every kind of variant's item is built here, typed.
+
+    Args:
+        nodeid: the item's node id.
+        result: the judged run.
+        verdict: the item's verdict when it is not the run's own (an input search's last run
+            stands for the whole search).
+        more_checks: checks that judge more than this run (the input search's count).
+
+    Returns:
+        The item, validated against the report schema; it travels to the controller as
+        ``item.model_dump(mode="json")``.
+    """
     record = result.record
     final = record.final
     seen = dict(record.tool_calls())
@@ -155,62 +175,67 @@ def report_item(nodeid: str, result: RunResult) -> dict[str, Any]:
         if e.idempotency_key:
             keys[e.idempotency_key] = keys.get(e.idempotency_key, 0) + 1
     duplicates = sum(n - 1 for n in keys.values() if n > 1)
-    return {
-        "nodeid": nodeid,
-        "scenario": record.scenario,
-        "variant": record.variant,
-        "faults_fired": [
-            {
-                "key": f.key,
-                "surface": f.surface.value,
-                "where": f.where,
-                "call_index": f.call_index,
-                "label": f.label,
-            }
-            for f in record.firings
-        ],
-        "faults_injected": [
-            {
-                "key": f.key,
-                "surface": f.surface.value,
-                "category": None if f.category is None else f.category.value,
-                "transient": f.transient,
-            }
-            for f in record.faults
-        ],
-        "terminal_state": None if final is None else final.state.value,
-        "category": None if final is None else final.category,
-        "verdict": result.verdict,
-        "checks": [
-            {"name": v.name, "passed": v.passed, "reason": v.reason, "harness": v.harness}
-            for v in result.verdicts
-        ],
-        "effects": [
-            {"tool": e.tool, "idempotency_key": e.idempotency_key, "replays": e.replays}
-            for e in record.effects
-        ],
-        "approvals": [
-            {
-                "approval_id": a.approval_id,
-                "tool": a.tool,
-                "decision": _decision(record, a.approval_id),
-            }
-            for a in record.approvals
-        ],
-        "restarts": record.restarts,
-        "reexecuted_steps": reexec,
-        "duplicate_effects": duplicates,
-        "crash": variant.kind == "crash",
-        "duration_s": round(record.duration_s, 6),
-        "seed": record.seed,
-        "reproduce": result.reproduce,
-        "outcomes": _outcomes(result),
-        # The request timeline of a run that did not pass (what the HTML shows); a passing
-        # run's is left out, so report size and session memory stay flat per item.
-        "requests": [] if result.verdict == "pass" else _requests(record),
-        "events": events_of(record),
-        **({} if record.load is None else {"queue": figures(record.load)}),
-    }
+    return ReportItem.model_validate(
+        {
+            "nodeid": nodeid,
+            "scenario": record.scenario,
+            "variant": record.variant,
+            "faults_fired": [
+                {
+                    "key": f.key,
+                    "surface": f.surface.value,
+                    "where": f.where,
+                    "call_index": f.call_index,
+                    "label": f.label,
+                }
+                for f in record.firings
+            ],
+            "faults_injected": [
+                {
+                    "key": f.key,
+                    "surface": f.surface.value,
+                    "category": None if f.category is None else f.category.value,
+                    "transient": f.transient,
+                }
+                for f in record.faults
+            ],
+            "terminal_state": None if final is None else final.state.value,
+            "category": None if final is None else final.category,
+            "verdict": result.verdict if verdict is None else verdict,
+            "checks": [
+                *(
+                    CheckOutcome(name=v.name, passed=v.passed, reason=v.reason, harness=v.harness)
+                    for v in result.verdicts
+                ),
+                *more_checks,
+            ],
+            "effects": [
+                {"tool": e.tool, "idempotency_key": e.idempotency_key, "replays": e.replays}
+                for e in record.effects
+            ],
+            "approvals": [
+                {
+                    "approval_id": a.approval_id,
+                    "tool": a.tool,
+                    "decision": _decision(record, a.approval_id),
+                }
+                for a in record.approvals
+            ],
+            "restarts": record.restarts,
+            "reexecuted_steps": reexec,
+            "duplicate_effects": duplicates,
+            "crash": variant.kind == "crash",
+            "duration_s": round(record.duration_s, 6),
+            "seed": record.seed,
+            "reproduce": result.reproduce,
+            "outcomes": _outcomes(result),
+            # The request timeline of a run that did not pass (what the HTML shows); a passing
+            # run's is left out, so report size and session memory stay flat per item.
+            "requests": [] if result.verdict == "pass" else _requests(record),
+            "events": events_of(record),
+            **({} if record.load is None else {"queue": figures(record.load)}),
+        }
+    )
 
 
 def _outcomes(result: RunResult) -> dict[str, Any] | None:

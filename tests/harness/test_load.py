@@ -94,7 +94,7 @@ def test_a_small_load_passes_with_the_reference_agent(reference: AgentAdapter) -
     assert all(v.passed is True for v in result.verdicts), result.explain()
     assert "held in each of 12 run(s)" in reason(result, "unapproved_effects")
     item = report_item("scenarios/review_queue_load.yaml::review_queue_load", result)
-    queue = item["queue"]
+    queue = item.model_dump(mode="json")["queue"]
     assert queue["runs"] == 12
     assert queue["max_queue_length"] == 5
     assert queue["silent_drops"] == 0
@@ -276,7 +276,8 @@ def test_the_run_number_fills_every_string_of_a_run() -> None:
 def test_the_figures_reach_the_report_summary_and_the_html(reference: AgentAdapter) -> None:
     result = judged(small_load(), reference)
     nodeid = "scenarios/review_queue_load.yaml::review_queue_load"
-    item = ReportItem.model_validate(json.loads(json.dumps(report_item(nodeid, result))))
+    entry = report_item(nodeid, result).model_dump(mode="json")
+    item = ReportItem.model_validate(json.loads(json.dumps(entry)))
     report = Report.build([item], seed=SEED)
     assert report.summary.queue[nodeid].max_queue_length == 5
     page = render_html(report)
