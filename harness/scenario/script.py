@@ -96,7 +96,9 @@ class ApprovalField(_Spec):
     factor: float = Field(1.0, gt=0, le=MAX_PARAM_NUMBER, allow_inf_nan=False)
 
 
-class ToolService(_Spec):
+# The spec as the file states it; the runner builds the world's runtime service from it
+# (harness.world.services.ToolService), and the names keep the two apart.
+class ToolServiceSpec(_Spec):
     """A fake tool service: which requests it answers and how.
 
     Exactly one of ``path`` / ``path_regex`` says which requests it answers (with ``method``);
@@ -140,7 +142,7 @@ class ToolService(_Spec):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> ToolService:
+    def _exactly_one(self) -> ToolServiceSpec:
         _one_of(self, ("path", "path_regex"))
         _one_of(self, ("respond", "sequence", "ledger"))
         if self.gated and self.ledger is None:
@@ -189,7 +191,7 @@ class ToolsConfig(_Spec):
     """Where the tools live and the fake services answering them, keyed by tool name."""
 
     base_url: str = Field(DEFAULT_TOOLS_BASE_URL, pattern=r"^https?://[^/]+", max_length=MAX_NAME)
-    services: dict[str, ToolService] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    services: dict[str, ToolServiceSpec] = Field(default_factory=dict, max_length=MAX_ENTRIES)
 
 
 # --------------------------------------------------------------------------- model turns

@@ -60,7 +60,7 @@ from harness.scenario.fault_specs import (
     build_fault,
     import_catalogue,
 )
-from harness.scenario.script import ModelConfig, ReviewEntry, ToolsConfig, ToolService
+from harness.scenario.script import ModelConfig, ReviewEntry, ToolsConfig, ToolServiceSpec
 
 
 class Matrix(_Spec):
@@ -525,7 +525,7 @@ class Scenario(_Spec):
             out.append(built)
         return tuple(out)
 
-    def service(self, tool: str) -> ToolService:
+    def service(self, tool: str) -> ToolServiceSpec:
         """The fake service of ``tool`` (``KeyError`` naming the known ones if absent)."""
         try:
             return self.tools.services[tool]

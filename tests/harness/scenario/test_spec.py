@@ -18,7 +18,7 @@ from faults.surfaces import ModelAnswer, ReviewAction, ToolCallSpec, ToolFault, 
 from harness.scenario.base import RuleProblem, explain_error
 from harness.scenario.expect import Expect, ExpectOverride, override_for
 from harness.scenario.fault_specs import build_fault
-from harness.scenario.script import ToolService
+from harness.scenario.script import ToolServiceSpec
 from harness.scenario.spec import Scenario
 
 
@@ -230,17 +230,17 @@ def test_tool_fault_target_must_be_a_service() -> None:
 
 def test_tool_service_needs_one_route_and_one_behaviour() -> None:
     with pytest.raises(ValidationError, match="none of path / path_regex is set"):
-        ToolService.model_validate({"respond": {}})
+        ToolServiceSpec.model_validate({"respond": {}})
     with pytest.raises(ValidationError, match="'respond' and 'ledger' are both set"):
-        ToolService.model_validate({"path": "/a", "respond": {}, "ledger": {}})
+        ToolServiceSpec.model_validate({"path": "/a", "respond": {}, "ledger": {}})
     with pytest.raises(ValidationError, match="not a valid regular expression"):
-        ToolService.model_validate({"path_regex": "/orders/(", "respond": {}})
+        ToolServiceSpec.model_validate({"path_regex": "/orders/(", "respond": {}})
     with pytest.raises(ValidationError, match="'json' and 'body' are both set"):
-        ToolService.model_validate({"path": "/a", "respond": {"json": {}, "body": "x"}})
+        ToolServiceSpec.model_validate({"path": "/a", "respond": {"json": {}, "body": "x"}})
 
 
 def test_tool_service_matching_and_responses() -> None:
-    svc = ToolService.model_validate(
+    svc = ToolServiceSpec.model_validate(
         {
             "method": "PATCH",
             "path_regex": r"/tickets/T-\d+",
