@@ -23,8 +23,8 @@ from faults.surfaces import (
     ToolCallSpec,
     WireFormat,
 )
+from harness.bridge import StreamedResponse
 from harness.clock import FakeClock
-from harness.intercept import StreamedResponse
 from harness.wire import WireEncoder, encoder_for
 from harness.wire.base import SSE_HEADERS, LastTurn, ToolResultSent
 

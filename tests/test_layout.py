@@ -35,7 +35,6 @@ OVERSIZED: dict[str, int] = {
     # shrinks: when a file is split below 600 lines, delete its entry; never raise a number.
     # (Set again on 2026-11-27 after merging the work of issues 11, 13 and 14, which grew
     # checks, scenario, report_model and html; splitting them is issue 15's open work.)
-    "harness/intercept.py": 704,
 }
 
 KNOWN_CIRCLES: set[frozenset[str]] = set()

@@ -15,7 +15,7 @@ from faults.approval import ApprovalDeny
 from faults.base import Fault, Schedule
 from faults.model import ModelMissingArgument
 from faults.tool import ToolHttp404, ToolHttp500, ToolHttp503, ToolTimeoutAfterCommit
-from harness import intercept
+from harness import netguard
 from harness.adapter import AgentAdapter
 from harness.runner import AdapterCache, Variant, endpoints_of, probe, run_variant
 from harness.scenario.expect import derive
@@ -162,7 +162,7 @@ def test_an_adapter_outside_the_contract_is_a_harness_error(mini: MiniAgent) -> 
 def test_a_hanging_agent_fails_terminal_state_within_the_wall_clock(mini: MiniAgent) -> None:
     result = run(base_variant(HAPPY_SC), mini, "never_terminates", wall_s=1.5)
     # The abandoned call outlives the world: the process refuses the network from now on.
-    assert intercept._SEALED
+    assert netguard._SEALED
     mini.release.set()
     for thread in threading.enumerate():
         if thread.name == "shakeout-agent-call":
