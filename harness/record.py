@@ -372,6 +372,11 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+"""One encoder for :func:`canonical`: ``json.dumps`` with these options builds a new one per
+call, and the checks call it a few dozen times per run."""
+
+
 def canonical(value: Any) -> str:
     """Canonical JSON (sorted keys, no whitespace) for comparing arguments and bodies."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)

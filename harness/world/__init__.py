@@ -2,9 +2,10 @@
 
 scenario -> **world** -> run -> record -> verdict -> report -> gate.
 
-Owns the interception of every HTTP request the agent makes (``intercept``: the transport
-patches for ``httpx`` and ``httpx2``, the network seal; ``routing``: which route answers a
-request), the scripted model and its provider wire formats (``model``, ``wire/``), the tool
+Owns the interception of every HTTP request the agent makes (``intercept``: the interceptor
+that patches the transports of ``httpx`` and ``httpx2``; ``bridge``: each library's requests,
+responses, streams and errors in and out of the neutral form; ``netguard``: the audit hook, the
+loopback policy and the network seal; ``routing``: which route answers a request), the scripted model and its provider wire formats (``model``, ``wire/``), the tool
 services and their ledgers (``services``), the fake clock (``clock``) and the ``World`` that
 binds them to one run and its faults (``world``).
 

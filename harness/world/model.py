@@ -24,8 +24,8 @@ from faults.surfaces import (
     WireFormat,
 )
 from harness.scenario.base import OnToolError
+from harness.world.bridge import StreamedResponse
 from harness.world.clock import FakeClock
-from harness.world.intercept import StreamedResponse
 from harness.world.wire import WireEncoder, encoder_for
 from harness.world.wire.base import SSE_HEADERS, LastTurn, ToolResultSent
 

@@ -1,7 +1,7 @@
 """Routing: which handler answers a neutral request, by respx pattern; first match wins and an
 unmatched request fails closed.
 
-May import :mod:`harness.world.intercept` (the neutral request, answers, the caller's own request
+May import :mod:`harness.world.bridge` (the neutral request, answers, the caller's own request
 object); the interceptor never imports this module: a world hands it a router as its answer.
 """
 
@@ -15,7 +15,7 @@ import httpx
 from respx.patterns import Noop, Pattern
 
 from faults.surfaces import HttpRequest, TransportError, TransportFailure
-from harness.world.intercept import Answer, Handler, native_request
+from harness.world.bridge import Answer, Handler, native_request
 
 __all__ = ["Route", "Router"]
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import scripted_provider
+from canary import Canary, serve
 from library import scenario_data, without_matrices
 from toy_agents.mini import MiniAgent, build_adapter
 
@@ -25,3 +26,10 @@ def mini() -> Iterator[MiniAgent]:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every time.sleep the SDK makes during the test, still slept for real."""
     return scripted_provider.record_sleeps(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def canary() -> Iterator[Canary]:
+    """A loopback server counting the requests that reach it (none should, when intercepted)."""
+    with serve() as server:
+        yield server

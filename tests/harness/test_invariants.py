@@ -23,7 +23,7 @@ from harness.scenario.matrix import base_variant, crash_cells
 from harness.scenario.spec import Scenario
 from harness.scenario.variant import Variant
 from harness.verdict.base import Verdict
-from harness.world import intercept
+from harness.world import netguard
 
 HAPPY = scenario_data("refund_happy")
 CRASH = scenario_data("crash_resume_refund")
@@ -163,7 +163,7 @@ def test_an_adapter_outside_the_contract_is_a_harness_error(mini: MiniAgent) -> 
 def test_a_hanging_agent_fails_terminal_state_within_the_wall_clock(mini: MiniAgent) -> None:
     result = run(base_variant(HAPPY_SC), mini, "never_terminates", wall_s=1.5)
     # The abandoned call outlives the world: the process refuses the network from now on.
-    assert intercept._SEALED
+    assert netguard._SEALED
     mini.release.set()
     for thread in threading.enumerate():
         if thread.name == "shakeout-agent-call":

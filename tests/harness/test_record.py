@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given
@@ -119,6 +120,21 @@ json_values = st.recursive(
     ),
     max_leaves=10,
 )
+
+
+@given(
+    st.recursive(
+        json_values | st.floats() | st.decimals(allow_nan=False) | st.dates(),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+)
+def test_canonical_is_json_dumps_with_sorted_keys_and_no_whitespace(value: Any) -> None:
+    # one shared encoder gives what a fresh json.dumps per call gives (non-JSON leaves as str)
+    want = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    assert canonical(value) == want
 
 
 @given(st.dictionaries(st.text(max_size=3), json_values, max_size=4))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from reference_agent.store import ApprovalRow, Store
+from reference_agent.store import DB_NAME, ApprovalRow, Store
 
 
 class Crash(BaseException):
@@ -67,4 +71,54 @@ def test_step_lifecycle(tmp_path: Path) -> None:
         store.mark_started(db, "r", "act", {"x": 2})  # a completed step stays completed
     step = store.steps("r")["act"]
     assert (step.status, step.output) == ("completed", {"refund_id": "re_1"})
+    store.close()
+
+
+def test_a_committed_step_survives_a_sigkill_of_its_process(tmp_path: Path) -> None:
+    # synchronous=NORMAL in WAL mode: the commit is not fsynced, yet a killed process loses
+    # nothing it committed (what resume and the crash matrices rely on)
+    code = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from reference_agent.store import Store\n"
+        "store = Store(Path(sys.argv[1]))\n"
+        "with store.transaction() as db:\n"
+        "    store.complete_step(db, 'r', 'act', {'refund_id': 're_1'})\n"
+        "    store.mark_started(db, 'r', 'reply', {'n': 1})\n"
+        "with store.transaction() as db:\n"
+        "    store.mark_started(db, 'r', 'never', {})\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    store = Store(tmp_path)
+    steps = store.steps("r")
+    assert sorted(steps) == ["act", "reply"]  # the open transaction died with its process
+    assert (steps["act"].status, steps["act"].output) == ("completed", {"refund_id": "re_1"})
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    store.close()
+
+
+def test_a_state_dir_from_before_the_without_rowid_steps_table_still_resumes(
+    tmp_path: Path,
+) -> None:
+    old = sqlite3.connect(tmp_path / DB_NAME)
+    old.execute(
+        "CREATE TABLE steps (run_id TEXT NOT NULL, step TEXT NOT NULL, status TEXT NOT NULL "
+        "CHECK (status IN ('pending', 'started', 'completed', 'failed')), input TEXT, "
+        "output TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, step))"
+    )
+    old.execute(
+        "INSERT INTO steps (run_id, step, status, output, attempts) "
+        "VALUES ('r', 'intake', 'completed', '{}', 1)"
+    )
+    old.commit()
+    old.close()
+    store = Store(tmp_path)
+    with store.transaction() as db:
+        store.complete_step(db, "r", "act", {"refund_id": "re_1"})
+        store.mark_started(db, "r", "intake", {})  # completed stays completed
+    assert store.completed_steps("r") == {"intake", "act"}
     store.close()

@@ -2,7 +2,7 @@
 
 Owns how requests, answers (plain, streamed, transport errors) and outcomes cross the pipe
 between the parent and the agent's process. Pure functions; imports ``faults.surfaces``,
-``harness.adapter`` and ``harness.world.intercept`` (the types it encodes), nothing of the package.
+``harness.adapter`` and ``harness.world.bridge`` (the types it encodes), nothing of the package.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from faults.surfaces import HttpRequest, HttpResponse, StreamPlan, TransportError, TransportFailure
 from harness.adapter import ApprovalRecord, Outcome, RunState
-from harness.world.intercept import Answer, StreamedResponse
+from harness.world.bridge import Answer, StreamedResponse
 
 __all__ = [
     "answer_from_wire",
