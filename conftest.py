@@ -1,18 +1,6 @@
-"""Repo-wide test switches: Hypothesis profiles (CI is derandomized, local runs explore)."""
+"""Repo-wide test switches: none at the moment.
 
-from __future__ import annotations
-
-import os
-
-from hypothesis import HealthCheck, settings
-
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    database=None,
-    deadline=None,
-    max_examples=60,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile("dev", deadline=None, max_examples=40)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+The Hypothesis profiles live in ``tests/conftest.py``: this file is loaded by every pytest
+process of the scenario suite too (the controller and each xdist worker), where importing
+Hypothesis (and rewriting its asserts) cost each process about a second before any scenario ran.
+"""

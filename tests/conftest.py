@@ -1,4 +1,9 @@
-"""Fixtures for every test: child pytest sessions start without langsmith's pytest plugin.
+"""Fixtures for every test: Hypothesis profiles, and child pytest sessions start without
+langsmith's pytest plugin.
+
+The Hypothesis profiles: CI is derandomized, local runs explore. They are loaded here, not in the
+root conftest, so the scenario suite's processes (which load the root conftest) do not import
+Hypothesis at start-up.
 
 langsmith (pulled in by the langgraph extra) registers a pytest plugin that imports its whole
 client at start-up: ~2.5 s per interpreter here. The project's own configuration turns it off
@@ -14,6 +19,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=40)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 NO_LANGSMITH = "-p no:langsmith_plugin"
 

@@ -128,12 +128,59 @@ class ScenarioFailed(Exception):
     """The item's verdict is FAIL: the agent broke a rule."""
 
 
+_UNPREPARED_KEY = pytest.StashKey[list["ScenarioFile"]]()
+"""The scenario files made but not collected yet whose probes the workers have not shared out."""
+
+
 class ScenarioFile(pytest.File):
     """A YAML scenario file: yields one item per variant (base, fault cells, crash cells)."""
 
-    def collect(self) -> Iterator[pytest.Item]:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: Scenario | ScenarioError | None = None
+        self.config.stash.setdefault(_UNPREPARED_KEY, []).append(self)
+
+    def _scenario(self) -> Scenario:
+        if self._loaded is None:
+            try:
+                self._loaded = load_scenario(self.path)
+            except ScenarioError as exc:
+                self._loaded = exc
+        if isinstance(self._loaded, ScenarioError):
+            raise self._loaded
+        return self._loaded
+
+    def _prepare_probes(self) -> None:
+        """Under xdist, before the first of the files made so far is collected: hand their
+        probe jobs to the probe cache, which runs this worker's share of them."""
+        unprepared = self.config.stash.get(_UNPREPARED_KEY, [])
+        if self not in unprepared:
+            return
+        batch = list(unprepared)
+        unprepared.clear()
+        cache = self.config.stash[PROBES_KEY]
+        if cache.directory is None:
+            return
+        jobs = (job for f in batch if (job := f._probe_job_if_any()) is not None)
+        cache.prepare(jobs)
+
+    def _probe_job_if_any(self) -> ProbeJob | None:
         try:
-            scenario = load_scenario(self.path)
+            scenario = self._scenario()
+        except ScenarioError:
+            return None  # its collection reports it
+        if scenario.matrix is None and scenario.crash_matrix is None:
+            return None
+        settings = ChaosSettings.resolve(self.config)
+        try:
+            return self._probe_job(scenario, settings, scenario.effective_seed(settings.seed))
+        except AgentLoadError:
+            return None  # its collection reports it
+
+    def collect(self) -> Iterator[pytest.Item]:
+        self._prepare_probes()
+        try:
+            scenario = self._scenario()
         except ScenarioError as exc:
             problem = str(exc).replace(str(self.path), _display(self.path, self.config))
             missing = [
@@ -181,6 +228,11 @@ class ScenarioFile(pytest.File):
             yield ScenarioItem.from_parent(self, name=name, variant=variant)
 
     def _probe(self, scenario: Scenario, settings: ChaosSettings, seed: int) -> Probe:
+        job = self._probe_job(scenario, settings, seed)
+        # A copy of the probe: collection writes its failure on it, and the cache keeps it.
+        return copy.copy(self.config.stash[PROBES_KEY].obtain(job))
+
+    def _probe_job(self, scenario: Scenario, settings: ChaosSettings, seed: int) -> ProbeJob:
         factory = scenario.agent or settings.agent
         if not factory:
             raise AgentLoadError(_NO_AGENT)
@@ -194,8 +246,7 @@ class ScenarioFile(pytest.File):
         key = probe_key(
             scenario.model_dump_json(warnings=False), factory, seed, wall, settings.config
         )
-        # A copy of the probe: collection writes its failure on it, and the cache keeps it.
-        return copy.copy(config.stash[PROBES_KEY].obtain(ProbeJob(key, wall, run)))
+        return ProbeJob(key, wall, run)
 
 
 def _display(path: Path, config: pytest.Config) -> str:
@@ -374,6 +425,9 @@ class ScenarioItem(pytest.Item):
                     results[-1],
                     verdict="fail" if results[-1].verdict != "pass" else "pass",
                     more_checks=(searched,),
+                    # The item ran every generated payload: its run time is all of their runs,
+                    # not the last one's (Hypothesis's own generating and shrinking is not).
+                    duration_s=sum(r.record.duration_s for r in results),
                 )
                 self.user_properties.append(("shakeout", item.model_dump(mode="json")))
 

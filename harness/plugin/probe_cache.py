@@ -2,15 +2,20 @@
 
 Every xdist worker collects every scenario file, and collecting a matrix scenario runs its
 fault-free probe (the run that aims the matrix). Without sharing, ``-n 2`` ran each probe twice.
-The controller makes one directory per session and hands it to the workers; a worker claims a
-probe by creating its claim file (``O_EXCL``), runs it and writes the outcome, and a worker that
-finds a probe claimed waits for that outcome. (Running other files' probes while waiting would
-change the order in which a worker's agent sees runs, and an agent that keeps state between
-runs would then answer differently: the report must not depend on the worker count.) The
-outcome is keyed by the scenario's content, the agent factory, the seed, the wall limit and the
-agent config, so the same probe is never taken for a different one.
+The controller makes one directory per session and hands it to the workers. Before a worker
+collects the first file of a directory, it is given the probe jobs of that directory's files
+(:meth:`ProbeCache.prepare`) and runs its share of them, in file order: worker ``k`` of ``n``
+runs the ``k``-th, ``k+n``-th, ... job, so the workers probe in parallel instead of taking turns
+(one ran a probe while the other waited for it). A worker claims a probe by creating its claim
+file (``O_EXCL``), runs it and writes the outcome; a worker that needs a probe of another
+worker's share, or one claimed by another, waits for that outcome. Which probes a worker's
+agent sees, and in which order, depends only on the files' positions, never on timing: all of
+them before any item, in file order (an agent that keeps state between runs answers the same
+in every session). The outcome is keyed by the scenario's content, the agent factory, the seed,
+the wall limit and the agent config, so the same probe is never taken for a different one.
 
-Without xdist the cache is in memory only (the directory is never made).
+Without xdist the cache is in memory only (the directory is never made) and each probe runs
+when its file is collected.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import pickle
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,10 +70,13 @@ def probe_key(
 class ProbeCache:
     """The session's probe outcomes: in memory, and in ``directory`` when workers share it."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, worker: int = 0, workers: int = 1) -> None:
         self.directory = directory
+        self.worker = worker  # this worker's index among ``workers`` sharing the directory
+        self.workers = max(1, workers)
         self.ran = 0  # probes this process ran itself (the rest came from the cache)
         self._memo: dict[str, Probe | ProbeFailed] = {}
+        self._others: set[str] = set()  # keys of prepared jobs in another worker's share
         self._owned_dir: Path | None = None
 
     @classmethod
@@ -76,7 +84,12 @@ class ProbeCache:
         """The worker's shared cache (its directory from the controller), else an in-memory one."""
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and workerinput.get(WORKERINPUT_KEY):
-            return cls(Path(workerinput[WORKERINPUT_KEY]))
+            workers = int(workerinput.get("workercount", 1))
+            worker_id = str(workerinput.get("workerid", "gw0"))
+            # A worker that replaces a crashed one (gw2 of 2) takes the share of its index mod n;
+            # what the crashed one left unrun is run by whichever worker needs it first.
+            index = int(worker_id[2:]) if worker_id[2:].isdigit() else 0
+            return cls(Path(workerinput[WORKERINPUT_KEY]), index % max(1, workers), workers)
         return cls(None)
 
     # ------------------------------------------------------------------ pytest hooks
@@ -95,6 +108,31 @@ class ProbeCache:
 
     # ------------------------------------------------------------------ probes
 
+    def prepare(self, jobs: Iterable[ProbeJob]) -> None:
+        """Run this worker's share of the probes about to be collected, in their order.
+
+        Every worker is given the same jobs (the probe jobs of the files it is about to
+        collect, in collection order); worker ``k`` of ``n`` runs the jobs at positions ``k``,
+        ``k+n``, ... (distinct keys counted once) and later waits for the others' outcomes.
+        Without a shared directory it does nothing: each probe runs when its file is
+        collected.
+
+        Args:
+            jobs: the probe jobs, in collection order.
+        """
+        if self.directory is None:
+            return
+        position = 0
+        for job in jobs:
+            if job.key in self._memo or job.key in self._others:
+                continue
+            mine = position % self.workers == self.worker
+            position += 1
+            if not mine:
+                self._others.add(job.key)
+            elif self._claim(job.key):
+                self._run_and_share(job)
+
     def obtain(self, job: ProbeJob) -> Probe:
         """The job's probe: from the cache, or run here (once per session).
 
@@ -107,7 +145,7 @@ class ProbeCache:
         found = self._memo.get(job.key)
         if found is None and self.directory is None:
             found = self._run(job)
-        elif found is None and self._claim(job.key):
+        elif found is None and job.key not in self._others and self._claim(job.key):
             found = self._run_and_share(job)
         elif found is None:
             found = self._wait(job)

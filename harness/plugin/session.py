@@ -146,6 +146,7 @@ def report_item(
     *,
     verdict: ItemVerdict | None = None,
     more_checks: Sequence[CheckOutcome] = (),
+    duration_s: float | None = None,
 ) -> ReportItem:
     """The report item of one run: every kind of variant's item is built here, typed.
 
@@ -155,6 +156,8 @@ def report_item(
         verdict: the item's verdict when it is not the run's own (an input search's last run
             stands for the whole search).
         more_checks: checks that judge more than this run (the input search's count).
+        duration_s: the item's run time when it is not this run's (an input search's is the sum
+            of all its payloads' runs).
 
     Returns:
         The item, validated against the report schema; it travels to the controller as
@@ -225,7 +228,7 @@ def report_item(
             "reexecuted_steps": reexec,
             "duplicate_effects": duplicates,
             "crash": variant.kind == "crash",
-            "duration_s": round(record.duration_s, 6),
+            "duration_s": round(record.duration_s if duration_s is None else duration_s, 6),
             "seed": record.seed,
             "reproduce": result.reproduce,
             "outcomes": _outcomes(result),

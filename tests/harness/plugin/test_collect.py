@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -433,3 +434,31 @@ def test_a_malformed_pyproject_rule_stops_the_session_with_one_line(
     result.stderr.fnmatch_lines(
         ["*pyproject.toml: [[]tool.shakeout.outcomes[]].model_no_tool_use: reason: Field required*"]
     )
+
+
+def test_an_input_item_reports_the_run_time_of_every_payload_it_ran(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.plugin.collect
+    from harness.record import RunRecord
+
+    real = harness.plugin.collect.run_variant
+    durations: list[float] = []
+
+    def counted(*args: Any, **kwargs: Any) -> RunRecord:
+        record = real(*args, **kwargs)
+        durations.append(record.duration_s)
+        return record
+
+    monkeypatch.setattr(harness.plugin.collect, "run_variant", counted)
+    matrix = {"families": ["control_characters"], "examples": 4}
+    write(project, "inputs", scenario(input_matrix=matrix))
+    report = project.path / "report.json"
+    result = project.runpytest(
+        "-k", "control_characters", "-p", "no:cacheprovider", f"--chaos-report={report}"
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    (item,) = [i for i in json.loads(report.read_text())["items"] if "input:" in i["variant"]]
+    assert len(durations) >= 2  # the search ran several payloads
+    # the item's run time is all of them, not the last one's
+    assert item["duration_s"] == round(sum(durations), 6)
