@@ -136,7 +136,15 @@ class Decision:
 
 @runtime_checkable
 class AgentAdapter(Protocol):
-    """What the harness drives. Implement these four methods to put an agent under test."""
+    """What the harness drives. Implement these four methods to put an agent under test.
+
+    Optionally, a ``close()`` method (no arguments) releases what an instance holds (database
+    connections, HTTP clients). The harness calls it on the instances it builds for one run
+    (the fresh instance a crashed run resumes in) once that run is over, still inside the
+    run's world, so nothing it sends leaves the machine; the instance a worker caches is
+    re-bound by ``begin`` and never closed by the harness. Without ``close()``, those
+    instances are left to the garbage collector, and what they hold stays open until it runs.
+    """
 
     def begin(self, world: WorldContext) -> None:
         """Bind to a run's world (state dir, clock, config), dropping all in-memory run state.

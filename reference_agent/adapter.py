@@ -43,6 +43,11 @@ class RefundDeskAdapter:
         """The run's trace, or None for an unknown run."""
         return self.desk.trace(run_id)
 
+    def close(self) -> None:
+        """Close the desk's database and HTTP clients (the harness calls it on an instance it
+        built for one run, once the run is over)."""
+        self.desk.close()
+
 
 def build_adapter(
     endpoints: Any,

@@ -144,6 +144,13 @@ class LangGraphAdapter(DurableRunAdapter):
         self._graph = self._build_graph(self.model, saver)
         self._boundaries.reset()
 
+    def close(self) -> None:
+        """Close the checkpoint database (the harness calls it on an instance it built for one
+        run, once that run is over; a cached instance is re-bound by ``begin`` instead)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
     def _approved(self, pending: Mapping[str, Any]) -> Any:
         return {"approval_id": pending["approval_id"], "interrupt_id": pending["interrupt"]}
 

@@ -6,12 +6,13 @@ so can any script.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from harness.run.agent_factory import (
     AgentLoadError as AgentLoadError,  # re-exported: callers import it here
 )
 from harness.run.agent_factory import load_factory as load_factory
-from harness.run.driver import CrashPlan, DriveResult, Reviewer, drive
+from harness.run.driver import CrashPlan, DriveResult, Reviewer, call_with_deadline, drive
 from harness.run.hardkill import HardKillAdapter, hard_adapter
 from harness.scenario.expect import Expectation
 from harness.scenario.spec import Scenario
@@ -95,6 +96,33 @@ def fresh_adapter(factory: str, endpoints: Endpoints) -> AgentAdapter:
     Never cached: a crash drops the process, and with it everything the agent held in memory.
     """
     return load_factory(factory)(endpoints)
+
+
+def _tracked(
+    built: list[AgentAdapter], make: Callable[..., AgentAdapter], *args: Any
+) -> AgentAdapter:
+    adapter = make(*args)
+    built.append(adapter)
+    return adapter
+
+
+CLOSE_DEADLINE_S = 10.0
+
+
+def close_built(built: list[AgentAdapter]) -> None:
+    """Close the instances a run built (those with a ``close()``), once the run is over.
+
+    A dropped instance that is never closed keeps its database connections and clients open
+    until the cyclic garbage collector happens to run (an unclosed ``sqlite3.Connection`` sits
+    in a reference cycle with its statement cache), so a worker accumulated one open database
+    per crash cell and its interpreter spent seconds closing them all at exit. Errors and hangs
+    in an agent's ``close()`` are the agent's: they never change the run's verdict.
+    """
+    while built:
+        close = getattr(built.pop(), "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):  # closing never judges the run (see above)
+                call_with_deadline(close, CLOSE_DEADLINE_S)
 
 
 def hard_mode(faults: tuple[Fault, ...]) -> bool:
@@ -206,7 +234,8 @@ def run_variant(
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload
         origin = adapter_origin(adapter)
         twin = None if origin is None else partial(twin_adapter, *origin)
-        fresh = None if origin is None else partial(fresh_adapter, *origin)
+        built: list[AgentAdapter] = []  # the fresh instances this run made, closed after it
+        fresh = None if origin is None else partial(_tracked, built, fresh_adapter, *origin)
         driven: AgentAdapter | None = adapter
         hard = adapter if isinstance(adapter, HardKillAdapter) else None
         if hard is None and hard_mode(variant.faults):
@@ -241,6 +270,10 @@ def run_variant(
                 if hard is not None:
                     notes = tuple(k.note() for k in hard.release())
                     hard_errors = tuple(hard.handler_errors)
+            # Inside the world: whatever closing sends is still intercepted. A run whose call
+            # hung leaves that instance to its thread.
+            if result.timed_out is None:
+                close_built(built)
         if result.timed_out is not None:
             # The hung call's thread lives on and would reach the real network once the world
             # is gone: this process refuses non-loopback connections from now on.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,107 @@ def test_probe_runs_the_scenario_as_written_and_counts_what_was_reached(mini: Mi
     }
     assert set(found.ledger_calls) == {"issue_refund", "send_email", "close_ticket"}
     assert ("after_checkpoint", "gather") in found.boundaries
+
+
+# ------------------------------------------------------------------ instances a run builds
+
+
+def _open_databases() -> int:
+    """Open SQLite database files of this process (not their -wal and -shm companions)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)")
+            if target.endswith((".sqlite3", ".sqlite", ".db")):
+                count += 1
+    return count
+
+
+def _crash_cells() -> list[Variant]:
+    from harness.scenario.loader import load_scenario
+    from harness.scenario.matrix import expand
+
+    sc = load_scenario(ROOT / "scenarios" / "already_refunded_declined.yaml")
+    adapter = AdapterCache().get("reference_agent:build_adapter", endpoints_of(sc))
+    found = probe(sc, adapter, seed=7, wall_s=30.0)
+    return [v for v in expand(sc, found) if v.kind == "crash"]
+
+
+@pytest.fixture(scope="module")
+def crash_cells() -> list[Variant]:
+    return _crash_cells()
+
+
+def test_the_fresh_instance_a_crashed_run_resumes_in_is_closed_inside_the_world(
+    crash_cells: list[Variant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.world.intercept import active_interceptor
+    from reference_agent.adapter import RefundDeskAdapter
+
+    closed: list[tuple[int, bool]] = []
+    real_close = RefundDeskAdapter.close
+
+    def close(self: RefundDeskAdapter) -> None:
+        closed.append((id(self), active_interceptor() is not None))
+        real_close(self)
+
+    monkeypatch.setattr(RefundDeskAdapter, "close", close)
+    cache = AdapterCache()
+    cached = cache.get("reference_agent:build_adapter", endpoints_of(crash_cells[0].scenario))
+    restarts = 0
+    held = []
+    for cell in crash_cells:
+        record = run_variant(cell, cached, seed=7, wall_s=30.0)
+        restarts += record.restarts
+        held.append(_open_databases())
+    assert restarts > 0, "the crash cells crashed nothing: this test would prove nothing"
+    # every fresh instance closed once, while the world still intercepted; never the cached one
+    assert len(closed) == restarts
+    assert all(inside for _, inside in closed)
+    assert id(cached) not in {who for who, _ in closed}
+    # and none of them leaves its database open: what the process holds does not grow per cell
+    assert len(crash_cells) > 3
+    assert held == [held[0]] * len(held), held
+
+
+def test_an_agent_without_close_or_with_a_failing_one_runs_as_before(
+    crash_cells: list[Variant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reference_agent.adapter import RefundDeskAdapter
+
+    cache = AdapterCache()
+    cached = cache.get("reference_agent:build_adapter", endpoints_of(crash_cells[0].scenario))
+    cell = crash_cells[0]
+    verdicts = []
+    monkeypatch.delattr(RefundDeskAdapter, "close")
+    verdicts.append(run_variant(cell, cached, seed=7, wall_s=30.0).final)
+
+    def broken(self: RefundDeskAdapter) -> None:
+        raise RuntimeError("the agent's own close failed")
+
+    monkeypatch.setattr(RefundDeskAdapter, "close", broken, raising=False)
+    verdicts.append(run_variant(cell, cached, seed=7, wall_s=30.0).final)
+    assert verdicts[0] is not None
+    assert verdicts[1] is not None
+    assert verdicts[0].state == verdicts[1].state
+
+
+def test_a_hanging_close_is_abandoned_at_its_deadline(
+    crash_cells: list[Variant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from harness.run import runner
+    from reference_agent.adapter import RefundDeskAdapter
+
+    release = threading.Event()
+    monkeypatch.setattr(runner, "CLOSE_DEADLINE_S", 0.2)
+    monkeypatch.setattr(RefundDeskAdapter, "close", lambda self: release.wait(30))
+    cache = AdapterCache()
+    cached = cache.get("reference_agent:build_adapter", endpoints_of(crash_cells[0].scenario))
+    try:
+        record = run_variant(crash_cells[0], cached, seed=7, wall_s=30.0)
+    finally:
+        release.set()
+    assert record.restarts > 0
+    assert record.final is not None
