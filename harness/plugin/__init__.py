@@ -17,6 +17,7 @@ import hashlib
 import random
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -323,6 +324,10 @@ def pytest_runtest_makereport(
     return report
 
 
+NO_KEYWORDS: Mapping[str, Any] = MappingProxyType({})
+"""The keyword map of a released scenario report (read-only, shared)."""
+
+
 class PropertyReleaser:
     """Frees what a scenario item's reports hold once every plugin has read them.
 
@@ -339,11 +344,13 @@ class PropertyReleaser:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.user_properties:
-            report.user_properties = [
+            # In place: a new list per report would cost what the entry's removal saves.
+            report.user_properties[:] = [
                 p for p in report.user_properties if not str(p[0]).startswith("shakeout")
             ]
         if report.keywords and not report.skipped and is_scenario_nodeid(report.nodeid):
-            report.keywords = {}
+            # One read-only empty map shared by every released report, not a dict each.
+            report.keywords = NO_KEYWORDS
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.plugin import shard_of
+from harness.plugin import NO_KEYWORDS, PropertyReleaser, shard_of
 from harness.report.merge import merge_main
 from harness.report.model import load_report
 
@@ -268,6 +268,8 @@ def test_finished_scenario_reports_release_their_entry_and_keywords(
     scenario = [r for r in reports if r.nodeid.startswith("items.yaml")]
     assert len(scenario) == 9, "setup, call and teardown of three items"
     assert all(r.keywords == {} for r in scenario)
+    # One shared read-only map, not an empty dict per report (3 per item, all session long).
+    assert all(r.keywords is NO_KEYWORDS for r in scenario)
     assert not any(n.startswith("shakeout") for r in scenario for n, _ in r.user_properties)
     plain = next(r for r in reports if r.nodeid.endswith("test_plain") and r.when == "call")
     assert "test_plain" in plain.keywords
@@ -275,3 +277,28 @@ def test_finished_scenario_reports_release_their_entry_and_keywords(
     assert "skip" in skipped.keywords
     # The entries reached the report before they were released.
     assert [i.verdict for i in load_report(out).items] == ["pass", "pass", "pass"]
+
+
+def test_the_releaser_empties_a_reports_properties_in_place_and_keeps_foreign_ones() -> None:
+    # In place: a new list per report would cost as much as the released entry saved.
+    props: list[tuple[str, object]] = [
+        ("shakeout", '{"verdict": "pass"}'),
+        ("shakeout.verdict", "pass"),
+        ("mine", 1),
+    ]
+    report = pytest.TestReport(
+        "s.yaml::walk[x]",
+        ("s.yaml", 0, "walk[x]"),
+        {"walk": 1, "chaos": 1},
+        "passed",
+        None,
+        "call",
+        user_properties=props,
+    )
+    held = report.user_properties
+    PropertyReleaser().pytest_runtest_logreport(report)
+    assert report.user_properties is held
+    assert report.user_properties == [("mine", 1)]
+    assert report.keywords is NO_KEYWORDS
+    with pytest.raises(TypeError):
+        report.keywords["x"] = 1  # type: ignore[index]

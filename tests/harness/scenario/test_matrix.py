@@ -353,3 +353,22 @@ def test_project_outcomes_reads_pyproject_and_names_what_is_wrong(tmp_path: Path
     with pytest.raises(OutcomeConfigError, match=r"model_no_tool_use: reason: Field required"):
         project_outcomes(path)
     assert project_outcomes(tmp_path / "missing.toml") == {}
+
+
+def test_every_variant_of_a_scenario_shares_its_rules_instead_of_copying_them() -> None:
+    # A 10k-variant session kept the rules' sets, maps and input texts once per variant
+    # (about 0.6 KiB an item): every cell's expectation must point at the scenario's one copy.
+    sc = scenario(
+        matrix={"faults": ["tool_http_503", "tool_http_404", "model_refusal"], "calls": [1]}
+    )
+    variants = list(expand(sc, fake_probe()))
+    assert len(variants) > 5
+    first = variants[0].expect
+    assert first.input_texts, "refund_happy's ticket has free text"
+    for v in variants[1:]:
+        assert v.expect.input_texts is first.input_texts, v.label
+        assert v.expect.gated_tools is first.gated_tools, v.label
+        assert v.expect.vary is first.vary, v.label
+    # Sharing never crosses scenarios: another scenario derives its own rules.
+    other = scenario(input={**HAPPY["input"], "message": "a different ticket text"})
+    assert expand(other, fake_probe())[0].expect.input_texts != first.input_texts
