@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from harness.record import RunRecord, canonical
@@ -282,6 +283,13 @@ def _number_forms(value: float) -> set[str]:
     return forms
 
 
+@lru_cache(maxsize=1024)
+def _number_pattern(form: str) -> re.Pattern[str]:
+    """A number's text form standing alone: compiled once per form (a judged run asks for a
+    handful; escaping and looking the pattern up in ``re``'s cache cost ~3 µs per form)."""
+    return re.compile(rf"(?<![\d.]){re.escape(form)}(?!\d|\.\d)")
+
+
 def names_value(summary: str, value: Any) -> bool:
     """Whether the summary shows a value in a text form: a number as written (``49.99`` in
     ``49.99 EUR``, not inside ``149.99``), a text as written or JSON-escaped; None and booleans
@@ -289,10 +297,7 @@ def names_value(summary: str, value: Any) -> bool:
     if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int | float):
-        return any(
-            re.search(rf"(?<![\d.]){re.escape(form)}(?!\d|\.\d)", summary)
-            for form in _number_forms(value)
-        )
+        return any(_number_pattern(form).search(summary) for form in _number_forms(value))
     text = str(value)
     low = summary.lower()
     forms = {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
@@ -416,14 +421,30 @@ def _raw_sources(record: RunRecord, expect: Expectation) -> list[str]:
     for ex in record.exchanges:
         if ex.surface != "tool" or not ex.response_body:
             continue
-        text = ex.response_body.decode("utf-8", "replace")
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            out.append(" ".join(text.split()))
-            continue
-        out.extend(" ".join(v.split()) for v in _leaves(parsed) if isinstance(v, str))
+        body = ex.response_body
+        out.extend(_body_texts(body) if len(body) <= _BODY_MEMO_MAX else _texts_of(body))
     return out
+
+
+_BODY_MEMO_MAX = 16 * 1024
+"""Bodies up to this size have their texts memoised: a tool answers the same bytes in many
+runs (every variant of a scenario), and parsing them again was a third of this check's cost.
+Larger bodies are parsed each time, so the memo stays small (at most 256 such bodies)."""
+
+
+@lru_cache(maxsize=256)
+def _body_texts(body: bytes) -> tuple[str, ...]:
+    return _texts_of(body)
+
+
+def _texts_of(body: bytes) -> tuple[str, ...]:
+    """A response body's text, whitespace collapsed: its string values when JSON, else all."""
+    text = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return (" ".join(text.split()),)
+    return tuple(" ".join(v.split()) for v in _leaves(parsed) if isinstance(v, str))
 
 
 def _exempt(approval: Any) -> tuple[str, ...]:

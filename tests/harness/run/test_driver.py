@@ -7,6 +7,7 @@ import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,48 @@ def test_call_with_deadline_carries_a_crash_signal() -> None:
 
     with pytest.raises(AgentCrash):
         call_with_deadline(crash, 5.0)
+
+
+def test_calls_run_in_order_on_one_reused_worker_thread_off_the_callers() -> None:
+    seen: list[tuple[int, threading.Thread]] = []
+
+    def note(i: int) -> None:
+        seen.append((i, threading.current_thread()))
+
+    for i in range(5):
+        call_with_deadline(partial(note, i), 5.0)
+    assert [i for i, _ in seen] == list(range(5))
+    # Thread objects, not idents: a finished thread's ident may be handed to the next one
+    assert all(t is seen[0][1] for _, t in seen)
+    assert seen[0][1] is not threading.current_thread()
+
+
+def test_an_error_leaves_the_worker_reusable() -> None:
+    def boom() -> None:
+        raise KeyError("gone")
+
+    with pytest.raises(KeyError):
+        call_with_deadline(boom, 5.0)
+    first = call_with_deadline(threading.current_thread, 5.0)
+    assert call_with_deadline(threading.current_thread, 5.0) is first
+
+
+def test_after_a_hung_call_the_next_call_runs_on_a_fresh_thread() -> None:
+    release = threading.Event()
+    hung_on: list[threading.Thread] = []
+
+    def hang() -> None:
+        hung_on.append(threading.current_thread())
+        release.wait(10.0)
+
+    with pytest.raises(RunTimedOut):
+        call_with_deadline(hang, 0.05)
+    try:
+        # the abandoned thread still runs the hung call; the next one is not queued behind it
+        after = call_with_deadline(threading.current_thread, 5.0)
+        assert after is not hung_on[0]
+    finally:
+        release.set()
 
 
 # --------------------------------------------------------------------------- CrashPlan
