@@ -13,6 +13,7 @@ Precedence (stated and applied in :mod:`harness.plugin.settings`, ``ChaosSetting
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import random
 from collections.abc import Callable, Generator, Mapping
@@ -283,6 +284,21 @@ def shard_of(nodeid: str, n: int) -> int:
     """The 1-based shard a node id belongs to (stable across machines and Python runs)."""
     digest = hashlib.sha256(nodeid.encode()).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # In an xdist worker (a process that exists only for this session), what collection built
+    # (items, scenarios, variants, plugin and SDK modules) lives until the process exits: move
+    # it out of the cyclic collector's reach (CPython's gc.freeze), so the collector's full
+    # passes during the run and the one at exit scan only what the runs create. Measured on the
+    # scenario suite: a worker's last test to its exit 0.7-1.3 s -> 0.15-0.45 s. Never in a
+    # process that outlives the session (-n 0, pytester's in-process runs): what it froze and
+    # later dropped in a cycle would never be freed.
+    if hasattr(session.config, "workerinput") and any(
+        is_scenario_nodeid(item.nodeid) for item in session.items
+    ):
+        gc.collect()
+        gc.freeze()
 
 
 # trylast: the shard is taken from what -k, -m and other plugins left, so every shard of one

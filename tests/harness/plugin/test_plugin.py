@@ -302,3 +302,38 @@ def test_the_releaser_empties_a_reports_properties_in_place_and_keeps_foreign_on
     assert report.keywords is NO_KEYWORDS
     with pytest.raises(TypeError):
         report.keywords["x"] = 1  # type: ignore[index]
+
+
+def test_an_xdist_worker_freezes_what_collection_built_and_no_other_process_does(
+    pytester: pytest.Pytester,
+) -> None:
+    import gc
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    pytester.makeini("[pytest]\nchaos_agent = reference_agent:build_adapter\nchaos_seed = 5\n")
+    import yaml
+
+    happy = yaml.safe_load((root / "scenarios" / "refund_happy.yaml").read_text())
+    for key in ("matrix", "input_matrix", "crash_matrix"):
+        del happy[key]
+    pytester.makefile(".yaml", happy=yaml.safe_dump(happy))
+    out = pytester.path / "frozen.txt"
+    pytester.makeconftest(
+        f"""
+import gc, os
+
+def pytest_sessionfinish(session):
+    with open({str(out)!r}, "a") as f:
+        f.write(f"{{os.environ.get('PYTEST_XDIST_WORKER', 'main')}} {{gc.get_freeze_count()}}\\n")
+"""
+    )
+    result = pytester.runpytest_subprocess("happy.yaml", "-n", "1", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    counts = dict(line.split() for line in out.read_text().splitlines())
+    assert int(counts["gw0"]) > 1000  # the worker froze its collection
+    assert int(counts["main"]) == 0  # the controller did not
+    out.unlink()
+    before = gc.get_freeze_count()
+    pytester.runpytest("happy.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert gc.get_freeze_count() == before  # nor did an in-process session
