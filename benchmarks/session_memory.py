@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,19 +54,24 @@ def _variants_per_file(root: Path) -> int:
     return len(expand(sc, found))
 
 
-def peak_rss(root: Path) -> tuple[int, float]:
-    """Run the session in a fresh process; return (peak RSS in KiB, wall seconds)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.peak_rss",
-        "-q",
-        "-n",
-        "0",
-        f"--chaos-report={root / 'report.json'}",
-    ]
+def peak_rss(root: Path, *, bare_per_file: int | None = None) -> tuple[int, float]:
+    """Run the session in a fresh process; return (peak RSS in KiB, wall seconds).
+
+    Args:
+        root: the session's directory (``write_session``).
+        bare_per_file: None for the shakeout session; else the same files collected as that
+            many bare pytest items each, with no shakeout plugin (P5b's floor: pytest's own).
+    """
+    cmd = [sys.executable, "-m", "benchmarks.peak_rss", "-q", "-n", "0"]
+    env = _env()
+    if bare_per_file is None:
+        cmd.append(f"--chaos-report={root / 'report.json'}")
+    else:
+        cmd += ["-p", "no:shakeout", "-p", "benchmarks.bare_items", "-o", "chaos_agent=x"]
+        env["BARE_PER_FILE"] = str(bare_per_file)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(refund.REPO), env.get("PYTHONPATH")]))
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - started
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     try:
@@ -81,19 +87,23 @@ def peak_rss(root: Path) -> tuple[int, float]:
 
 def measure(*, small: int, large: int, reps: int) -> Figure:
     """P5b: peak RSS of the large session / of the small one."""
-    rss: dict[str, list[float]] = {"small": [], "large": []}
+    rss: dict[str, list[float]] = {"small": [], "large": [], "bare_small": [], "bare_large": []}
     wall: dict[str, list[float]] = {"small": [], "large": []}
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="shakeout-bench-p5b-") as tmp:
         roots = {"small": Path(tmp) / "small", "large": Path(tmp) / "large"}
         counts["small"] = write_session(roots["small"], small)
         counts["large"] = write_session(roots["large"], large)
+        per_file = _variants_per_file(roots["small"])
         for _ in range(reps):
             for size in ("small", "large"):
                 kib, took = peak_rss(roots[size])
                 rss[size].append(kib / 1024)
                 wall[size].append(took)
+                kib, _ = peak_rss(roots[size], bare_per_file=per_file)
+                rss[f"bare_{size}"].append(kib / 1024)
     big, little = median(rss["large"]), median(rss["small"])
+    bare_big, bare_little = median(rss["bare_large"]), median(rss["bare_small"])
     return Figure(
         id="P5b",
         title=f"peak RSS, {counts['large']:,}-variant session vs {counts['small']:,}",
@@ -106,6 +116,8 @@ def measure(*, small: int, large: int, reps: int) -> Figure:
             "small_session_mib": little,
             "large_session_s": median(wall["large"]),
             "small_session_s": median(wall["small"]),
+            "bare_pytest_large_mib": bare_big,
+            "bare_pytest_small_mib": bare_little,
         },
         unit="MiB (and s)",
         reps=reps,
@@ -113,7 +125,10 @@ def measure(*, small: int, large: int, reps: int) -> Figure:
             "full pytest sessions (-n 0, --chaos-report) in fresh processes over generated "
             f"benchmarks.walker scenarios ({WALK_STEPS} tool calls per run, tool-fault matrix "
             "over calls 1-4, persist: false): the reference agent's 20-60 ms runs would make a "
-            "10k session take minutes; peak RSS is the process's VmHWM at the session's end"
+            "10k session take minutes; peak RSS is the process's VmHWM at the session's end. "
+            "The floor, measured in the same run: the same files collected as as many bare "
+            "pytest items with no shakeout plugin (benchmarks.bare_items); its ratio is what "
+            "pytest alone keeps per item (an Item and three TestReports, to the end)"
         ),
-        extra={"variants": counts},
+        extra={"variants": counts, "bare_pytest_ratio": bare_big / bare_little},
     )

@@ -1,0 +1,43 @@
+"""P5b's floor: pytest's own memory per collected item, with no shakeout plugin loaded.
+
+Loaded with ``-p benchmarks.bare_items -p no:shakeout`` over the same generated scenario
+directories as P5b: each scenario file becomes ``BARE_PER_FILE`` (an environment variable)
+plain items named like a variant (``walk_0000[tool_http_503@get_item#1#k]``), carrying the
+``chaos`` marker, that do nothing. What such a session keeps per item (the item, its three
+``TestReport``s held by the terminal reporter to the end) is pytest's, not shakeout's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class BareItem(pytest.Item):
+    def runtest(self) -> None:
+        """Nothing: the item exists to be kept."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.name}"
+
+
+class BareFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        for k in range(int(os.environ["BARE_PER_FILE"])):
+            item = BareItem.from_parent(self, name=f"{self.path.stem}[tool_http_503@get_item#{k}]")
+            item.add_marker(pytest.mark.chaos)
+            yield item
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chaos: the marker scenario items carry")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    if file_path.suffix == ".yaml":
+        return BareFile.from_parent(parent, path=file_path)
+    return None
