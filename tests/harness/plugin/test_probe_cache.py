@@ -111,7 +111,8 @@ def test_the_key_changes_with_everything_the_probe_depends_on(
     assert key != probe_key(scenario, factory, seed, wall, {**config, "extra": 1})
 
 
-COUNTING_AGENT = '''
+RECORDING_AGENT = '''
+import os
 from pathlib import Path
 
 from reference_agent import build_adapter as _build
@@ -119,8 +120,8 @@ from reference_agent import build_adapter as _build
 STARTS = Path(__file__).parent / "starts.txt"
 
 
-class Counting:
-    """The reference agent, appending a line per started run to starts.txt."""
+class Logging:
+    """The reference agent, logging each started run's worker and message to starts.txt."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -130,7 +131,7 @@ class Counting:
 
     def start(self, payload):
         with STARTS.open("a") as f:
-            f.write("start\\n")
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER')} {payload['message']}\\n")
         return self._inner.start(payload)
 
     def resume(self, run_id, decision=None):
@@ -141,16 +142,16 @@ class Counting:
 
 
 def build_adapter(endpoints):
-    return Counting(_build(endpoints))
+    return Logging(_build(endpoints))
 '''
 
 
 def test_a_session_without_workers_runs_each_probe_once(pytester: pytest.Pytester) -> None:
     pytester.makeini(
-        "[pytest]\nchaos_agent = counting_agent:build_adapter\nchaos_seed = 5\n"
+        "[pytest]\nchaos_agent = recording_agent:build_adapter\nchaos_seed = 5\n"
         "filterwarnings = error\n"
     )
-    pytester.makepyfile(counting_agent=COUNTING_AGENT)
+    pytester.makepyfile(recording_agent=RECORDING_AGENT)
     (pytester.path / "scenarios").mkdir()
     base = {k: v for k, v in HAPPY.items() if k not in ("matrix", "input_matrix", "crash_matrix")}
     for k in range(3):
@@ -212,40 +213,6 @@ def test_without_a_directory_prepare_runs_nothing(tmp_path: Path) -> None:
     assert run.calls == 1
 
 
-SPLIT_AGENT = '''
-import os
-from pathlib import Path
-
-from reference_agent import build_adapter as _build
-
-STARTS = Path(__file__).parent / "starts.txt"
-
-
-class Logging:
-    """The reference agent, logging each started run's worker and message to starts.txt."""
-
-    def __init__(self, inner):
-        self._inner = inner
-
-    def begin(self, world):
-        return self._inner.begin(world)
-
-    def start(self, payload):
-        with STARTS.open("a") as f:
-            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER')} {payload['message']}\\n")
-        return self._inner.start(payload)
-
-    def resume(self, run_id, decision=None):
-        return self._inner.resume(run_id, decision)
-
-    def trace(self, run_id):
-        return self._inner.trace(run_id)
-
-
-def build_adapter(endpoints):
-    return Logging(_build(endpoints))
-'''
-
 SPLIT_CONFTEST = """
 import os
 from pathlib import Path
@@ -261,10 +228,10 @@ def test_under_two_workers_each_runs_its_share_of_the_probes_before_any_item(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makeini(
-        "[pytest]\nchaos_agent = split_agent:build_adapter\nchaos_seed = 5\n"
+        "[pytest]\nchaos_agent = recording_agent:build_adapter\nchaos_seed = 5\n"
         "filterwarnings = error\n"
     )
-    pytester.makepyfile(split_agent=SPLIT_AGENT)
+    pytester.makepyfile(recording_agent=RECORDING_AGENT)
     pytester.makeconftest(SPLIT_CONFTEST)
     (pytester.path / "scenarios").mkdir()
     base = {k: v for k, v in HAPPY.items() if k not in ("matrix", "input_matrix", "crash_matrix")}
