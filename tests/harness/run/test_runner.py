@@ -255,12 +255,21 @@ def test_a_hanging_close_is_abandoned_at_its_deadline(
     from reference_agent.adapter import RefundDeskAdapter
 
     release = threading.Event()
+    entered = threading.Event()
+
+    def hang(self: RefundDeskAdapter) -> None:
+        entered.set()
+        release.wait(30)
+
     monkeypatch.setattr(runner, "CLOSE_DEADLINE_S", 0.2)
-    monkeypatch.setattr(RefundDeskAdapter, "close", lambda self: release.wait(30))
+    monkeypatch.setattr(RefundDeskAdapter, "close", hang)
     cache = AdapterCache()
     cached = cache.get("reference_agent:build_adapter", endpoints_of(crash_cells[0].scenario))
     try:
         record = run_variant(crash_cells[0], cached, seed=7, wall_s=30.0)
+        # the close really ran and was still hanging when the run came back
+        assert entered.is_set()
+        assert not release.is_set()
     finally:
         release.set()
     assert record.restarts > 0
