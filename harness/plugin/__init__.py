@@ -38,7 +38,7 @@ from harness.plugin.settings import (
 from harness.redact import RedactionConfigError, Redactor, redactor_for
 from harness.report.model import nodeids_digest
 from harness.report.reporter import SELECTION_KEY, SHARD_KEY, ReportPlugin
-from harness.report.spool import is_scenario_nodeid
+from harness.report.spool import PROPERTY, is_scenario_nodeid
 from harness.run.runner import AdapterCache
 
 DEFAULT_SCENARIO_GLOBS = ("scenarios/*.yaml", "scenarios/**/*.yaml")
@@ -328,9 +328,14 @@ def pytest_runtest_makereport(
     """Scenario items show their verdict text, never a traceback, in every phase.
 
     pytest asks ``repr_failure`` only for the call phase; an ERROR is raised from setup, so its
-    text is put on the report here.
+    text is put on the report here. Once the teardown report is made, the report entry leaves
+    the item's ``user_properties`` (that report keeps its copy).
     """
     report = yield
+    if call.when == "teardown" and item.user_properties:
+        # The teardown report holds its own copy of a scenario item's entry now: off the item,
+        # which pytest keeps to the session's end.
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != PROPERTY]
     if call.excinfo is not None:
         from harness.plugin.collect import located_failure
 

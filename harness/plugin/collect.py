@@ -24,6 +24,7 @@ from harness.plugin.session import RunResult, judge, report_item, reproduce_comm
 from harness.plugin.settings import ADAPTERS_KEY, OUTCOMES_KEY, REDACTOR_KEY, ChaosSettings
 from harness.record import RunRecord
 from harness.report.model import CheckOutcome
+from harness.report.spool import PROPERTY
 from harness.run.runner import AgentLoadError, endpoints_of, probe, run_variant
 from harness.scenario.loader import load_scenario
 from harness.scenario.matrix import base_variant, expand
@@ -310,12 +311,19 @@ def _unrunnable(variant: Variant, seed: int) -> RunRecord:
 
 
 class ScenarioItem(pytest.Item):
-    """One scenario variant: run in setup, judged, ERROR raised in setup and FAIL in call."""
+    """One scenario variant: run in setup, judged, ERROR raised in setup and FAIL in call.
+
+    Its report entry rides on the teardown report only: pytest makes that report in every
+    outcome (passed, failed in call, ERROR in setup), and it is the one JUnit XML reads the
+    properties of. One report carrying it, not all three, is one serialization, one masking
+    pass and one transfer to the xdist controller per item.
+    """
 
     def __init__(self, *, variant: Variant, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.variant = variant
         self.result: RunResult | None = None
+        self.entry: dict[str, Any] | None = None
         self._input_run: tuple[AgentAdapter, int, float, Any] | None = None
         self.add_marker(pytest.mark.chaos)
         for tag in variant.scenario.tags:
@@ -352,8 +360,7 @@ class ScenarioItem(pytest.Item):
                 self.variant, adapter, seed=seed, wall_s=wall, config=settings.config
             )
         self.result = judge(self.variant, record, reproduce_command(self.nodeid, seed))
-        item = report_item(self.nodeid, self.result)
-        self.user_properties.append(("shakeout", item.model_dump(mode="json")))
+        self.entry = report_item(self.nodeid, self.result).model_dump(mode="json")
         if self.result.verdict == "error":
             raise HarnessError(self.result.explain())
 
@@ -367,11 +374,14 @@ class ScenarioItem(pytest.Item):
 
     def teardown(self) -> None:
         # The record (every exchange, bodies included) has served its purpose once the report
-        # entry is attached: drop it, so a session's memory does not grow with its items.
+        # entry is made: drop it, so a session's memory does not grow with its items.
         self.result = None
         self._input_run = None
-        # The setup and call reports carry the report entry already.
-        self.user_properties[:] = [p for p in self.user_properties if p[0] != "shakeout"]
+        # The teardown report, made next, carries the entry; pytest_runtest_makereport takes
+        # it off the item again once that report holds its copy.
+        if self.entry is not None:
+            self.user_properties.append((PROPERTY, self.entry))
+            self.entry = None
 
     def _run_inputs(self) -> None:
         """Search the input family with Hypothesis; a failing payload is shrunk, then reported."""
@@ -429,7 +439,7 @@ class ScenarioItem(pytest.Item):
                     # not the last one's (Hypothesis's own generating and shrinking is not).
                     duration_s=sum(r.record.duration_s for r in results),
                 )
-                self.user_properties.append(("shakeout", item.model_dump(mode="json")))
+                self.entry = item.model_dump(mode="json")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         # The terminal and JUnit show this text: secrets in URLs, bodies or reasons are masked.

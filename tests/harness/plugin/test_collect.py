@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -462,3 +463,56 @@ def test_an_input_item_reports_the_run_time_of_every_payload_it_ran(
     assert len(durations) >= 2  # the search ran several payloads
     # the item's run time is all of them, not the last one's
     assert item["duration_s"] == round(sum(durations), 6)
+
+
+# ---------------------------------------------------------------- where the entry travels
+
+# Counts, before the report plugin rewrites them, the reports that carry a scenario item's
+# entry, by node id and phase (on the xdist controller: what the workers sent).
+ENTRY_COUNTER = """
+import json, pytest
+
+CARRIED = []
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report):
+    if any(name == "shakeout" for name, _ in report.user_properties):
+        CARRIED.append([report.nodeid, report.when])
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):
+        (session.config.rootpath / "carried.json").write_text(json.dumps(CARRIED))
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["n0", "n2"])
+def test_every_outcome_s_entry_rides_on_its_teardown_report_alone_and_reaches_junit(
+    project: pytest.Pytester, workers: list[str]
+) -> None:
+    wrong = dict(HAPPY["expect"], state="escalated")
+    write(project, "happy", scenario())
+    write(project, "wrong", scenario(name="refund_wrong", expect=wrong))
+    unfired = [{"tool_http_503": {"target": "send_email", "at": {"nth": 3}}}]
+    write(project, "unfired", scenario(name="refund_unfired", faults=unfired))
+    inputs = {"families": ["control_characters"], "must_reject": ["control_characters"]}
+    write(project, "inputs", scenario(name="refund_inputs", input_matrix=inputs | {"examples": 2}))
+    project.makeconftest(ENTRY_COUNTER)
+    result = project.runpytest("-p", "no:cacheprovider", "--junitxml=junit.xml", *workers)
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+
+    verdicts: dict[str, str] = {}
+    for case in ET.parse(project.path / "junit.xml").getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        entry = json.loads(props["shakeout"] or "")
+        assert props["shakeout.verdict"] == entry["verdict"]
+        verdicts[str(case.get("name"))] = entry["verdict"]
+    assert verdicts == {
+        "refund_happy": "pass",
+        "refund_inputs": "pass",
+        "refund_inputs[input:control_characters]": "pass",
+        "refund_wrong": "fail",
+        "refund_unfired": "error",
+    }
+    carried = json.loads((project.path / "carried.json").read_text())
+    assert sorted(when for _, when in carried) == ["teardown"] * 5
+    assert len({nodeid for nodeid, _ in carried}) == 5
