@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.redact import (
@@ -317,3 +317,79 @@ def test_holds_known_finds_a_remembered_value_as_is_and_inside_json(
     assert redactor.holds_known(before + secret + after)
     assert redactor.holds_known(json.dumps({"note": before + secret + after}))
     assert not Redactor().holds_known(before + secret + after)
+
+
+def walked_json_text(redactor: Redactor, text: str) -> tuple[str, bool]:
+    """``json_text`` as it was before its shortcut: the whole document parsed and walked."""
+    if not redactor.suspects(text):
+        return text, False
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        masked = redactor.text(text)
+        return masked, masked != text
+    masked_value = redactor.value(parsed)
+    if masked_value == parsed:
+        return text, False
+    return json.dumps(masked_value, sort_keys=True), True
+
+
+# What a report entry or a body holds: words that only look like secrets, secrets of every
+# shape, characters JSON escapes, and non-ASCII ones whose lower case is ASCII (Kelvin sign).
+PIECES = st.sampled_from(
+    [
+        "no answer was cut at the token limit",
+        "max_tokens",
+        "Bearer abcdefghijklmnop",
+        "sk-" + "a1" * 12,
+        "api_key=zzzzzzzzzzzz",
+        "password: hunter2hunter2",
+        "\u212aey=abcdefghijkl",
+        'a "quoted" token',
+        'back\\slash \\" token',
+        "line\nbreak",
+        "null",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "authorization: Basic dXNlcjpwYXNzd29yZA==",
+        "AKIAABCDEFGHIJKLMNOP",
+        "remembered-secret-value",
+        'remembered"quote-value',
+        "plain words",
+    ]
+)
+STRINGS = st.lists(PIECES | st.text(max_size=10), max_size=3).map(" ".join)
+KEYS = st.sampled_from(
+    ["note", "max_tokens", "Api-Key", "PASSWORD", "access-token", "client_secret", "token"]
+) | st.text(max_size=8)
+DOCUMENTS = st.recursive(
+    st.none() | st.booleans() | st.integers() | STRINGS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+KNOWN = st.lists(st.sampled_from(["remembered-secret-value", 'remembered"quote-value']))
+
+
+@settings(max_examples=400, deadline=None)
+# A non-ASCII character whose lower case is ASCII (the Kelvin sign), escaped as \u212a in the
+# text; a key named like a secret field; a remembered value with a character JSON escapes.
+@example(["\u212aey=abcdefghijkl", "cut at the token limit"], True, False, [], False)
+@example({"Api-Key": "zzzzzzzzzzzz", "note": "max_tokens"}, True, True, [], False)
+@example(
+    ['x remembered"quote-value', "the token limit"], True, True, ['remembered"quote-value'], False
+)
+@given(
+    document=DOCUMENTS,
+    ascii_only=st.booleans(),
+    sort_keys=st.booleans(),
+    known=KNOWN,
+    not_json=st.booleans(),
+)
+def test_json_text_masks_exactly_what_a_walk_of_the_whole_document_masks(
+    document: Any, ascii_only: bool, sort_keys: bool, known: list[str], not_json: bool
+) -> None:
+    text = json.dumps(document, ensure_ascii=ascii_only, sort_keys=sort_keys)
+    if not_json:
+        text = text[1:]  # no longer a JSON document (or another one): masked as text
+    assert Redactor(secrets=known).json_text(text) == walked_json_text(
+        Redactor(secrets=known), text
+    )
