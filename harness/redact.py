@@ -49,7 +49,6 @@ MIN_SECRET = 8
 """Values shorter than this are masked where they are named but not hunted elsewhere: a short
 value (``"1"``, ``"true"``) is too common a string to replace wherever it appears."""
 
-_FIELD_MEMO = 4096  # keys whose field answer a redactor remembers (see Redactor._is_field)
 # A JSON string literal as JSON text writes it (escapes kept), from its opening quote.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
@@ -202,7 +201,6 @@ class Redactor:
         self._known_lower: tuple[str, ...] = ()
         self._known_escaped: tuple[str, ...] = ()
         self._last_json: tuple[str, tuple[str, bool]] | None = None
-        self._field_keys: dict[str, bool] = {}
         self._hints = _minimal_hints(
             {f"{n}=" for n in self.query}
             | {f"{n.replace('_', '-')}=" for n in self.query}
@@ -386,7 +384,7 @@ class Redactor:
         if isinstance(value, Mapping):
             out: dict[Any, Any] = {}
             for key, item in value.items():
-                if isinstance(key, str) and self._is_field(key):
+                if isinstance(key, str) and normalize(key) in self.fields:
                     out[key] = self._masked_field(item)
                 else:
                     out[key] = self._walk(item)
@@ -419,20 +417,10 @@ class Redactor:
                 if literal is None or literal.end() < at + len(hint) + 1:
                     return True  # the hint is not inside that string
                 string = json.loads(literal.group())
-                if self._is_field(string) or self.text(string) != string:
+                if normalize(string) in self.fields or self.text(string) != string:
                     return True
                 at = low.find(hint, literal.end())
         return False
-
-    def _is_field(self, key: str) -> bool:
-        # A report entry repeats a few hundred keys from a small vocabulary: remember each
-        # key's answer (bounded: an agent's body may key a map by ids).
-        found = self._field_keys.get(key)
-        if found is None:
-            if len(self._field_keys) >= _FIELD_MEMO:
-                self._field_keys.clear()
-            found = self._field_keys[key] = normalize(key) in self.fields
-        return found
 
     def _hints_in(self, text: str) -> tuple[str, ...] | None:
         """The hints and known values a JSON text holds: all that any of its strings can hold.

@@ -19,27 +19,31 @@ import random
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.adapter import AgentAdapter
 from harness.output import OutputError, check_file
 from harness.plugin.probe_cache import PROBES_KEY, ProbeCache
-from harness.plugin.session import RunResult, run_scenario
 from harness.plugin.settings import (
-    ADAPTERS_KEY,
     DEFAULT_WALL_S,
     OUTCOMES_KEY,
     REDACTOR_KEY,
     SEED_KEY,
     ChaosSettings,
+    adapter_cache,
 )
 from harness.redact import RedactionConfigError, Redactor, redactor_for
 from harness.report.model import nodeids_digest
 from harness.report.reporter import SELECTION_KEY, SHARD_KEY, ReportPlugin
 from harness.report.spool import PROPERTY, is_scenario_nodeid
-from harness.run.runner import AdapterCache
+
+if TYPE_CHECKING:
+    # What runs a scenario (the runner, the world, the verdicts, the scenario models) is
+    # imported where a scenario is collected or run, never at start-up: an xdist controller
+    # only reports, and every worker it starts waits for its start-up.
+    from harness.adapter import AgentAdapter
+    from harness.plugin.session import RunResult
 
 DEFAULT_SCENARIO_GLOBS = ("scenarios/*.yaml", "scenarios/**/*.yaml")
 
@@ -135,7 +139,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "using the chaos_run fixture (command line > marker > fixture > ini).",
     )
     config.stash[SEED_KEY] = _session_seed(config)
-    config.stash[ADAPTERS_KEY] = AdapterCache()
     config.stash[PROBES_KEY] = probes = ProbeCache.for_config(config)
     config.pluginmanager.register(probes, "shakeout-probe-cache")
     shard = config.getoption("chaos_shard")
@@ -409,7 +412,9 @@ def chaos_run(
             result = chaos_run("scenarios/refund_happy.yaml", faults=["tool_http_503"])
             assert result.verdict == "pass", result.explain()
     """
-    cache = request.config.stash[ADAPTERS_KEY]
+    from harness.plugin.session import run_scenario
+
+    cache = adapter_cache(request.config)
 
     def run(
         scenario: Any,

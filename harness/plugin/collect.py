@@ -21,7 +21,7 @@ from harness.adapter import AgentAdapter
 from harness.load import run_load
 from harness.plugin.probe_cache import PROBES_KEY, ProbeFailed, ProbeJob, probe_key
 from harness.plugin.session import RunResult, judge, report_item, reproduce_command
-from harness.plugin.settings import ADAPTERS_KEY, OUTCOMES_KEY, REDACTOR_KEY, ChaosSettings
+from harness.plugin.settings import OUTCOMES_KEY, REDACTOR_KEY, ChaosSettings, adapter_cache
 from harness.record import RunRecord
 from harness.report.model import CheckOutcome
 from harness.report.spool import PROPERTY
@@ -241,7 +241,7 @@ class ScenarioFile(pytest.File):
         config = self.config
 
         def run() -> Probe:
-            adapter = config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
+            adapter = adapter_cache(config).get(factory, endpoints_of(scenario))
             return probe(scenario, adapter, seed=seed, wall_s=wall, config=settings.config)
 
         key = probe_key(
@@ -337,7 +337,7 @@ class ScenarioItem(pytest.Item):
         if not factory:
             raise HarnessError(_NO_AGENT)
         try:
-            adapter = self.config.stash[ADAPTERS_KEY].get(factory, endpoints_of(scenario))
+            adapter = adapter_cache(self.config).get(factory, endpoints_of(scenario))
         except AgentLoadError as exc:
             raise HarnessError(str(exc)) from None
         wall = scenario.expect.budget.wall_s or settings.wall_s

@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.scenario.variant import Probe
+if TYPE_CHECKING:
+    from harness.scenario.variant import Probe
 
 WORKERINPUT_KEY = "shakeout_probe_dir"
 PROBES_KEY = pytest.StashKey["ProbeCache"]()

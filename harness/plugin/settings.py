@@ -5,27 +5,43 @@
 The stash keys name what ``harness.plugin`` puts on the config at configure time (the seed, the
 adapter cache, the redactor, the outcome rules) for the scenario items of
 ``harness.plugin.collect`` to read. Both import this module; it imports neither of them (nor
-anything but pytest, the redactor and the runner's adapter cache), so the plugin and the collector
-never import each other in a circle.
+anything but pytest and the redactor; the runner's adapter cache only when a process first runs
+a scenario), so the plugin and the collector never import each other in a circle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.redact import Redactor
-from harness.run.runner import AdapterCache
+
+if TYPE_CHECKING:
+    from harness.run.runner import AdapterCache
 
 DEFAULT_WALL_S = 20.0
 
 SEED_KEY = pytest.StashKey[int]()
-ADAPTERS_KEY = pytest.StashKey[AdapterCache]()
+ADAPTERS_KEY = pytest.StashKey["AdapterCache"]()
 REDACTOR_KEY = pytest.StashKey[Redactor]()
 OUTCOMES_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+def adapter_cache(config: pytest.Config) -> AdapterCache:
+    """The session's adapter cache, made when the process first runs a scenario.
+
+    An xdist controller runs none: it never imports the runner (with the world, the verdicts
+    and the scenario models behind it), so the workers it starts are started that much sooner.
+    """
+    cache = config.stash.get(ADAPTERS_KEY, None)
+    if cache is None:
+        from harness.run.runner import AdapterCache
+
+        cache = config.stash[ADAPTERS_KEY] = AdapterCache()
+    return cache
 
 
 @dataclass(frozen=True)

@@ -304,22 +304,29 @@ def test_the_releaser_empties_a_reports_properties_in_place_and_keeps_foreign_on
         report.keywords["x"] = 1  # type: ignore[index]
 
 
-def test_an_xdist_worker_freezes_what_collection_built_and_no_other_process_does(
-    pytester: pytest.Pytester,
-) -> None:
-    import gc
+def _happy_project(pytester: pytest.Pytester, conftest: str) -> None:
+    """refund_happy without its matrices, the reference agent, and ``conftest``."""
     from pathlib import Path
+
+    import yaml
 
     root = Path(__file__).resolve().parents[3]
     pytester.makeini("[pytest]\nchaos_agent = reference_agent:build_adapter\nchaos_seed = 5\n")
-    import yaml
-
     happy = yaml.safe_load((root / "scenarios" / "refund_happy.yaml").read_text())
     for key in ("matrix", "input_matrix", "crash_matrix"):
         del happy[key]
     pytester.makefile(".yaml", happy=yaml.safe_dump(happy))
+    pytester.makeconftest(conftest)
+
+
+def test_an_xdist_worker_freezes_what_collection_built_and_no_other_process_does(
+    pytester: pytest.Pytester,
+) -> None:
+    import gc
+
     out = pytester.path / "frozen.txt"
-    pytester.makeconftest(
+    _happy_project(
+        pytester,
         f"""
 import gc
 
@@ -327,7 +334,7 @@ def pytest_sessionfinish(session):
     who = "worker" if hasattr(session.config, "workerinput") else "main"
     with open({str(out)!r}, "a") as f:
         f.write(f"{{who}} {{gc.get_freeze_count()}}\\n")
-"""
+""",
     )
     result = pytester.runpytest_subprocess("happy.yaml", "-n", "1", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
@@ -338,3 +345,42 @@ def pytest_sessionfinish(session):
     before = gc.get_freeze_count()
     pytester.runpytest("happy.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert gc.get_freeze_count() == before  # nor did an in-process session
+
+
+# What runs a scenario: an xdist controller, which only reports, must never import it.
+RUN_STAGES = (
+    "harness.run",
+    "harness.world",
+    "harness.verdict",
+    "harness.load",
+    "harness.plugin.session",
+)
+
+
+def test_an_xdist_controller_never_imports_what_runs_a_scenario(
+    pytester: pytest.Pytester,
+) -> None:
+    out = pytester.path / "loaded.txt"
+    _happy_project(
+        pytester,
+        f"""
+import sys
+
+def pytest_sessionfinish(session):
+    who = "worker" if hasattr(session.config, "workerinput") else "main"
+    loaded = sorted(m for m in sys.modules if m.startswith({RUN_STAGES!r}))
+    with open({str(out)!r}, "a") as f:
+        f.write(f"{{who}} {{len(loaded)}} {{','.join(loaded)}}\\n")
+""",
+    )
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "happy.yaml", "-n", "1", "-p", "no:cacheprovider", f"--chaos-report={report}"
+    )
+    result.assert_outcomes(passed=1)
+    loaded = {
+        who: (int(n), names) for who, n, *names in map(str.split, out.read_text().splitlines())
+    }
+    assert loaded["main"] == (0, [])  # the controller wrote the report without them
+    assert loaded["worker"][0] > 10  # the worker ran the scenario with them
+    assert load_report(report).summary.total == 1
