@@ -70,11 +70,16 @@ class Walker:
     Attributes:
         resume_latencies: seconds from each ``begin`` over an existing state dir to the first
             step completed after it (the restart's cost as the resumed process sees it).
+        walk_seconds: seconds each walk spent on its steps, from its first step's start record
+            to its last checkpoint (opening, closing and the terminal write left out).
+        walk_cpu_seconds: the process's CPU seconds over the same stretch of each walk.
     """
 
     tools_base_url: str
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
     resume_latencies: list[float] = field(default_factory=list)
+    walk_seconds: list[float] = field(default_factory=list)
+    walk_cpu_seconds: list[float] = field(default_factory=list)
     _store: Store | None = None
     _world: _World | None = None
     _steps: int = 100
@@ -121,6 +126,7 @@ class Walker:
             return WalkOutcome(run_id, row.state, row.category, row.error)
         done = store.completed_steps(run_id)
         todo = [i for i in range(1, self._steps + 1) if _name(i) not in done]
+        walk_started, walk_cpu = time.perf_counter(), time.process_time()
         try:
             if todo:
                 with store.transaction() as db:
@@ -140,8 +146,14 @@ class Walker:
                     self._restarted_at = None
                 world.boundary("after_checkpoint", name)
         except StepFailed as exc:
+            self._timed(walk_started, walk_cpu)
             return self._finish(run_id, "failed", "tool", str(exc))
+        self._timed(walk_started, walk_cpu)
         return self._finish(run_id, "completed", None, None)
+
+    def _timed(self, started: float, cpu: float) -> None:
+        self.walk_seconds.append(time.perf_counter() - started)
+        self.walk_cpu_seconds.append(time.process_time() - cpu)
 
     def _finish(
         self, run_id: str, state: str, category: str | None, error: str | None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 DB_NAME = "refund_desk.sqlite3"
+PAGE_SIZE = 1024
 
 # ``steps`` is a WITHOUT ROWID table: the primary key is the table itself, so a step's checkpoint
 # writes one b-tree page to the WAL instead of two (the rows and the key's separate index); rows
@@ -68,6 +69,8 @@ CREATE TABLE IF NOT EXISTS trace (
 );
 CREATE INDEX IF NOT EXISTS trace_run ON trace (run_id, seq);
 """
+# What _SCHEMA creates: a database holding all of them needs no schema statement on open.
+_OBJECTS = ("runs", "steps", "approvals", "approvals_pending", "trace", "trace_run")
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,14 @@ class Store:
         )
         self._db.row_factory = sqlite3.Row
         if state_dir is not None:
+            # Only takes effect while the file is still empty (a new state dir): an existing
+            # database keeps the page size it was created with. 1 KiB instead of the default
+            # 4 KiB: a step's commit appends one WAL frame per page it touches, and appending
+            # a quarter of the bytes allocates a quarter of the page-cache pages for the growing
+            # WAL, which is most of a frame's write cost (about a third of what persistence
+            # adds to a step, measured in benchmarks/resume.py's walk); rows past ~230 bytes in
+            # ``steps`` (a few of the reference agent's outputs) spill into an overflow page.
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._db.execute("PRAGMA journal_mode=WAL")
         # synchronous=NORMAL, not FULL: in WAL mode a commit is then appended to the WAL without
         # an fsync (the WAL is synced at each checkpoint). A committed step survives the death of
@@ -148,7 +159,14 @@ class Store:
         # project's machines against ~0.1 ms, i.e. the checkpoint would cost 10x the step.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        marks = ",".join("?" * len(_OBJECTS))
+        found = self._db.execute(
+            f"SELECT COUNT(*) FROM sqlite_master WHERE name IN ({marks})", _OBJECTS
+        ).fetchone()[0]
+        if found < len(_OBJECTS):
+            # One transaction for the whole schema: each statement alone would be a commit
+            # of its own. A database that has it all is only read (no write lock on open).
+            self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
 
     def close(self) -> None:
         """Close the connection (rolling back anything left open)."""

@@ -6,11 +6,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from reference_agent.store import DB_NAME, ApprovalRow, Store
+from reference_agent.store import DB_NAME, PAGE_SIZE, ApprovalRow, Store
 
 
 class Crash(BaseException):
@@ -122,3 +123,42 @@ def test_a_state_dir_from_before_the_without_rowid_steps_table_still_resumes(
         store.mark_started(db, "r", "intake", {})  # completed stays completed
     assert store.completed_steps("r") == {"intake", "act"}
     store.close()
+
+
+def test_a_new_state_dir_gets_small_pages_and_an_old_database_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    fresh = Store(tmp_path / "new")
+    assert fresh._db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    fresh.close()
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    old = sqlite3.connect(old_dir / DB_NAME)  # created before PAGE_SIZE: SQLite's 4 KiB
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY)")
+    old.commit()
+    old.close()
+    store = Store(old_dir)
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    with store.transaction() as db:
+        store.complete_step(db, "r", "act", {"refund_id": "re_1"})
+    store.close()
+    again = Store(old_dir)
+    assert again.completed_steps("r") == {"act"}
+    again.close()
+
+
+def test_opening_a_complete_database_takes_no_write_lock(tmp_path: Path) -> None:
+    # another instance in the middle of a write must not hold up an open (only a read of the
+    # schema when it is all there)
+    writer = Store(tmp_path)
+    opened: list[Store] = []
+    with writer.transaction() as db:
+        writer.mark_started(db, "r", "act", {})
+        thread = threading.Thread(target=lambda: opened.append(Store(tmp_path)), daemon=True)
+        thread.start()
+        thread.join(timeout=20)
+        assert opened, "opening the store waited on another instance's write transaction"
+    assert opened[0].steps("r")["act"].status == "started"
+    opened[0].close()
+    writer.close()
