@@ -305,9 +305,10 @@ class RunRecord:
         """The last outcome the agent reported, if any."""
         return self.outcomes[-1] if self.outcomes else None
 
-    @property
+    @cached_property
     def approvals(self) -> tuple[ApprovalRecord, ...]:
-        """Every distinct approval request the agent made, in order."""
+        """Every distinct approval request the agent made, in order (read by several checks;
+        built once, from the frozen outcomes)."""
         seen: dict[str, ApprovalRecord] = {}
         for o in self.outcomes:
             for a in o.approvals:

@@ -13,13 +13,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from faults.base import Fault, Surface
 from faults.injection import Payload
-from faults.surfaces import CrashFault, CrashMode, FaultFiring
+from faults.surfaces import (
+    CrashFault,
+    CrashMode,
+    FaultFiring,
+    HttpResponse,
+    ModelAnswer,
+    ReviewAction,
+)
 from harness.adapter import AgentAdapter, Endpoints, WorldContext
 from harness.record import Blocked, Crash, Delivery, EventLog, Exchange, Restart, RunRecord
 from harness.run.agent_factory import (
@@ -135,11 +143,48 @@ def endpoints_of(scenario: Scenario) -> Endpoints:
     return Endpoints(model_base_url=scenario.model.base_url, tools_base_url=scenario.tools.base_url)
 
 
+@dataclass(frozen=True)
+class _Script:
+    """What every run of a scenario serves and delivers, derived once from its spec: the
+    services' responses (JSON-encoded), the model's answers and the reviewer's actions. All
+    are immutable, so runs share them; the behaviours holding per-run state are built fresh."""
+
+    responses: Mapping[str, tuple[HttpResponse, ...]]
+    model_answers: tuple[ModelAnswer, ...]
+    review_actions: tuple[ReviewAction, ...]
+
+
+# Scenario models are frozen, but not hashable (they hold dicts): keyed by id, each entry
+# holding its scenario so the id stays its own for as long as the entry lives.
+_SCRIPTS: dict[int, tuple[Scenario, _Script]] = {}
+_SCRIPTS_MAX = 256
+_SCRIPTS_LOCK = threading.Lock()
+
+
+def _script(scenario: Scenario) -> _Script:
+    """The scenario's derived script, built on a scenario's first run (encoding its responses
+    and answers cost a third of the world's set-up per run)."""
+    entry = _SCRIPTS.get(id(scenario))
+    if entry is not None and entry[0] is scenario:
+        return entry[1]
+    script = _Script(
+        responses={n: spec.responses() for n, spec in scenario.tools.services.items()},
+        model_answers=scenario.model_answers(),
+        review_actions=scenario.review_actions(),
+    )
+    with _SCRIPTS_LOCK:
+        if len(_SCRIPTS) >= _SCRIPTS_MAX:
+            del _SCRIPTS[next(iter(_SCRIPTS))]  # the oldest scenario
+        _SCRIPTS[id(scenario)] = (scenario, script)
+    return script
+
+
 def build_services(scenario: Scenario) -> list[ToolService]:
     """Fresh tool services for one run."""
     out = []
+    served = _script(scenario).responses
     for name, spec in scenario.tools.services.items():
-        responses = spec.responses()
+        responses = served[name]
         behaviour: Static | Sequence | Ledger
         if spec.kind == "ledger":
             behaviour = Ledger(responses[0])
@@ -171,10 +216,11 @@ def build_world(
     """
     model: ScriptedModel
     reaction = on_tool_error or scenario.model.on_tool_error
+    answers = _script(scenario).model_answers
     if injection is None:
         model = ScriptedModel(
             scenario.model.format,
-            scenario.model_answers(),
+            answers,
             stream=scenario.model.stream,
             on_tool_error=reaction,
         )
@@ -182,7 +228,7 @@ def build_world(
         model = BaitedModel(
             bait_of(*injection),
             scenario.model.format,
-            scenario.model_answers(),
+            answers,
             stream=scenario.model.stream,
             on_tool_error=reaction,
         )
@@ -256,7 +302,7 @@ def run_variant(
                         payload,
                         world=context,
                         faults=variant.faults,
-                        reviewer_script=scenario.review_actions(),
+                        reviewer_script=_script(scenario).review_actions,
                         rng=random.Random(seed ^ 0x5EED),
                         wall_s=wall_s,
                         log=log,

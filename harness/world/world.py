@@ -232,7 +232,9 @@ class World:
             ctx = _ToolCall(service, request, index, self.clock, self.rng)
             fired: list[str] = []
             result: ToolResult | None = None
-            identity = request_identity(service.name, request)
+            # only a tool fault ever answers by identity (and fills _repeats): a run without
+            # one skips building it (the body's repr) for every tool call
+            identity = request_identity(service.name, request) if self._tool_faults else ""
             again = self._repeats.get(identity)
             if again is not None:
                 # the retry of a request a fault broke: a permanent fault answers every retry,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from toy_agents.mini import MiniAgent
 
+from faults.surfaces import HttpResponse
 from faults.tool import ToolHttp503
 from harness.adapter import Endpoints
 from harness.run.runner import (
@@ -89,6 +91,26 @@ def test_build_services_gives_each_run_fresh_behaviours() -> None:
     assert isinstance(services["issue_refund"].behaviour, Ledger)
     again = {s.name: s for s in build_services(sc)}
     assert again["issue_refund"].behaviour is not services["issue_refund"].behaviour
+
+
+def _order_answer(sc: Scenario) -> HttpResponse:
+    behaviour = {s.name: s for s in build_services(sc)}["get_order"].behaviour
+    assert isinstance(behaviour, Static)
+    return behaviour.response
+
+
+def test_build_services_serves_each_scenario_its_own_responses() -> None:
+    """The responses derived from a scenario are shared by its runs, never served to another
+    scenario (a copy with other answers, or one built after the first was dropped)."""
+    first = _order_answer(SC)
+    assert _order_answer(SC) is first
+    services = HAPPY["tools"]["services"]
+    changed = {**services["get_order"], "respond": {"json": {"changed": True}}}
+    other = _order_answer(scenario(tools={"services": {**services, "get_order": changed}}))
+    assert json.loads(other.body) == {"changed": True}
+    assert json.loads(first.body) == services["get_order"]["respond"]["json"]
+    for _ in range(300):  # more scenarios than the memo keeps: each still gets its own
+        assert json.loads(_order_answer(scenario()).body) == json.loads(first.body)
 
 
 def test_run_variant_records_requests_effects_and_boundaries(mini: MiniAgent) -> None:
