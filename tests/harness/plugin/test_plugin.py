@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -306,7 +307,6 @@ def test_the_releaser_empties_a_reports_properties_in_place_and_keeps_foreign_on
 
 def _happy_project(pytester: pytest.Pytester, conftest: str) -> None:
     """refund_happy without its matrices, the reference agent, and ``conftest``."""
-    from pathlib import Path
 
     import yaml
 
@@ -319,23 +319,28 @@ def _happy_project(pytester: pytest.Pytester, conftest: str) -> None:
     pytester.makeconftest(conftest)
 
 
+def _each_process_writes(out: Path, module: str, values: str) -> str:
+    """A conftest by which each process of the session appends ``<who> <values...>`` to ``out``
+    at its session's end (``who``: main or worker; ``values``: a tuple expression or one)."""
+    return f"""
+import {module}
+
+def pytest_sessionfinish(session):
+    who = "worker" if hasattr(session.config, "workerinput") else "main"
+    values = {values}
+    values = values if isinstance(values, tuple) else (values,)
+    with open({str(out)!r}, "a") as f:
+        f.write(" ".join([who, *map(str, values)]) + "\\n")
+"""
+
+
 def test_an_xdist_worker_freezes_what_collection_built_and_no_other_process_does(
     pytester: pytest.Pytester,
 ) -> None:
     import gc
 
     out = pytester.path / "frozen.txt"
-    _happy_project(
-        pytester,
-        f"""
-import gc
-
-def pytest_sessionfinish(session):
-    who = "worker" if hasattr(session.config, "workerinput") else "main"
-    with open({str(out)!r}, "a") as f:
-        f.write(f"{{who}} {{gc.get_freeze_count()}}\\n")
-""",
-    )
+    _happy_project(pytester, _each_process_writes(out, "gc", "gc.get_freeze_count()"))
     result = pytester.runpytest_subprocess("happy.yaml", "-n", "1", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     counts = dict(line.split() for line in out.read_text().splitlines())
@@ -361,18 +366,8 @@ def test_an_xdist_controller_never_imports_what_runs_a_scenario(
     pytester: pytest.Pytester,
 ) -> None:
     out = pytester.path / "loaded.txt"
-    _happy_project(
-        pytester,
-        f"""
-import sys
-
-def pytest_sessionfinish(session):
-    who = "worker" if hasattr(session.config, "workerinput") else "main"
-    loaded = sorted(m for m in sys.modules if m.startswith({RUN_STAGES!r}))
-    with open({str(out)!r}, "a") as f:
-        f.write(f"{{who}} {{len(loaded)}} {{','.join(loaded)}}\\n")
-""",
-    )
+    loaded = f"sorted(m for m in sys.modules if m.startswith({RUN_STAGES!r}))"
+    _happy_project(pytester, _each_process_writes(out, "sys", f"len({loaded}), ','.join({loaded})"))
     report = pytester.path / "report.json"
     result = pytester.runpytest_subprocess(
         "happy.yaml", "-n", "1", "-p", "no:cacheprovider", f"--chaos-report={report}"
