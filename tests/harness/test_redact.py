@@ -393,3 +393,13 @@ def test_json_text_masks_exactly_what_a_walk_of_the_whole_document_masks(
     assert Redactor(secrets=known).json_text(text) == walked_json_text(
         Redactor(secrets=known), text
     )
+
+
+def test_a_configured_field_written_with_mixed_separators_is_masked_as_by_the_full_walk() -> None:
+    # "my-pass_phrase" holds neither "my_pass_phrase" nor "my-pass-phrase": no hint shows the
+    # key in the text, so json_text must not settle the document from its hints alone.
+    document = json.dumps({"my-pass_phrase": "s3cr3t-phrase-value", "note": "the token limit"})
+    masked, changed = Redactor(fields=["my_pass_phrase"]).json_text(document)
+    assert (masked, changed) == walked_json_text(Redactor(fields=["my_pass_phrase"]), document)
+    assert changed
+    assert "s3cr3t-phrase-value" not in masked
