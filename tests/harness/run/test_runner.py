@@ -109,8 +109,12 @@ def test_build_services_serves_each_scenario_its_own_responses() -> None:
     other = _order_answer(scenario(tools={"services": {**services, "get_order": changed}}))
     assert json.loads(other.body) == {"changed": True}
     assert json.loads(first.body) == services["get_order"]["respond"]["json"]
-    for _ in range(300):  # more scenarios than the memo keeps: each still gets its own
-        assert json.loads(_order_answer(scenario()).body) == json.loads(first.body)
+    # More scenarios than the memo keeps, each answering its own body: one dropped and
+    # collected frees its id for the next, whose run must not be served the old answers.
+    for n in range(300):
+        own = {**services["get_order"], "respond": {"json": {"n": n}}}
+        made = scenario(tools={"services": {**services, "get_order": own}})
+        assert json.loads(_order_answer(made).body) == {"n": n}
 
 
 def test_run_variant_records_requests_effects_and_boundaries(mini: MiniAgent) -> None:
