@@ -26,8 +26,8 @@ stages, their output schemas and recovery paths) and ``policy`` are what a team 
 rewrites; ``engine`` carries a run along the stages (one transaction per checkpoint); ``desk``
 binds them to a world; the rest is infrastructure kept as it is and never importing the
 workflow: ``store``, ``lock``, ``queue``, ``gate``, ``approvals``, ``calls`` (budgets, retries,
-Idempotency-Keys), ``tools``, ``model``/``replies``, ``trace``, ``contract``, ``schemas``,
-``settings``, ``errors``.
+Idempotency-Keys), ``tools``, ``model``/``replies``, ``tls`` (one SSL context per process),
+``trace``, ``contract``, ``schemas``, ``settings``, ``errors``.
 """
 
 from __future__ import annotations

@@ -127,6 +127,7 @@ class RefundDesk:
         """Close the database and the HTTP clients."""
         self.close_store()
         self._tools.close()
+        self._model.close()
 
     def _bound(self) -> tuple[Store, Engine, WorldLike]:
         if self._store is None or self._engine is None or self._world is None:

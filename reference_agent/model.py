@@ -4,8 +4,8 @@ Three wire APIs (OpenAI chat completions, OpenAI responses, Anthropic messages),
 or not. Conversations are kept in a neutral form and translated per API; answers come back as a
 ``ModelReply``. SDK and transport exceptions become ``ProviderError`` here; judging whether the
 reply fits the offered tools happens in ``interpret`` (``reference_agent.replies``, re-exported
-here). Infrastructure: it may import ``errors``, ``replies`` and ``settings``, never the
-workflow, the engine or the desk.
+here). Infrastructure: it may import ``errors``, ``replies``, ``settings`` and ``tls``, never
+the workflow, the engine or the desk.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from reference_agent.replies import (
     provider_error,
 )
 from reference_agent.settings import Api, Settings
+from reference_agent.tls import httpx2_ssl_context
 
 __all__ = [
     "Message",
@@ -51,7 +52,8 @@ class ModelClient:
     """Speaks one of three model APIs through the official SDKs, with SDK retries off.
 
     The OpenAI client is built once here; the Anthropic one on first use (and then kept), so
-    a desk that never speaks Anthropic never imports it.
+    a desk that never speaks Anthropic never imports it. Without ``http_client`` each SDK gets
+    an HTTP client of its own, with the SDK's defaults, on the process's shared SSL context.
 
     Args:
         settings: endpoint, key and model name.
@@ -65,9 +67,17 @@ class ModelClient:
             api_key=settings.api_key,
             base_url=settings.model_base_url,
             max_retries=0,
-            http_client=http_client,
+            http_client=http_client or openai.DefaultHttpxClient(verify=httpx2_ssl_context()),
         )
         self._anthropic: Any = None
+
+    def close(self) -> None:
+        """Close the HTTP clients built here (an ``http_client`` passed in is the caller's)."""
+        if self._http is not None:
+            return
+        self._openai.close()
+        if self._anthropic is not None:
+            self._anthropic.close()
 
     def prepare(self, api: Api) -> None:
         """Build the client ``api`` needs now (the Anthropic one is otherwise built on first
@@ -83,7 +93,7 @@ class ModelClient:
                 api_key=self._settings.api_key,
                 base_url=self._settings.model_base_url,
                 max_retries=0,
-                http_client=self._http,
+                http_client=self._http or anthropic.DefaultHttpxClient(verify=httpx2_ssl_context()),
             )
         return self._anthropic
 

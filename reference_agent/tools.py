@@ -1,6 +1,6 @@
 """HTTP calls to the tool services, each answer validated and mapped onto the error taxonomy.
 
-Infrastructure: imports ``errors`` and ``schemas`` only; retries and Idempotency-Keys are
+Infrastructure: imports ``errors``, ``schemas`` and ``tls`` only; retries and Idempotency-Keys are
 ``calls``'s.
 """
 
@@ -34,6 +34,7 @@ from reference_agent.schemas import (
     RefundBody,
     TicketBody,
 )
+from reference_agent.tls import httpx_ssl_context
 
 MAX_BODY_BYTES = 1024 * 1024
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -101,12 +102,15 @@ class ToolClient:
 
     Args:
         base_url: the tool services' base URL.
-        http_client: a client to use (tests pass one with a ``MockTransport``); None builds one.
+        http_client: a client to use (tests pass one with a ``MockTransport``); None builds one,
+            on the process's shared SSL context.
     """
 
     def __init__(self, base_url: str, http_client: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = http_client or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        self._http = http_client or httpx.Client(
+            verify=httpx_ssl_context(), timeout=httpx.Timeout(10.0, connect=5.0)
+        )
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -19,7 +19,7 @@ from refund_world import (
     refund_script,
 )
 
-from reference_agent import ConfigError, RefundDesk, UnknownRunError, run_id_for
+from reference_agent import ConfigError, RefundDesk, Settings, UnknownRunError, run_id_for
 from reference_agent.fakes import FakeModel, FakeTools, Turn
 
 
@@ -641,3 +641,11 @@ def test_terminal_write_crash_leaves_the_state_unwritten(
     desk.begin(World(tmp_path / "t", clock))
     assert desk.resume(run_id_for(TICKET)).state == "escalated"
     assert len(model.requests) == 1
+
+
+def test_close_closes_the_model_clients_the_desk_built() -> None:
+    desk = RefundDesk(
+        Settings(model_base_url="http://model.test/v1", tools_base_url="http://tools.test")
+    )
+    desk.close()
+    assert desk._model._openai.is_closed()

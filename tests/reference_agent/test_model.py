@@ -166,3 +166,18 @@ def test_interpret_accepts_a_valid_call() -> None:
     reply = ModelReply((WireToolCall("c", "classify_request", '{"intent": "other"}'),))
     inv = interpret(reply, OFFERED)
     assert inv.arguments == ClassifyArgs(intent="other")
+
+
+def test_close_closes_the_clients_it_built_and_never_a_given_one() -> None:
+    settings = Settings(model_base_url="http://m.test/v1", tools_base_url="http://t")
+    built = ModelClient(settings)
+    built.prepare("anthropic_messages")
+    built.close()
+    assert built._openai.is_closed()
+    assert built._anthropic.is_closed()
+    given = httpx2.Client(transport=httpx2.MockTransport(lambda r: httpx2.Response(204)))
+    client = ModelClient(settings, given)
+    client.prepare("anthropic_messages")
+    client.close()
+    assert not given.is_closed
+    given.close()
