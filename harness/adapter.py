@@ -48,23 +48,72 @@ class Endpoints:
     model: str = "shakeout-model"
 
 
-@dataclass(frozen=True)
+class _StateDir:
+    """A run's state directory, made on its first read; shared by a context and its copies."""
+
+    __slots__ = ("path", "pending")
+
+    def __init__(self, path: Path, pending: bool) -> None:
+        self.path = path
+        self.pending = pending
+
+
 class WorldContext:
     """What an adapter receives per run: fresh persistent state, the fake clock, options.
 
     Attributes:
-        state_dir: an empty directory for the agent's persistent state of this run.
+        state_dir: an empty directory for the agent's persistent state of this run. The
+            harness makes it when an adapter first reads this attribute, so a run of an agent
+            that keeps no state on disk creates and deletes no directory.
         clock: the fake clock; every sleep and timestamp of the agent must come from it.
         config: the scenario's ``agent_config`` mapping (agent-specific options).
         seed: the run's seed.
         boundary: the hook to call at crash boundaries (``hook(point, step)``).
+
+    Args:
+        make_state_dir: make ``state_dir`` (mode 0700) on its first read; False when it
+            exists already.
     """
 
-    state_dir: Path
-    clock: Clock
-    config: Mapping[str, Any]
-    seed: int
-    boundary: BoundaryHook
+    __slots__ = ("_dir", "boundary", "clock", "config", "seed")
+
+    def __init__(
+        self,
+        state_dir: Path,
+        clock: Clock,
+        config: Mapping[str, Any],
+        seed: int,
+        boundary: BoundaryHook,
+        *,
+        make_state_dir: bool = False,
+    ) -> None:
+        self._dir = _StateDir(Path(state_dir), make_state_dir)
+        self.clock = clock
+        self.config = config
+        self.seed = seed
+        self.boundary = boundary
+
+    @property
+    def state_dir(self) -> Path:
+        """The run's state directory, made now if this is its first read."""
+        if self._dir.pending:
+            # Idempotent, so two threads reading it first at once both get the directory.
+            self._dir.path.mkdir(mode=0o700, exist_ok=True)
+            self._dir.pending = False
+        return self._dir.path
+
+    def with_boundary(self, boundary: BoundaryHook) -> WorldContext:
+        """The same world (the same state directory, made once) with another crash hook."""
+        copy = WorldContext(self._dir.path, self.clock, self.config, self.seed, boundary)
+        copy._dir = self._dir
+        return copy
+
+    def close(self) -> None:
+        """The run is over: a later first read (a hung call's thread) makes no directory."""
+        self._dir.pending = False
+
+    def __repr__(self) -> str:
+        return f"WorldContext(state_dir={self._dir.path!s}, seed={self.seed})"
 
 
 class ApprovalLike(Protocol):

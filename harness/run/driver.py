@@ -257,7 +257,7 @@ def drive(
         [f for f in faults if isinstance(f, CrashFault)], rng, log, world.clock.now
     )
     reviewer = Reviewer(reviewer_script, [f for f in faults if isinstance(f, ApprovalFault)], rng)
-    world = replace(world, boundary=crash_plan.boundary)
+    world = world.with_boundary(crash_plan.boundary)
     result = DriveResult()
     deadline = monotonic() + wall_s
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from faults.base import Fault, Surface
@@ -257,12 +259,11 @@ def run_variant(
     scenario = variant.scenario
     clock = FakeClock()
     started = time.perf_counter()
-    tmp = None
-    if state_root is None:
-        tmp = tempfile.TemporaryDirectory(prefix="shakeout-")
-        state_dir = Path(tmp.name)
-    else:
-        state_dir = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-", dir=state_root))
+    # The state directory is made only if the agent reads ``world.state_dir``: an agent that
+    # keeps no state on disk saves its mkdir and removal (~0.4 ms a run, P6).
+    root = Path(tempfile.gettempdir() if state_root is None else state_root)
+    state_dir = root / f"{'shakeout' if state_root is None else scenario.name}-{token_hex(8)}"
+    context: WorldContext | None = None
     try:
         log = EventLog()
         injection = None if variant.injection is None else (variant.injection, variant.label)
@@ -276,7 +277,9 @@ def run_variant(
             on_tool_error=variant.on_tool_error,
         )
         agent_config = {**(config or {}), **scenario.agent_config}
-        context = WorldContext(state_dir, clock, agent_config, seed, _no_boundary)
+        context = WorldContext(
+            state_dir, clock, agent_config, seed, _no_boundary, make_state_dir=True
+        )
         payload = scenario.input if variant.payload is SCENARIO_INPUT else variant.payload
         origin = adapter_origin(adapter)
         twin = None if origin is None else partial(twin_adapter, *origin)
@@ -357,8 +360,10 @@ def run_variant(
             others=tuple(e for e in events if isinstance(e, Crash | Restart | Blocked)),
         )
     finally:
-        if tmp is not None:
-            tmp.cleanup()
+        if context is not None:
+            context.close()
+        if state_root is None and state_dir.exists():
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _cannot_run_hard(seed: int) -> tuple[DriveResult, CrashPlan, Reviewer]:

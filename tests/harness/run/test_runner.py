@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 import pytest
 import yaml
 from toy_agents.mini import MiniAgent
+from toy_agents.sdk_retry import scenario as sdk_retry_scenario
 
 from faults.surfaces import HttpResponse
 from faults.tool import ToolHttp503
-from harness.adapter import Endpoints
+from harness.adapter import Endpoints, WorldContext
 from harness.run.runner import (
     AdapterCache,
     AgentLoadError,
@@ -28,6 +30,7 @@ from harness.run.runner import (
 from harness.scenario.matrix import base_variant
 from harness.scenario.spec import Scenario
 from harness.scenario.variant import Variant
+from harness.world.clock import FakeClock
 from harness.world.services import Ledger, Sequence, Static
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -163,6 +166,69 @@ def test_run_variant_keeps_state_under_the_given_root(mini: MiniAgent, tmp_path:
     (state,) = tmp_path.iterdir()
     assert state.name.startswith("refund_happy-")
     assert (state / "mini.json").exists()
+
+
+def test_run_variant_makes_no_state_dir_for_an_agent_that_never_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sc = Scenario.model_validate(sdk_retry_scenario("openai"))
+    assert sc.agent is not None
+    agent = AdapterCache().get(sc.agent, endpoints_of(sc))
+    kept, temp = tmp_path / "kept", tmp_path / "temp"
+    kept.mkdir()
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    record = run_variant(base_variant(sc), agent, seed=5, wall_s=10.0, state_root=kept)
+    assert record.final is not None
+    assert record.final.state.value == "completed"
+    record = run_variant(base_variant(sc), agent, seed=5, wall_s=10.0)
+    assert record.final is not None
+    assert record.final.state.value == "completed"
+    assert list(kept.iterdir()) == []
+    assert list(temp.iterdir()) == []
+
+
+def test_run_variant_makes_the_state_dir_on_first_read_and_removes_its_own(
+    mini: MiniAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[Path] = []
+    begin = mini.begin
+
+    def watched(world: WorldContext) -> None:
+        seen.append(world.state_dir)
+        assert world.state_dir.is_dir()
+        assert not any(world.state_dir.iterdir())
+        begin(world)
+
+    monkeypatch.setattr(mini, "begin", watched)
+    record = run_variant(base_variant(SC), mini, seed=5, wall_s=10.0, config=NO_DEFECTS)
+    assert record.final is not None
+    assert record.final.state.value == "completed"
+    assert seen
+    assert seen[0].parent == tmp_path
+    assert list(tmp_path.iterdir()) == []  # removed after the run
+
+
+def test_a_world_context_and_its_copies_make_one_directory_and_none_after_close(
+    tmp_path: Path,
+) -> None:
+    world = WorldContext(
+        tmp_path / "state", FakeClock(), {}, 1, lambda point, step: None, make_state_dir=True
+    )
+    assert not (tmp_path / "state").exists()
+    copy = world.with_boundary(lambda point, step: None)
+    assert copy.state_dir == tmp_path / "state"
+    assert (tmp_path / "state").is_dir()
+    (tmp_path / "state").rmdir()
+    assert world.state_dir == tmp_path / "state"
+    assert not (tmp_path / "state").exists()  # made once, by whichever copy read it first
+    late = WorldContext(
+        tmp_path / "late", FakeClock(), {}, 1, lambda point, step: None, make_state_dir=True
+    )
+    late.close()
+    assert late.state_dir == tmp_path / "late"
+    assert not (tmp_path / "late").exists()
 
 
 def test_run_variant_passes_config_to_the_agent(mini: MiniAgent) -> None:
