@@ -1,14 +1,20 @@
-"""P5b's floor: pytest's own memory per collected item, with no shakeout plugin loaded.
+"""The floors of P5b and P7: pytest's own cost per item, with no shakeout plugin loaded.
 
-Loaded with ``-p benchmarks.bare_items -p no:shakeout`` over the same generated scenario
-directories as P5b: each scenario file becomes ``BARE_PER_FILE`` (an environment variable)
-plain items named like a variant (``walk_0000[tool_http_503@get_item#1#k]``), carrying the
-``chaos`` marker, that do nothing. What such a session keeps per item (the item, its three
-``TestReport``s held by the terminal reporter to the end) is pytest's, not shakeout's.
+Loaded with ``-p benchmarks.bare_items -p no:shakeout``: each ``.yaml`` file becomes
+``BARE_PER_FILE`` (an environment variable) plain items named like a variant
+(``walk_0000[tool_http_503@get_item#1#k]``), carrying the ``chaos`` marker, that do nothing.
+What such a session keeps per item (the item, its three ``TestReport``s held by the terminal
+reporter to the end) is pytest's, not shakeout's (P5b, over P5b's generated directories).
+
+``BARE_IMPORTS`` (comma-separated module names, optional) is imported at configure time by
+every pytest process that runs items (not an xdist controller). P7's floor is a ``-n 2``
+session of as many bare items as the scenario suite, whose workers import the agent and its
+SDKs as the suite's workers must.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +41,10 @@ class BareFile(pytest.File):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: the marker scenario items carry")
+    # As the suite: the processes that run items import the agent, an xdist controller does not.
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        for name in filter(None, os.environ.get("BARE_IMPORTS", "").split(",")):
+            importlib.import_module(name)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
