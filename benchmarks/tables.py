@@ -33,9 +33,15 @@ def _run_line(doc: dict[str, Any]) -> str:
     took = run.get("seconds")
     took_text = f", {took:.0f} s" if isinstance(took, int | float) else ""
     mixed = " (figures from more than one run)" if len(runs) > 1 else ""
+    missed = [fid for fid, f in doc.items() if not f.get("met")]
+    verdict = (
+        f"{len(missed)} of the {len(doc)} targets missed ({', '.join(missed)})"
+        if missed
+        else f"all {len(doc)} targets met"
+    )
     return (
         f"From `benchmarks/results.json`: `{command}`, {mode} run{took_text}, Python "
-        f"{run.get('python', '?')}{mixed}."
+        f"{run.get('python', '?')}{mixed}; {verdict}."
     )
 
 

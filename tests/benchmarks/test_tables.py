@@ -76,3 +76,11 @@ def test_a_page_without_markers_is_refused_with_the_fix(copy: Path) -> None:
     page.write_text("# no markers\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="add the two marker lines"):
         tables.main([str(copy)])
+
+
+def test_the_provenance_line_names_the_missed_targets() -> None:
+    missed = {**FIGURE, "ratio": 1.3, "met": False}
+    line = tables.render({"P3": FIGURE, "P7": missed, "P1": missed}, "short").splitlines()[0]
+    assert line.endswith("; 2 of the 3 targets missed (P7, P1).")
+    line = tables.render({"P3": FIGURE}, "short").splitlines()[0]
+    assert line.endswith("; all 1 targets met.")
