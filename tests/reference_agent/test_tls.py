@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import certifi
@@ -79,12 +81,15 @@ def test_each_library_has_one_context_of_its_own(loads: list[tuple[Any, Any]]) -
 
 
 def test_ssl_cert_file_keeps_the_libraries_meaning(
-    loads: list[tuple[Any, Any]], monkeypatch: pytest.MonkeyPatch
+    loads: list[tuple[Any, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    # A bundle at a path of its own: the libraries' default (certifi's) would not be it.
+    bundle = tmp_path / "ca.pem"
+    shutil.copyfile(certifi.where(), bundle)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     tls.httpx_ssl_context()
     tls.httpx2_ssl_context()
-    assert loads == [(certifi.where(), None), (certifi.where(), None)]
+    assert [str(cafile) for cafile, _ in loads] == [str(bundle), str(bundle)]
 
 
 def test_threads_racing_for_a_context_build_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
