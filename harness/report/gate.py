@@ -33,6 +33,7 @@ from harness.report.model import (
     load_report,
     summarize,
 )
+from harness.report.model.collector import collector_paused
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 MAX_NODEIDS_SHOWN = 10
@@ -350,6 +351,8 @@ def rejudged_note(changed: list[tuple[str, str, str]]) -> str:
     )
 
 
+# The whole command, with the cyclic collector paused (see collector.py).
+@collector_paused()
 def gate_main(
     report_path: str,
     policy_path: str | None,

@@ -15,6 +15,7 @@ from harness.report.model import (
     SessionInfo,
     load_report,
 )
+from harness.report.model.collector import collector_paused
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -148,6 +149,8 @@ def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
     )
 
 
+# The whole command, with the cyclic collector paused (see collector.py).
+@collector_paused()
 def merge_main(
     paths: Sequence[str],
     out: str,

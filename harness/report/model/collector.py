@@ -7,6 +7,11 @@ when the surviving ones pile up, a full one over all of them. Measured on 5,000 
 paused; ``Report.model_validate_json`` 9.0 s and 2.1 s. Nothing built there is cyclic, so
 reference counting frees it as before; the collector runs again when the pause ends.
 
+When it runs again, the models built during the pause are all new to it, and it walks them (and,
+as they age, everything else) once more. The ``shakeout gate`` and ``shakeout merge`` commands
+read whole reports and then exit, so each runs paused from start to end: ``shakeout gate`` on a
+100,000-item report took 57 s with the collector back on after each step, 43 s paused.
+
 Imports nothing of the package.
 """
 

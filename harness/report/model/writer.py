@@ -15,9 +15,13 @@ from harness.report.model.atomic import (
     open_atomic,
 )
 from harness.report.model.document import (
+    ITEM_INDENT,
+    ITEMS_CLOSING,
     Plan,
     Report,
     SessionInfo,
+    item_line,
+    items_opening,
 )
 from harness.report.model.entries import (
     ReportItem,
@@ -26,12 +30,6 @@ from harness.report.model.summary import (
     Summary,
     SummaryAccumulator,
 )
-
-_ITEMS_TAIL = '"items": []\n}\n'
-
-
-# The items list sits at nesting depth 2 of the report's indent-2 JSON.
-_ITEM_INDENT = " " * 4
 
 
 class ReportWriter:
@@ -93,8 +91,7 @@ class ReportWriter:
         if self._nodeids is not None:
             self._nodeids.append(item.nodeid)
         self._summary.add(item)
-        text = item.model_dump_json(indent=2, by_alias=True).replace("\n", "\n" + _ITEM_INDENT)
-        self._items.write(("," if self._count else "") + "\n" + _ITEM_INDENT + text)
+        self._items.write(("," if self._count else "") + "\n" + ITEM_INDENT + item_line(item))
         self._count += 1
 
     def finish(self) -> Summary:
@@ -108,15 +105,13 @@ class ReportWriter:
         head = Report(
             seed=self.seed, session=self.session, plan=plan, summary=summary, items=[]
         ).to_json()
-        if not head.endswith(_ITEMS_TAIL):  # pragma: no cover - pydantic changed its layout
-            raise RuntimeError(f"unexpected report layout, ends with {head[-40:]!r}")
         try:
             with open_atomic(self.path) as out:
                 if self._count:
-                    out.write(head[: -len(_ITEMS_TAIL)] + '"items": [')
+                    out.write(items_opening(head))
                     self._items.seek(0)
                     shutil.copyfileobj(self._items, out)
-                    out.write("\n  ]\n}\n")
+                    out.write(ITEMS_CLOSING)
                 else:
                     out.write(head)
         finally:

@@ -86,6 +86,26 @@ def test_gate_passes_when_every_rule_holds(tmp_path: Path) -> None:
     assert out.splitlines()[-1] == f"shakeout gate: PASS (6 rules, 2 items, {tmp_path}/report.json)"
 
 
+def test_the_gate_command_runs_with_the_cyclic_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from harness.report import gate
+
+    seen: list[bool] = []
+    real = gate.evaluate_gate
+
+    def spy(report: Report, policy: GatePolicy) -> Any:
+        seen.append(gc.isenabled())
+        return real(report, policy)
+
+    monkeypatch.setattr(gate, "evaluate_gate", spy)
+    assert run_gate(tmp_path, GOOD, STRICT)[0] == EXIT_PASS
+    assert seen == [False], "the loaded report was judged with the collector on"
+    assert gc.isenabled(), "the command left the collector paused"
+
+
 def test_gate_fails_and_names_each_rule_and_its_nodeids(tmp_path: Path) -> None:
     report = Report.build(
         [

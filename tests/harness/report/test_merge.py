@@ -83,6 +83,27 @@ def test_merge_main_writes_the_merged_report(tmp_path: Path) -> None:
     assert out.getvalue() == f"shakeout merge: wrote {target} (3 items from 2 reports)\n"
 
 
+def test_merge_main_runs_with_the_cyclic_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from harness.report import merge
+
+    seen: list[bool] = []
+    real = merge.merge_reports
+
+    def spy(reports: Any) -> Report:
+        seen.append(gc.isenabled())
+        return real(reports)
+
+    monkeypatch.setattr(merge, "merge_reports", spy)
+    a = write(tmp_path, "a.json", Report.build([item("t::0")], seed=7))
+    assert merge_main([a], str(tmp_path / "m.json"), stream=io.StringIO()) == EXIT_OK
+    assert seen == [False], "the shards were merged with the collector on"
+    assert gc.isenabled(), "the command left the collector paused"
+
+
 def run_refused(tmp_path: Path, paths: list[str], target: Path | None = None) -> str:
     out, err = io.StringIO(), io.StringIO()
     target = target or tmp_path / "merged.json"

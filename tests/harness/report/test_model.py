@@ -385,6 +385,21 @@ def test_the_streamed_file_of_a_realistic_session_loads_and_matches(tmp_path: Pa
     assert load_report(tmp_path / "out" / "r.json") == report
 
 
+def test_the_report_file_holds_one_compact_item_per_line_under_an_indented_header() -> None:
+    report = Report.build(
+        [item("b", error="line one\nline two"), item("a"), item("c", verdict="fail")], seed=5
+    )
+    lines = report.to_json().splitlines()
+    item_lines = [line for line in lines if line.startswith("    {")]
+    assert len(item_lines) == 3, lines
+    # each item is whole on its line: it parses alone (its separating comma aside)
+    parsed = [json.loads(line.strip().rstrip(",")) for line in item_lines]
+    assert parsed == [i.model_dump(mode="json", by_alias=True) for i in report.items]
+    assert lines[-3:] == [item_lines[-1], "  ]", "}"]
+    assert '  "seed": 5,' in lines, "the header stays indented"
+    assert json.loads(report.to_json()) == json.loads(report.model_dump_json(by_alias=True))
+
+
 def test_the_writer_refuses_items_out_of_nodeid_order(tmp_path: Path) -> None:
     with ReportWriter(tmp_path / "r.json", 1) as writer:
         writer.add(ReportItem.model_validate(item("b")))
@@ -513,9 +528,11 @@ def test_the_one_pass_decoder_reads_what_the_step_by_step_one_reads(field: str, 
 
     report = Report.build([item("a", faults_injected=[fault("k")], duration_s=0.5)], seed=3)
     text = report.to_json()
-    anchor = f'"{field}": '
+    # the header is indented ("key": value), the item lines compact ("key":value)
+    anchor = f'"{field}":'
     start = text.index(anchor) + len(anchor)
-    end = min(i for i in (text.find(",\n", start), text.find("\n", start)) if i != -1)
+    start += text.startswith(" ", start)
+    end = min(i for i in (text.find(c, start) for c in ",}\n") if i != -1)
     mutated = text[:start] + value + text[end:]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.json"
