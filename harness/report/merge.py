@@ -149,6 +149,10 @@ def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
     )
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 # The whole command, with the cyclic collector paused (see collector.py).
 @collector_paused()
 def merge_main(
@@ -191,7 +195,8 @@ def merge_main(
         )
         return EXIT_ERROR
     print(
-        f"shakeout merge: wrote {out} ({len(merged.items)} items from {len(paths)} reports)",
+        f"shakeout merge: wrote {out} ({_counted(len(merged.items), 'item')} from "
+        f"{_counted(len(paths), 'report')})",
         file=target,
     )
     return EXIT_OK

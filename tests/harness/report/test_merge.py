@@ -99,7 +99,9 @@ def test_merge_main_runs_with_the_cyclic_collector_paused(
 
     monkeypatch.setattr(merge, "merge_reports", spy)
     a = write(tmp_path, "a.json", Report.build([item("t::0")], seed=7))
-    assert merge_main([a], str(tmp_path / "m.json"), stream=io.StringIO()) == EXIT_OK
+    out = io.StringIO()
+    assert merge_main([a], str(tmp_path / "m.json"), stream=out) == EXIT_OK
+    assert out.getvalue().endswith("(1 item from 1 report)\n"), out.getvalue()
     assert seen == [False], "the shards were merged with the collector on"
     assert gc.isenabled(), "the command left the collector paused"
 
