@@ -10,7 +10,7 @@ reference counting frees it as before; the collector runs again when the pause e
 When it runs again, the models built during the pause are all new to it, and it walks them (and,
 as they age, everything else) once more. The ``shakeout gate`` and ``shakeout merge`` commands
 read whole reports and then exit, so each runs paused from start to end: ``shakeout gate`` on a
-100,000-item report took 57 s with the collector back on after each step, 43 s paused.
+100,000-item report took 57 s with the collector back on after each step, 34-44 s paused.
 
 Imports nothing of the package.
 """
