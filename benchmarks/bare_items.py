@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+PYTEST_ARGS = ("-p", "no:shakeout", "-p", "benchmarks.bare_items", "-o", "chaos_agent=x")
+"""What turns a pytest command into a bare session: this plugin instead of shakeout's."""
+
 
 class BareItem(pytest.Item):
     def runtest(self) -> None:

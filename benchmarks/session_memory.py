@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import refund, walker
+from benchmarks import bare_items, refund, walker
 from benchmarks.figure import Figure, median
 from benchmarks.scaling import INI, _env
 
@@ -67,7 +67,7 @@ def peak_rss(root: Path, *, bare_per_file: int | None = None) -> tuple[int, floa
     if bare_per_file is None:
         cmd.append(f"--chaos-report={root / 'report.json'}")
     else:
-        cmd += ["-p", "no:shakeout", "-p", "benchmarks.bare_items", "-o", "chaos_agent=x"]
+        cmd += bare_items.PYTEST_ARGS
         env["BARE_PER_FILE"] = str(bare_per_file)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(refund.REPO), env.get("PYTHONPATH")]))
     started = time.perf_counter()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import refund
+from benchmarks import bare_items, refund
 from benchmarks.figure import Figure, median
 from benchmarks.scaling import _env
 
@@ -64,16 +64,11 @@ def run_bare(root: Path, items: int) -> float:
         str(root),
         "-p",
         "no:cacheprovider",
-        "-p",
-        "no:shakeout",
-        "-p",
-        "benchmarks.bare_items",
+        *bare_items.PYTEST_ARGS,
         # As the suite's own configuration (pyproject addopts) does: langsmith's pytest plugin
         # (from the langgraph extra) costs every pytest process about 1.5 s of imports.
         "-p",
         "no:langsmith_plugin",
-        "-o",
-        "chaos_agent=x",
         "-n",
         str(WORKERS),
         "-q",
