@@ -35,6 +35,7 @@ from harness.plugin.settings import (
 )
 from harness.redact import RedactionConfigError, Redactor, redactor_for
 from harness.report.model import nodeids_digest
+from harness.report.model.collector import collector_paused
 from harness.report.reporter import SELECTION_KEY, SHARD_KEY, ReportPlugin
 from harness.report.spool import PROPERTY, is_scenario_nodeid
 
@@ -287,6 +288,20 @@ def shard_of(nodeid: str, n: int) -> int:
     """The 1-based shard a node id belongs to (stable across machines and Python runs)."""
     digest = hashlib.sha256(nodeid.encode()).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    # Collection is where a process builds what it keeps: scenario files parsed into items and
+    # variants, and the agent's modules imported by the probe runs (the openai and anthropic SDKs
+    # are ~300,000 objects, mostly pydantic classes). While they pile up, CPython's cyclic
+    # collector runs a full pass each time the survivors grow by a quarter, over everything
+    # built so far: six passes, 1.2-1.5 s, in each xdist worker of the scenario suite. Almost
+    # nothing of it is cyclic garbage (those passes freed 20-180 objects each), so the collector
+    # waits until collection is over; then it runs as before (and a worker freezes what was
+    # built, see pytest_collection_finish).
+    with collector_paused():
+        return (yield)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

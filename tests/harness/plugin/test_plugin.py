@@ -352,6 +352,34 @@ def test_an_xdist_worker_freezes_what_collection_built_and_no_other_process_does
     assert gc.get_freeze_count() == before  # nor did an in-process session
 
 
+def test_the_cyclic_collector_waits_while_a_session_collects_and_runs_again_for_its_items(
+    pytester: pytest.Pytester,
+) -> None:
+    import gc
+
+    out = pytester.path / "collector.txt"
+    _happy_project(
+        pytester,
+        f"""
+import gc
+
+def _write(what):
+    with open({str(out)!r}, "a") as f:
+        f.write(f"{{what}} {{gc.isenabled()}}\\n")
+
+def pytest_itemcollected(item):
+    _write("collect")
+
+def pytest_runtest_setup(item):
+    _write("run")
+""",
+    )
+    assert gc.isenabled()
+    pytester.runpytest("happy.yaml", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert out.read_text().splitlines() == ["collect False", "run True"]
+    assert gc.isenabled()  # the session left this process's collector as it found it
+
+
 # What runs a scenario: an xdist controller, which only reports, must never import it.
 RUN_STAGES = (
     "harness.run",
