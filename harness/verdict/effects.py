@@ -461,9 +461,26 @@ def _copied(own: str, sources: Sequence[str], n: int, exempt: Sequence[str]) -> 
             own = own.replace(value, "\n")
     if len(own) < n:
         return None
-    grams = {own[i : i + n] for i in range(len(own) - n + 1)}
+    # A source's run of n characters is copied iff it occurs in ``own``. A source with fewer
+    # runs than ``own`` is searched for in ``own`` run by run (a substring search in C); only a
+    # longer one pays for the set of ``own``'s runs, built once. The ticket's text and a tool's
+    # string fields are mostly shorter than a summary: building the set every time was 60 us of
+    # this check's ~150 us on refund_happy.
+    positions = len(own) - n + 1
+    grams: set[str] | None = None
     for src in sources:
-        for i in range(len(src) - n + 1):
+        runs = len(src) - n + 1
+        if runs <= 0:
+            continue
+        if runs <= positions:
+            for i in range(runs):
+                gram = src[i : i + n]
+                if gram in own:
+                    return gram
+            continue
+        if grams is None:
+            grams = {own[i : i + n] for i in range(positions)}
+        for i in range(runs):
             gram = src[i : i + n]
             if gram in grams:
                 return gram

@@ -50,3 +50,27 @@ def test_body_texts_memo_equals_a_fresh_parse(payload: Any) -> None:
 
 def test_body_texts_of_a_non_json_body_is_its_collapsed_text() -> None:
     assert effects._texts_of(b"not  json\n at all") == ("not json at all",)
+
+
+def _copied_by_set(own: str, sources: list[str], n: int) -> str | None:
+    """The plain statement of a copied run: the first run of ``n`` characters, in source order,
+    that is one of ``own``'s runs."""
+    grams = {own[i : i + n] for i in range(len(own) - n + 1)}
+    for src in sources:
+        for i in range(len(src) - n + 1):
+            if src[i : i + n] in grams:
+                return src[i : i + n]
+    return None
+
+
+@given(
+    own=st.text(alphabet="abc ", max_size=40),
+    sources=st.lists(st.text(alphabet="abc ", max_size=60), max_size=4),
+    n=st.integers(min_value=1, max_value=6),
+)
+def test_a_copied_run_is_the_first_in_source_order_whichever_side_is_searched(
+    own: str, sources: list[str], n: int
+) -> None:
+    # _copied searches a short source in the summary and a long one in the summary's run set:
+    # both must find what the set of the summary's runs finds, and the same first run.
+    assert effects._copied(own, sources, n, ()) == _copied_by_set(own, sources, n)
