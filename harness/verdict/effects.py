@@ -472,16 +472,13 @@ def _copied(own: str, sources: Sequence[str], n: int, exempt: Sequence[str]) -> 
         runs = len(src) - n + 1
         if runs <= 0:
             continue
-        if runs <= positions:
-            for i in range(runs):
-                gram = src[i : i + n]
-                if gram in own:
-                    return gram
-            continue
-        if grams is None:
-            grams = {own[i : i + n] for i in range(positions)}
+        where: str | set[str] = own
+        if runs > positions:
+            if grams is None:
+                grams = {own[i : i + n] for i in range(positions)}
+            where = grams
         for i in range(runs):
             gram = src[i : i + n]
-            if gram in grams:
+            if gram in where:
                 return gram
     return None
